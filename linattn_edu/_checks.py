@@ -1,0 +1,127 @@
+"""Input checks and memory guards shared by every core form.
+
+Every public function validates at its boundary and raises a ``ValueError`` or
+``TypeError`` that names what was expected and what came, e.g.::
+
+    k must be (..., N, d) with d == q.shape[-1] == 64; got (2, 8, 128, 32)
+
+Dense N×N work (naive softmax, the quadratic linear form, returned weights) goes
+through :func:`check_dense_budget` first, so a large N gives a clear message
+instead of an out-of-memory crash.
+"""
+from __future__ import annotations
+
+import torch
+
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_budget_bytes = 2 * 1024**3  # default: 2 GiB for any single dense (..., N, M) tensor
+
+
+class MemoryBudgetError(ValueError):
+    """Raised *before* allocating a tensor that would exceed the memory budget."""
+
+
+def set_memory_budget(nbytes: int) -> int:
+    """Set the largest dense tensor (in bytes) a form may allocate; returns the old budget."""
+    global _budget_bytes
+    if not isinstance(nbytes, int) or isinstance(nbytes, bool) or nbytes <= 0:
+        raise ValueError(f"memory budget must be a positive int of bytes; got {nbytes!r}")
+    old, _budget_bytes = _budget_bytes, nbytes
+    return old
+
+
+def memory_budget() -> int:
+    """The current budget in bytes for a single dense tensor."""
+    return _budget_bytes
+
+
+def format_bytes(n: float) -> str:
+    """Human-readable size: 1536 -> '1.5 KiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def check_dense_budget(shape: tuple[int, ...], dtype: torch.dtype, what: str, hint: str) -> None:
+    """Raise MemoryBudgetError if a tensor of ``shape`` and ``dtype`` exceeds the budget."""
+    numel = 1
+    for s in shape:
+        numel *= int(s)
+    nbytes = numel * torch.empty((), dtype=dtype).element_size()
+    if nbytes > _budget_bytes:
+        raise MemoryBudgetError(
+            f"{what} would allocate {tuple(shape)} {str(dtype).replace('torch.', '')} = "
+            f"{format_bytes(nbytes)} > budget {format_bytes(_budget_bytes)}; {hint} "
+            f"(or raise it with linattn_edu.set_memory_budget)"
+        )
+
+
+def check_tensor(x, name: str, *, min_rank: int = 2) -> None:
+    """x must be a floating-point torch.Tensor of rank >= min_rank."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
+    if x.dtype not in _FLOAT_DTYPES:
+        raise TypeError(
+            f"{name} must be a floating tensor (float16/bfloat16/float32/float64); got {x.dtype}"
+        )
+    if x.dim() < min_rank:
+        raise ValueError(
+            f"{name} must have at least {min_rank} dims (..., N, d); got shape {tuple(x.shape)}"
+        )
+
+
+def check_qkv(q, k, v, *, causal: bool = False) -> None:
+    """Validate the SDPA convention: q (..., N, d), k (..., M, d), v (..., M, d_v).
+
+    Leading dims must be equal, dtypes and devices must match, and causal
+    attention needs N == M.
+    """
+    for x, name in ((q, "q"), (k, "k"), (v, "v")):
+        check_tensor(x, name)
+    if not (q.dtype == k.dtype == v.dtype):
+        raise TypeError(f"q, k, v must share one dtype; got {q.dtype}, {k.dtype}, {v.dtype}")
+    if not (q.device == k.device == v.device):
+        raise ValueError(f"q, k, v must be on one device; got {q.device}, {k.device}, {v.device}")
+    if k.shape[-1] != q.shape[-1]:
+        raise ValueError(
+            f"k must be (..., M, d) with d == q.shape[-1] == {q.shape[-1]}; got {tuple(k.shape)}"
+        )
+    if v.shape[-2] != k.shape[-2]:
+        raise ValueError(
+            f"v must be (..., M, d_v) with M == k.shape[-2] == {k.shape[-2]}; got {tuple(v.shape)}"
+        )
+    if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
+        raise ValueError(
+            "q, k, v must share leading (batch/head) dims; got "
+            f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
+        )
+    if q.shape[-1] == 0 or k.shape[-2] == 0 or q.shape[-2] == 0:
+        raise ValueError(
+            f"q, k, v need N >= 1 and d >= 1; got q {tuple(q.shape)}, k {tuple(k.shape)}"
+        )
+    if causal and q.shape[-2] != k.shape[-2]:
+        raise ValueError(
+            f"causal attention needs as many queries as keys (N == M); got q {tuple(q.shape)}, "
+            f"k {tuple(k.shape)}"
+        )
+
+
+def check_positive_int(x, name: str) -> None:
+    """x must be an int >= 1 (bool is rejected)."""
+    if isinstance(x, bool) or not isinstance(x, int):
+        raise TypeError(f"{name} must be an int >= 1; got {type(x).__name__} {x!r}")
+    if x < 1:
+        raise ValueError(f"{name} must be an int >= 1; got {x}")
+
+
+def check_eps(eps) -> None:
+    """eps must be a finite float >= 0."""
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0 or eps == float("inf"):
+        raise ValueError(f"eps must be a finite number >= 0; got {eps!r}")
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Half-precision inputs are computed (and states accumulated) in float32."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype

@@ -1,0 +1,297 @@
+"""Linear attention in every form, read top to bottom as the derivation.
+
+Replace softmax's exp(qᵀk/√d) by a factorised kernel φ(q)ᵀφ(k). Writing
+Q' = φ(Q) (N, d_φ) and K' = φ(K) (N, d_φ), normalised linear attention is
+
+    out_i = Σ_j (q'_i·k'_j) v_j / Σ_j (q'_i·k'_j)       (j <= i when causal)
+
+and every form below computes exactly that (tests hold them equal):
+
+1. quadratic   A = (Q'K'ᵀ)⊙M, out = AV / A1                  time N²,   memory N²
+2. associative out = Q'(K'ᵀV) / Q'(K'ᵀ1)   (non-causal)      time N,    memory d_φ·d_v
+3. recurrent   S_i = S_{i−1} + k'_i v_iᵀ, z_i = z_{i−1} + k'_i,
+               out_i = q'_iᵀS_i / q'_iᵀz_i                    time N (sequential), memory d_φ·d_v
+4. prefix      all S_i at once by a cumsum (causal)          memory N·d_φ·d_v: the trap
+5. chunkwise   out_c = Q'_c S_c + tril(Q'_c K'_cᵀ) V_c,      time N(4d_φd_v + 4Cd), memory N·C
+               S_{c+1} = S_c + K'_cᵀ V_c                      (the denominator likewise)
+
+The denominator's eps: out = num / (den + eps). With a non-negative kernel the
+denominator is >= 0, so the output is always finite (0 when den == 0, e.g. relu
+features that never overlap); eps shifts an output by a relative eps/den.
+Half-precision inputs are computed, and S and z accumulated, in float32.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ._checks import check_dense_budget, check_eps, check_positive_int, check_qkv, compute_dtype
+from .feature_maps import FeatureMap, get_feature_map
+from .softmax import causal_mask
+
+__all__ = [
+    "linear_attention", "FORMS", "featurize", "quadratic_form", "associative_form",
+    "recurrent_step", "readout", "recurrent_form", "prefix_form", "causal_product",
+    "chunkwise_form", "linear_attention_with_state",
+]
+
+FORMS = ("auto", "quadratic", "linear", "recurrent", "prefix", "chunkwise")
+
+
+def _ratio(num: torch.Tensor, den: torch.Tensor, eps: float, normalize: bool) -> torch.Tensor:
+    """out = num / (den + eps) when normalising, else num: (..., N, d_v), (..., N) -> (..., N, d_v)."""
+    return num / (den.unsqueeze(-1) + eps) if normalize else num
+
+
+# 1. Quadratic form ----------------------------------------------------------------------------
+def quadratic_form(fq, fk, v, *, causal=False, eps=1e-6, normalize=True):
+    """A = (Q'K'ᵀ)⊙M, out = A V / (A 1 + eps): the reference, O(N²) time and memory.
+
+    Shapes: fq (..., N, d_φ), fk (..., M, d_φ), v (..., M, d_v) -> out (..., N, d_v) and the
+    weights A / (A 1 + eps) (..., N, M) that the explorers draw (A itself when not normalising).
+    """
+    a = fq @ fk.transpose(-2, -1)  # (..., N, d_φ) @ (..., d_φ, M) -> (..., N, M)
+    if causal:
+        a = a * causal_mask(a.shape[-2], a.shape[-1], a.device)  # (..., N, M) lower-triangular
+    weights = a / (a.sum(-1, keepdim=True) + eps) if normalize else a  # (..., N, M)
+    return weights @ v, weights  # (..., N, M) @ (..., M, d_v) -> (..., N, d_v)
+
+
+# 2. Associative (non-causal) form -------------------------------------------------------------
+def associative_form(fq, fk, v, *, eps=1e-6, normalize=True):
+    """(Q'K'ᵀ)V = Q'(K'ᵀV): out = Q'S / Q'z with S = K'ᵀV, z = K'ᵀ1. O(N·d_φ·d_v).
+
+    Returns out (..., N, d_v) and the state (S (..., d_φ, d_v), z (..., d_φ)).
+    """
+    s = fk.transpose(-2, -1) @ v  # (..., d_φ, M) @ (..., M, d_v) -> (..., d_φ, d_v)
+    z = fk.sum(-2)  # (..., M, d_φ) -> (..., d_φ)
+    num = fq @ s  # (..., N, d_φ) @ (..., d_φ, d_v) -> (..., N, d_v)
+    den = fq @ z.unsqueeze(-1)  # (..., N, d_φ) @ (..., d_φ, 1) -> (..., N, 1)
+    return _ratio(num, den.squeeze(-1), eps, normalize), (s, z)
+
+
+# 3. Recurrent form: an RNN with a matrix state ------------------------------------------------
+def recurrent_step(s, z, fk_t, v_t):
+    """One token into the state: S += k'_t v_tᵀ, z += k'_t.
+
+    s (..., d_φ, d_v), z (..., d_φ), fk_t (..., d_φ), v_t (..., d_v) -> new (S, z).
+    """
+    s = s + fk_t.unsqueeze(-1) * v_t.unsqueeze(-2)  # (..., d_φ, 1) * (..., 1, d_v) -> (..., d_φ, d_v)
+    return s, z + fk_t  # (..., d_φ)
+
+
+def readout(fq_t, s, z, *, eps=1e-6, normalize=True):
+    """out_t = q'_tᵀ S / (q'_tᵀ z + eps): fq_t (..., d_φ), S (..., d_φ, d_v), z (..., d_φ) -> (..., d_v)."""
+    num = (fq_t.unsqueeze(-2) @ s).squeeze(-2)  # (..., 1, d_φ) @ (..., d_φ, d_v) -> (..., d_v)
+    den = (fq_t * z).sum(-1)  # (..., d_φ) -> (...)
+    return num / (den.unsqueeze(-1) + eps) if normalize else num
+
+
+def recurrent_form(fq, fk, v, *, eps=1e-6, normalize=True):
+    """Causal linear attention as an RNN: a Python loop over tokens (the clearest statement).
+
+    S_i = S_{i−1} + k'_i v_iᵀ, z_i = z_{i−1} + k'_i, out_i = q'_iᵀS_i / (q'_iᵀz_i + eps).
+    Shapes: fq, fk (..., N, d_φ), v (..., N, d_v) -> out (..., N, d_v), final (S, z).
+    """
+    s = fq.new_zeros(*fq.shape[:-2], fq.shape[-1], v.shape[-1])  # (..., d_φ, d_v)
+    z = fq.new_zeros(*fq.shape[:-2], fq.shape[-1])  # (..., d_φ)
+    outs = []
+    for t in range(fq.shape[-2]):
+        s, z = recurrent_step(s, z, fk[..., t, :], v[..., t, :])  # state after token t
+        outs.append(readout(fq[..., t, :], s, z, eps=eps, normalize=normalize))  # (..., d_v)
+    return torch.stack(outs, dim=-2), (s, z)  # (..., N, d_v)
+
+
+# 4. Prefix-materialised form: correct, and a memory trap --------------------------------------
+def prefix_form(fq, fk, v, *, eps=1e-6, normalize=True):
+    """All states at once: S_i = cumsum_j k'_j v_jᵀ. Memory N·d_φ·d_v — why chunkwise exists.
+
+    Shapes: fq, fk (..., N, d_φ), v (..., N, d_v) -> out (..., N, d_v), final (S, z).
+    """
+    shape = (*fq.shape[:-1], fq.shape[-1], v.shape[-1])
+    check_dense_budget(shape, fq.dtype, "the prefix form's (..., N, d_φ, d_v) states",
+                       "use form='chunkwise', which carries one state")
+    states = (fk.unsqueeze(-1) * v.unsqueeze(-2)).cumsum(-3)  # (..., N, d_φ, d_v)
+    zs = fk.cumsum(-2)  # (..., N, d_φ)
+    num = (fq.unsqueeze(-2) @ states).squeeze(-2)  # (..., N, 1, d_φ) @ (..., N, d_φ, d_v) -> (..., N, d_v)
+    den = (fq * zs).sum(-1)  # (..., N)
+    return _ratio(num, den, eps, normalize), (states[..., -1, :, :], zs[..., -1, :])
+
+
+# 5. Chunkwise form -----------------------------------------------------------------------------
+def _chunk(x: torch.Tensor, c: int) -> torch.Tensor:
+    """Zero-pad N up to a multiple of C and split: (..., N, e) -> (..., n_chunks, C, e)."""
+    pad = -x.shape[-2] % c
+    x = F.pad(x, (0, 0, 0, pad))  # (..., n·C, e); zero rows add nothing to any state
+    return x.unflatten(-2, (x.shape[-2] // c, c))  # (..., n, C, e)
+
+
+def _exclusive_cumsum(x: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+    """Sum over chunks strictly before (or, reversed, strictly after) each chunk, dim -3."""
+    if reverse:
+        incl = x.flip(-3).cumsum(-3).flip(-3)  # (..., n, a, b): sum over chunks >= c
+        return F.pad(incl[..., 1:, :, :], (0, 0, 0, 0, 0, 1))  # sum over chunks > c
+    return F.pad(x[..., :-1, :, :].cumsum(-3), (0, 0, 0, 0, 1, 0))  # sum over chunks < c
+
+
+class _CausalProduct(torch.autograd.Function):
+    """out_i = Σ_{j<=i} (q'_i·k'_j) v_j, chunked, with a hand-written backward.
+
+    The gradient of a causal product is itself two causal products, one running
+    backwards in time (G = ∂L/∂out):
+        dQ'_i = Σ_{j<=i} (g_i·v_j) k'_j       forward scan:  G Sᵀ + tril(G Vᵀ) K'
+        dK'_j = Σ_{i>=j} (g_i·v_j) q'_i       backward scan: V dSᵀ + tril(G Vᵀ)ᵀ Q'
+        dV_j  = Σ_{i>=j} (q'_i·k'_j) g_i      backward scan: K' dS + tril(Q'K'ᵀ)ᵀ G
+    with dS_c = Σ_{c'>c} Q'_{c'}ᵀ G_{c'}, the reversed-time twin of S_c.
+    """
+
+    @staticmethod
+    def forward(ctx, fq, fk, v, c):
+        n = fq.shape[-2]
+        q, k, vv = _chunk(fq, c), _chunk(fk, c), _chunk(v, c)  # (..., n, C, d_φ|d_v)
+        s = _exclusive_cumsum(k.transpose(-2, -1) @ vv)  # (..., n, d_φ, C) @ (..., n, C, d_v) -> (..., n, d_φ, d_v)
+        a = (q @ k.transpose(-2, -1)).tril_()  # (..., n, C, d_φ) @ (..., n, d_φ, C) -> (..., n, C, C)
+        out = q @ s + a @ vv  # inter-chunk + intra-chunk: (..., n, C, d_v)
+        ctx.save_for_backward(q, k, vv, s, a)
+        ctx.n = n
+        return out.flatten(-3, -2)[..., :n, :]  # (..., N, d_v)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        q, k, vv, s, a = ctx.saved_tensors
+        n, c = ctx.n, q.shape[-2]
+        g = _chunk(grad_out.contiguous(), c)  # (..., n, C, d_v)
+        d = (g @ vv.transpose(-2, -1)).tril_()  # (..., n, C, d_v) @ (..., n, d_v, C) -> (..., n, C, C)
+        ds = _exclusive_cumsum(q.transpose(-2, -1) @ g, reverse=True)  # (..., n, d_φ, d_v)
+        dq = g @ s.transpose(-2, -1) + d @ k  # (..., n, C, d_φ)
+        dk = vv @ ds.transpose(-2, -1) + d.transpose(-2, -1) @ q  # (..., n, C, d_φ)
+        dv = k @ ds + a.transpose(-2, -1) @ g  # (..., n, C, d_v)
+        unchunk = lambda x: x.flatten(-3, -2)[..., :n, :]  # noqa: E731  (..., N, e)
+        return unchunk(dq), unchunk(dk), unchunk(dv), None
+
+
+def causal_product(fq, fk, v, chunk_size=64):
+    """Unnormalised causal linear attention Σ_{j<=i} (q'_i·k'_j) v_j, chunkwise.
+
+    fq, fk (..., N, d_φ), v (..., N, d_v) -> (..., N, d_v). Extra memory N·C + (N/C)·d_φ·d_v.
+    """
+    return _CausalProduct.apply(fq, fk, v, chunk_size)
+
+
+def chunkwise_form(fq, fk, v, *, chunk_size=64, eps=1e-6, normalize=True):
+    """Causal chunkwise: out_c = Q'_c S_c + tril(Q'_c K'_cᵀ) V_c, over (Q'_c z_c + tril(…)1 + eps).
+
+    Within a chunk of C tokens it is the quadratic form; across chunks it carries
+    the recurrent state S_c = Σ_{c'<c} K'_{c'}ᵀ V_{c'}. The denominator is the
+    same product with V replaced by ones, i.e. q'_i·z_i with z_i = Σ_{j<=i} k'_j
+    (a prefix sum of size N·d_φ, like the input). N need not be a multiple of C.
+    Shapes: fq, fk (..., N, d_φ), v (..., N, d_v) -> out (..., N, d_v), final (S, z).
+    """
+    num = causal_product(fq, fk, v, chunk_size)  # (..., N, d_v)
+    den = (fq * fk.cumsum(-2)).sum(-1)  # (..., N, d_φ) -> (..., N)
+    s = fk.transpose(-2, -1) @ v  # final state: (..., d_φ, N) @ (..., N, d_v) -> (..., d_φ, d_v)
+    return _ratio(num, den, eps, normalize), (s, fk.sum(-2))
+
+
+# The public entry point ------------------------------------------------------------------------
+def featurize(q, k, feature_map):
+    """Apply φ for attention: (φ.query(q), φ.key(k)) in the compute dtype (float32 for halves)."""
+    phi = get_feature_map(feature_map, q.shape[-1])
+    work = compute_dtype(q.dtype)
+    return phi.query(q).to(work), phi.key(k).to(work)  # (..., N, d_φ), (..., M, d_φ)
+
+
+def _check_args(q, k, v, feature_map, causal, form, chunk_size, eps, normalize):
+    check_qkv(q, k, v, causal=causal)
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {FORMS}; got {form!r}")
+    check_positive_int(chunk_size, "chunk_size")
+    check_eps(eps)
+    if not isinstance(feature_map, (FeatureMap, str)):
+        raise TypeError(
+            f"feature_map must be a FeatureMap or a registered name; got {type(feature_map).__name__}"
+        )
+    phi = get_feature_map(feature_map, q.shape[-1])
+    if normalize and not phi.positive_kernel:
+        raise ValueError(
+            f"feature map {phi.name!r} can give negative kernel values, so the normalised form's "
+            "denominator φ(q)ᵀz can be 0 or negative; expected a map with positive_kernel=True "
+            "(elu+1, relu, favor+, taylor), or normalize=False"
+        )
+    if form in ("recurrent", "prefix") and not causal:
+        raise ValueError(f"form={form!r} is a causal form; got causal=False (use 'linear' or 'chunkwise')")
+    if form == "linear" and causal:
+        raise ValueError("form='linear' is the non-causal associative form; got causal=True "
+                         "(use 'chunkwise', 'recurrent' or 'prefix')")
+    return phi
+
+
+def linear_attention(q, k, v, feature_map, *, causal=False, form="auto", chunk_size=64, eps=1e-6,
+                     normalize=True, return_weights=False):
+    """Linear attention out_i = Σ_j φ(q_i)ᵀφ(k_j) v_j / Σ_j φ(q_i)ᵀφ(k_j) in the chosen form.
+
+    Args:
+        q: (..., N, d); k: (..., M, d); v: (..., M, d_v).
+        feature_map: a FeatureMap or a registered name ("elu+1", "relu", "favor+", "taylor", …).
+        causal: sum only over j <= i (needs N == M).
+        form: "quadratic", "linear" (associative, non-causal), "recurrent" (causal token loop),
+            "prefix" (causal, materialised states), "chunkwise", or "auto" (chunkwise if causal,
+            else linear). All give the same answer.
+        chunk_size: C for the chunkwise form (any N, not only multiples of C).
+        eps: added to the denominator (see module docstring).
+        normalize: divide by the denominator (True) or return the plain sum Σ_j κ_ij v_j.
+        return_weights: also return the (..., N, M) weights of the quadratic form.
+
+    Returns out (..., N, d_v) in q's dtype, or (out, weights).
+
+    Example (q = k = ones, causal, values 1, 0, 0 -> prefix means 1, 1/2, 1/3)::
+
+        >>> q = k = torch.ones(3, 1); v = torch.tensor([[1.], [0.], [0.]])
+        >>> linear_attention(q, k, v, "elu+1", causal=True, eps=0).flatten().tolist()
+        [1.0, 0.5, 0.3333333432674408]
+    """
+    phi = _check_args(q, k, v, feature_map, causal, form, chunk_size, eps, normalize)
+    fq, fk = featurize(q, k, phi)  # (..., N, d_φ), (..., M, d_φ)
+    vw = v.to(fq.dtype)  # (..., M, d_v)
+    out = _run_form(fq, fk, vw, form=form, causal=causal, chunk_size=chunk_size, eps=eps,
+                    normalize=normalize)[0].to(q.dtype)  # (..., N, d_v)
+    if not return_weights:
+        return out
+    check_dense_budget((*q.shape[:-2], q.shape[-2], k.shape[-2]), fq.dtype,
+                       "linear_attention's returned (..., N, M) weights", "use return_weights=False")
+    _, weights = quadratic_form(fq, fk, vw, causal=causal, eps=eps, normalize=normalize)
+    return out, weights.to(q.dtype)
+
+
+def _run_form(fq, fk, v, *, form, causal, chunk_size, eps, normalize):
+    """Dispatch to one form on features; returns (out, state or weights)."""
+    if form == "auto":
+        form = "chunkwise" if causal else "linear"
+    if form == "quadratic":
+        check_dense_budget((*fq.shape[:-2], fq.shape[-2], fk.shape[-2]), fq.dtype,
+                           "the quadratic form's (..., N, M) matrix", "use form='chunkwise' or 'linear'")
+        return quadratic_form(fq, fk, v, causal=causal, eps=eps, normalize=normalize)
+    if form == "linear" or (form == "chunkwise" and not causal):
+        return associative_form(fq, fk, v, eps=eps, normalize=normalize)
+    if form == "recurrent":
+        return recurrent_form(fq, fk, v, eps=eps, normalize=normalize)
+    if form == "prefix":
+        return prefix_form(fq, fk, v, eps=eps, normalize=normalize)
+    return chunkwise_form(fq, fk, v, chunk_size=chunk_size, eps=eps, normalize=normalize)
+
+
+def linear_attention_with_state(q, k, v, feature_map, *, form="chunkwise", chunk_size=64, eps=1e-6,
+                                normalize=True):
+    """Causal linear attention that also returns the final state (S (..., d_φ, d_v), z (..., d_φ)).
+
+    form: "recurrent", "prefix" or "chunkwise". Used by LinearAttentionState.prefill and tests.
+    """
+    if form not in ("recurrent", "prefix", "chunkwise"):
+        raise ValueError(f"form must be 'recurrent', 'prefix' or 'chunkwise' to return a state; got {form!r}")
+    phi = _check_args(q, k, v, feature_map, True, form, chunk_size, eps, normalize)
+    fq, fk = featurize(q, k, phi)  # (..., N, d_φ)
+    out, state = _run_form(fq, fk, v.to(fq.dtype), form=form, causal=True, chunk_size=chunk_size,
+                           eps=eps, normalize=normalize)
+    return out.to(q.dtype), state
+

@@ -1,0 +1,114 @@
+"""The RNN view of causal linear attention: a fixed-size state read by each query.
+
+    S_t = S_{t−1} + φ(k_t) v_tᵀ      (d_φ, d_v)   — "μ" in the course notes
+    z_t = z_{t−1} + φ(k_t)           (d_φ,)       — "ν"
+    out_t = φ(q_t)ᵀ S_t / (φ(q_t)ᵀ z_t + eps)
+
+Decoding token t costs O(d_φ·d_v) time and memory whatever t is; a softmax
+decoder instead re-reads a KV cache that grows with t.
+"""
+from __future__ import annotations
+
+import torch
+
+from ._checks import check_eps, check_positive_int, check_tensor
+from .feature_maps import get_feature_map
+from .linear import linear_attention_with_state, readout, recurrent_step
+
+__all__ = ["LinearAttentionState"]
+
+
+class LinearAttentionState:
+    """Running state (S, z) of causal linear attention.
+
+    Args:
+        feature_map: a FeatureMap or registered name; d: key/query dim; d_v: value dim.
+        batch_shape: leading dims of every input (e.g. (B, H)).
+        dtype: dtype of the state (float32 for half-precision models).
+        record: keep a snapshot of (S, z) after every token in ``.history`` (for plots).
+
+    Attributes: S (*batch_shape, d_φ, d_v), z (*batch_shape, d_φ), t (tokens absorbed).
+
+    ``prefill(q[..., :t, :], …)`` followed by ``step`` over the remaining tokens
+    reproduces the full causal output exactly (up to rounding).
+    """
+
+    def __init__(self, feature_map, d, d_v, *, batch_shape=(), dtype=torch.float32, device=None,
+                 eps=1e-6, record=False):
+        check_positive_int(d, "d")
+        check_positive_int(d_v, "d_v")
+        check_eps(eps)
+        if dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"state dtype must be float32 or float64; got {dtype}")
+        self.phi = get_feature_map(feature_map, d)
+        if not self.phi.positive_kernel:
+            raise ValueError(f"feature map {self.phi.name!r} can give negative kernel values; the state's "
+                             "denominator φ(q)ᵀz needs positive_kernel=True")
+        self.d, self.d_v, self.eps, self.record = d, d_v, eps, record
+        self.batch_shape = tuple(batch_shape)
+        d_phi = self.phi.d_out(d)
+        self.S = torch.zeros(*self.batch_shape, d_phi, d_v, dtype=dtype, device=device)  # (..., d_φ, d_v)
+        self.z = torch.zeros(*self.batch_shape, d_phi, dtype=dtype, device=device)  # (..., d_φ)
+        self.t = 0
+        self.history: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def __repr__(self) -> str:
+        return (f"LinearAttentionState({self.phi.name!r}, S={tuple(self.S.shape)}, "
+                f"z={tuple(self.z.shape)}, t={self.t})")
+
+    def _check_token(self, x, name, dim):
+        check_tensor(x, name, min_rank=1)
+        want = (*self.batch_shape, dim)
+        if tuple(x.shape) != want:
+            raise ValueError(f"{name} must be {want} (batch_shape + ({dim},)); got {tuple(x.shape)}")
+        if x.device != self.S.device:
+            raise ValueError(f"{name} must be on {self.S.device}; got {x.device}")
+
+    def _features(self, x, query: bool):
+        f = self.phi.query(x) if query else self.phi.key(x)
+        return f.to(self.S.dtype)  # (..., d_φ)
+
+    def readout(self, q_t):
+        """out = φ(q_t)ᵀS / (φ(q_t)ᵀz + eps) without changing the state: q_t (..., d) -> (..., d_v)."""
+        self._check_token(q_t, "q_t", self.d)
+        out = readout(self._features(q_t, True), self.S, self.z, eps=self.eps)  # (..., d_v)
+        return out.to(q_t.dtype)
+
+    def step(self, q_t, k_t, v_t):
+        """Absorb token t (S += φ(k_t)v_tᵀ, z += φ(k_t)), then read it out with q_t -> (..., d_v)."""
+        self._check_token(k_t, "k_t", self.d)
+        self._check_token(v_t, "v_t", self.d_v)
+        self.S, self.z = recurrent_step(self.S, self.z, self._features(k_t, False), v_t.to(self.S.dtype))
+        self.t += 1
+        if self.record:
+            self.history.append(self.snapshot())
+        return self.readout(q_t)
+
+    def prefill(self, q, k, v, *, chunk_size=64):
+        """Absorb a whole prefix at once with the chunkwise form; returns its outputs (..., N, d_v).
+
+        q, k (*batch_shape, N, d), v (*batch_shape, N, d_v). Prefill starts a sequence,
+        so the state must be empty (t == 0).
+        """
+        if self.t != 0:
+            raise ValueError(f"prefill starts a sequence: the state must be empty (t == 0); got t = {self.t}")
+        for x, name, dim in ((q, "q", self.d), (k, "k", self.d), (v, "v", self.d_v)):
+            check_tensor(x, name)
+            if tuple(x.shape[:-2]) != self.batch_shape or x.shape[-1] != dim:
+                raise ValueError(f"{name} must be (*{self.batch_shape}, N, {dim}); got {tuple(x.shape)}")
+        out, (s, z) = linear_attention_with_state(q, k, v, self.phi, form="chunkwise",
+                                                  chunk_size=chunk_size, eps=self.eps)
+        self.S, self.z = s.to(self.S.dtype), z.to(self.z.dtype)
+        self.t = q.shape[-2]
+        if self.record:
+            self.history.append(self.snapshot())
+        return out
+
+    def snapshot(self):
+        """A copy of (S, z) to keep or plot."""
+        return self.S.detach().clone(), self.z.detach().clone()
+
+    def nbytes(self) -> int:
+        """Bytes held by the state: (d_φ·d_v + d_φ)·batch·element size — constant in t."""
+        return self.S.numel() * self.S.element_size() + self.z.numel() * self.z.element_size()
+

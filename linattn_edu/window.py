@@ -1,0 +1,128 @@
+"""Sliding-window attention with optional global tokens (Longformer), O(N·w) memory.
+
+Query i attends, with softmax, to
+  * the band: keys i − w < j <= i (causal) or |i − j| < w (non-causal);
+  * global tokens g: every query sees them (causal: if g <= i), and a global
+    query sees every key (causal: every j <= g).
+
+Instead of an N×N mask, queries are cut into blocks of w; block b only needs
+keys from blocks b−1, b (and b+1 when non-causal), so scores are (N/w, w, 3w):
+O(N·w) memory, like Longformer's "sliding chunks".
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ._checks import check_dense_budget, check_positive_int, check_qkv, compute_dtype
+from .softmax import _check_scale, softmax_attention, stable_softmax
+
+__all__ = ["sliding_window_attention", "window_mask"]
+
+
+def _check_globals(global_tokens, n: int) -> list[int]:
+    try:
+        toks = list(global_tokens)
+    except TypeError:
+        raise TypeError(f"global_tokens must be a sequence of ints; got {type(global_tokens).__name__}") from None
+    for g in toks:
+        if isinstance(g, bool) or not isinstance(g, int):
+            raise TypeError(f"global_tokens must be ints; got {g!r} ({type(g).__name__})")
+        if not 0 <= g < n:
+            raise ValueError(f"global_tokens must be positions in [0, N) = [0, {n}); got {g}")
+    return sorted(set(toks))
+
+
+def window_mask(n, window, global_tokens=(), causal=False, device=None) -> torch.Tensor:
+    """Dense boolean (n, n) mask of who attends to whom (True = attend); for pictures and tests."""
+    check_positive_int(n, "n")
+    check_positive_int(window, "window")
+    globals_ = _check_globals(global_tokens, n)
+    check_dense_budget((n, n), torch.bool, "window_mask's (N, N) mask", "use sliding_window_attention")
+    i = torch.arange(n, device=device).unsqueeze(-1)  # (n, 1) query positions
+    j = torch.arange(n, device=device).unsqueeze(0)  # (1, n) key positions
+    band = (i - j < window) & (j - i < (1 if causal else window))  # (n, n)
+    if globals_:
+        g = torch.zeros(n, dtype=torch.bool, device=device)
+        g[globals_] = True
+        band = band | g.unsqueeze(0) | g.unsqueeze(-1)  # (n, n): global columns and rows
+    return band & (j <= i) if causal else band  # (n, n)
+
+
+def _blocks_with_context(x: torch.Tensor, w: int, causal: bool) -> torch.Tensor:
+    """Keys/values each query block needs: (..., N_pad, e) -> (..., n_blocks, 2w or 3w, e)."""
+    xb = x.unflatten(-2, (x.shape[-2] // w, w))  # (..., nb, w, e)
+    xp = F.pad(xb, (0, 0, 0, 0, 1, 0 if causal else 1))  # (..., nb + 1 (+1), w, e): zero blocks at the ends
+    nb = xb.shape[-3]
+    parts = [xp[..., 0:nb, :, :], xp[..., 1:nb + 1, :, :]]  # previous block, own block
+    if not causal:
+        parts.append(xp[..., 2:nb + 2, :, :])  # next block
+    return torch.cat(parts, dim=-2)  # (..., nb, 2w | 3w, e)
+
+
+def _band_allowed(n: int, n_pad: int, w: int, causal: bool, is_global: torch.Tensor) -> torch.Tensor:
+    """Which (query, context key) pairs are in the band: (nb, w, 2w | 3w) bool."""
+    nb, width = n_pad // w, (2 if causal else 3) * w
+    qpos = torch.arange(n_pad, device=is_global.device).view(nb, w, 1)  # (nb, w, 1)
+    kpos = (torch.arange(nb, device=is_global.device).view(nb, 1, 1) - 1) * w + torch.arange(
+        width, device=is_global.device).view(1, 1, width)  # (nb, 1, width)
+    inside = (kpos >= 0) & (kpos < n)  # (nb, 1, width)
+    band = (qpos - kpos < w) & (kpos - qpos < (1 if causal else w))  # (nb, w, width)
+    key_global = is_global[kpos.clamp(0, n - 1)]  # (nb, 1, width): counted in the global columns
+    return inside & band & ~key_global  # (nb, w, width)
+
+
+def sliding_window_attention(q, k, v, *, window, global_tokens=(), causal=False, scale=None,
+                             return_weights=False):
+    """Softmax attention restricted to a band of width ``window`` plus global tokens.
+
+    Args:
+        q, k: (..., N, d); v: (..., N, d_v) (self-attention: one N).
+        window: w >= 1; causal band i − w < j <= i, non-causal |i − j| < w.
+        global_tokens: positions that attend to / are attended by all (Longformer's [CLS]).
+        scale: score scale, default 1/√d.
+        return_weights: also return the dense (..., N, N) weights (guarded; small N only).
+
+    Memory O(N·w + N·G) for G global tokens; equals masked softmax with ``window_mask``.
+    """
+    check_qkv(q, k, v, causal=True)  # needs N == M as self-attention
+    check_positive_int(window, "window")
+    n, w = q.shape[-2], window
+    globals_ = _check_globals(global_tokens, n)
+    scale = _check_scale(scale, q.shape[-1])
+    work = compute_dtype(q.dtype)
+    qw, kw, vw = q.to(work), k.to(work), v.to(work)
+    n_pad = -(-n // w) * w
+    pad = lambda x: F.pad(x, (0, 0, 0, n_pad - n))  # noqa: E731  (..., N_pad, e)
+    is_global = torch.zeros(n, dtype=torch.bool, device=q.device)
+    is_global[globals_] = True
+
+    qb = pad(qw).unflatten(-2, (n_pad // w, w))  # (..., nb, w, d)
+    kc = _blocks_with_context(pad(kw), w, causal)  # (..., nb, 2w|3w, d)
+    vc = _blocks_with_context(pad(vw), w, causal)  # (..., nb, 2w|3w, d_v)
+    band = qb @ kc.transpose(-2, -1) * scale  # (..., nb, w, d) @ (..., nb, d, 2w|3w) -> (..., nb, w, 2w|3w)
+    band = band.masked_fill(~_band_allowed(n, n_pad, w, causal, is_global), float("-inf"))
+    band = band.flatten(-3, -2)  # (..., N_pad, 2w|3w)
+
+    kg, vg = kw[..., globals_, :], vw[..., globals_, :]  # (..., G, d), (..., G, d_v)
+    glob = pad(qw) @ kg.transpose(-2, -1) * scale  # (..., N_pad, d) @ (..., d, G) -> (..., N_pad, G)
+    if causal:
+        qpos = torch.arange(n_pad, device=q.device).unsqueeze(-1)  # (N_pad, 1)
+        gpos = torch.tensor(globals_, device=q.device, dtype=torch.long).unsqueeze(0)  # (1, G)
+        glob = glob.masked_fill(gpos > qpos, float("-inf"))  # (..., N_pad, G)
+
+    p = stable_softmax(torch.cat([band, glob], dim=-1))  # (..., N_pad, 2w|3w + G)
+    pb, pg = p[..., : band.shape[-1]], p[..., band.shape[-1]:]
+    out = (pb.unflatten(-2, (n_pad // w, w)) @ vc).flatten(-3, -2)  # (..., nb, w, 2w|3w) @ (..., nb, 2w|3w, d_v) -> (..., N_pad, d_v)
+    out = (out + pg @ vg)[..., :n, :]  # (..., N_pad, G) @ (..., G, d_v) -> (..., N, d_v)
+    if globals_:  # global queries see every (allowed) key: G full rows, O(N·G)
+        full = torch.ones(len(globals_), n, dtype=torch.bool, device=q.device)  # (G, N)
+        if causal:
+            full = full & (torch.arange(n, device=q.device) <= gpos.T)  # (G, N)
+        out[..., globals_, :] = softmax_attention(qw[..., globals_, :], kw, vw, mask=full, scale=scale)
+    out = out.to(q.dtype)
+    if not return_weights:
+        return out
+    mask = window_mask(n, w, globals_, causal, device=q.device)  # (N, N)
+    _, weights = softmax_attention(q, k, v, mask=mask, scale=scale, return_weights=True)
+    return out, weights
