@@ -124,11 +124,15 @@ def random_projection(d: int, m: int, *, orthogonal: bool = True, seed: int = 0)
         return torch.randn(m, d, generator=gen, dtype=torch.float64)  # (m, d)
     blocks = []
     for _ in range(math.ceil(m / d)):
-        q, _ = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))  # (d, d)
-        blocks.append(q.T)  # rows orthonormal
+        q, r = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))  # (d, d)
+        q = q * torch.sign(torch.diagonal(r))  # sign fix: makes q Haar-uniform (else rows are biased)
+        blocks.append(q.T)  # (d, d), rows orthonormal, each uniform on the sphere
     omega = torch.cat(blocks, dim=0)[:m]  # (m, d)
     norms = torch.randn(m, d, generator=gen, dtype=torch.float64).norm(dim=-1, keepdim=True)  # (m, 1)
     return omega * norms  # (m, d)
+
+
+_MAX_KEY_EXPONENT = 60.0  # e^60 ≈ 1e26: far from float32's 3.4e38 even after summing many keys
 
 
 def favor_plus(d: int, m: int = 256, *, orthogonal: bool = True, seed: int = 0) -> FeatureMap:
@@ -137,17 +141,20 @@ def favor_plus(d: int, m: int = 256, *, orthogonal: bool = True, seed: int = 0) 
         φ(x) = exp(ωᵀx' − ‖x'‖²/2) / √m,  x' = x/d^¼,  ω (m, d) Gaussian
         E_ω[φ(q)ᵀφ(k)] = exp(q'ᵀk') = exp(qᵀk/√d)   (unbiased, and every feature > 0)
 
-    Computed in at least float32. Inside attention the stabilisers cancel in the
-    ratio out = φ(q)ᵀS / φ(q)ᵀz:
-      * query: exp(ωᵀq' − max_r ω_rᵀq') — a per-query constant, so never > 1;
-      * key: exp(ωᵀk' − ‖k'‖²/2 − c), c = max_r ‖ω_r‖²/2 — one constant fixed by ω,
-        and since ωᵀk' − ‖k'‖²/2 <= ‖ω‖²/2 for every k', never > 1 for any input.
-    Neither looks at another token, so causal use cannot leak the future.
-    Keys of very large norm (‖k'‖² ≫ 170) underflow to 0 in float32; the
-    denominator's eps then keeps the output finite (0).
+    Computed in at least float32. Inside attention the ratio out = φ(q)ᵀS / φ(q)ᵀz
+    cancels any constant that multiplies one query's features, or all keys' features:
+      * query: exp(ωᵀq' − max_r ω_rᵀq') / √m — a per-query constant, so every feature <= 1/√m
+        whatever the query's size (no overflow, never all zero);
+      * key: exp(ωᵀk' − ‖k'‖²/2 − c) / √m with one constant c fixed by ω alone. Because
+        ωᵀk' − ‖k'‖²/2 <= ‖ω‖²/2 for every k', c = max(0, max_r ‖ω_r‖²/2 − 60) bounds every
+        key feature by e^60 for any input; c = 0 (exact features) unless d is large (≳ 100).
+    Neither looks at another token, so causal use cannot leak the future (the usual
+    stabiliser, a max over all keys of the sequence, does).
+    Keys of very large norm (‖k'‖² ≫ 170) underflow to 0 in float32: their weight is
+    lost and, if every key underflows, the output is 0 (finite, via eps).
     """
     omega = random_projection(d, m, orthogonal=orthogonal, seed=seed)  # (m, d)
-    key_shift = float(omega.pow(2).sum(-1).max() / 2)
+    key_shift = max(0.0, float(omega.pow(2).sum(-1).max() / 2) - _MAX_KEY_EXPONENT)
 
     def proj(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         xs = _softmax_scaled(x)  # (..., d)
@@ -167,7 +174,7 @@ def favor_plus(d: int, m: int = 256, *, orthogonal: bool = True, seed: int = 0) 
 
     fmap = FeatureMap("favor+", fn, lambda _d: m, nonnegative=True, positive_kernel=True, d=d,
                       query_fn=query_fn, key_fn=key_fn)
-    fmap.omega, fmap.m, fmap.orthogonal, fmap.seed = omega, m, orthogonal, seed
+    fmap.omega, fmap.m, fmap.orthogonal, fmap.seed, fmap.key_shift = omega, m, orthogonal, seed, key_shift
     return fmap
 
 

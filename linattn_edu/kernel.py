@@ -52,11 +52,17 @@ def exp_kernel(scale: float | None = None):
 
 
 def gaussian_kernel(bandwidth: float = 1.0):
-    """κ(q, k) = exp(−‖q − k‖² / (2h²)), h = bandwidth: the classic smoother."""
+    """κ(q, k) = exp(−‖q − k‖² / (2h²)), h = bandwidth: the classic smoother.
+
+    Evaluated stably: each row is divided by its largest value (a per-query
+    constant that cancels in the ratio), so a query far from every key still
+    gets its nearest keys' values instead of 0/0.
+    """
     h = _positive(bandwidth, "bandwidth")
 
     def kernel(q, k):
-        return torch.exp(-_sq_dists(q, k) / (2 * h * h))  # (..., N, M)
+        d2 = _sq_dists(q, k)  # (..., N, M)
+        return torch.exp(-(d2 - d2.amin(-1, keepdim=True)) / (2 * h * h))  # (..., N, M), row max 1
 
     kernel.name = "gaussian"
     return kernel

@@ -39,8 +39,14 @@ FORMS = ("auto", "quadratic", "linear", "recurrent", "prefix", "chunkwise")
 
 
 def _ratio(num: torch.Tensor, den: torch.Tensor, eps: float, normalize: bool) -> torch.Tensor:
-    """out = num / (den + eps) when normalising, else num: (..., N, d_v), (..., N) -> (..., N, d_v)."""
-    return num / (den.unsqueeze(-1) + eps) if normalize else num
+    """out = num / (den + eps) when normalising, else num: (..., N, d_v), (..., N) -> (..., N, d_v).
+
+    A row with no weight at all (den + eps == 0, only possible with eps = 0) gives 0, not 0/0.
+    """
+    if not normalize:
+        return num
+    den = den.unsqueeze(-1) + eps  # (..., N, 1)
+    return num / torch.where(den == 0, torch.ones_like(den), den)  # (..., N, d_v)
 
 
 # 1. Quadratic form ----------------------------------------------------------------------------
@@ -53,7 +59,7 @@ def quadratic_form(fq, fk, v, *, causal=False, eps=1e-6, normalize=True):
     a = fq @ fk.transpose(-2, -1)  # (..., N, d_φ) @ (..., d_φ, M) -> (..., N, M)
     if causal:
         a = a * causal_mask(a.shape[-2], a.shape[-1], a.device)  # (..., N, M) lower-triangular
-    weights = a / (a.sum(-1, keepdim=True) + eps) if normalize else a  # (..., N, M)
+    weights = _ratio(a, a.sum(-1), eps, normalize)  # (..., N, M): row-normalised
     return weights @ v, weights  # (..., N, M) @ (..., M, d_v) -> (..., N, d_v)
 
 
@@ -84,7 +90,7 @@ def readout(fq_t, s, z, *, eps=1e-6, normalize=True):
     """out_t = q'_tᵀ S / (q'_tᵀ z + eps): fq_t (..., d_φ), S (..., d_φ, d_v), z (..., d_φ) -> (..., d_v)."""
     num = (fq_t.unsqueeze(-2) @ s).squeeze(-2)  # (..., 1, d_φ) @ (..., d_φ, d_v) -> (..., d_v)
     den = (fq_t * z).sum(-1)  # (..., d_φ) -> (...)
-    return num / (den.unsqueeze(-1) + eps) if normalize else num
+    return _ratio(num, den, eps, normalize)  # (..., d_v)
 
 
 def recurrent_form(fq, fk, v, *, eps=1e-6, normalize=True):
@@ -120,78 +126,99 @@ def prefix_form(fq, fk, v, *, eps=1e-6, normalize=True):
 
 # 5. Chunkwise form -----------------------------------------------------------------------------
 def _chunk(x: torch.Tensor, c: int) -> torch.Tensor:
-    """Zero-pad N up to a multiple of C and split: (..., N, e) -> (..., n_chunks, C, e)."""
+    """Split into chunks, zero-padding N up to a multiple of C: (..., N, e) -> (..., n_chunks, C, e)."""
     pad = -x.shape[-2] % c
-    x = F.pad(x, (0, 0, 0, pad))  # (..., n·C, e); zero rows add nothing to any state
+    if pad:
+        x = F.pad(x, (0, 0, 0, pad))  # (..., n·C, e); zero rows add nothing to any state
     return x.unflatten(-2, (x.shape[-2] // c, c))  # (..., n, C, e)
 
 
-def _exclusive_cumsum(x: torch.Tensor, reverse: bool = False) -> torch.Tensor:
-    """Sum over chunks strictly before (or, reversed, strictly after) each chunk, dim -3."""
-    if reverse:
-        incl = x.flip(-3).cumsum(-3).flip(-3)  # (..., n, a, b): sum over chunks >= c
-        return F.pad(incl[..., 1:, :, :], (0, 0, 0, 0, 0, 1))  # sum over chunks > c
-    return F.pad(x[..., :-1, :, :].cumsum(-3), (0, 0, 0, 0, 1, 0))  # sum over chunks < c
+def _carry(increments: torch.Tensor, start: torch.Tensor, reverse: bool = False):
+    """The state each chunk sees, carried chunk to chunk: a loop, like the RNN it is.
+
+    increments (..., n, a, b), start (..., a, b) -> states (..., n, a, b), final (..., a, b) where
+    states[c] = start + Σ_{c' < c} increments[c'] (or Σ_{c' > c} when reverse).
+    """
+    states = torch.empty_like(increments)  # (..., n, a, b)
+    acc = start  # (..., a, b)
+    order = range(increments.shape[-3])
+    for c in reversed(order) if reverse else order:
+        states[..., c, :, :] = acc
+        acc = acc + increments[..., c, :, :]  # (..., a, b)
+    return states, acc
 
 
 class _CausalProduct(torch.autograd.Function):
-    """out_i = Σ_{j<=i} (q'_i·k'_j) v_j, chunked, with a hand-written backward.
+    """out_i = Σ_{j<=i} (q'_i·k'_j) v_j and S = Σ_j k'_j v_jᵀ, chunked, with a hand-written backward.
 
+    Forward, per chunk c of C tokens (S_c = state before the chunk):
+        out_c = Q'_c S_c + tril(Q'_c K'_cᵀ) V_c,   S_{c+1} = S_c + K'_cᵀ V_c
     The gradient of a causal product is itself two causal products, one running
-    backwards in time (G = ∂L/∂out):
-        dQ'_i = Σ_{j<=i} (g_i·v_j) k'_j       forward scan:  G Sᵀ + tril(G Vᵀ) K'
-        dK'_j = Σ_{i>=j} (g_i·v_j) q'_i       backward scan: V dSᵀ + tril(G Vᵀ)ᵀ Q'
-        dV_j  = Σ_{i>=j} (q'_i·k'_j) g_i      backward scan: K' dS + tril(Q'K'ᵀ)ᵀ G
-    with dS_c = Σ_{c'>c} Q'_{c'}ᵀ G_{c'}, the reversed-time twin of S_c.
+    backwards in time (G = ∂L/∂out, G_S = ∂L/∂S_final):
+        dQ'_i = Σ_{j<=i} (g_i·v_j) k'_j       forward scan:  G_c S_cᵀ + tril(G_c V_cᵀ) K'_c
+        dK'_j = Σ_{i>=j} (g_i·v_j) q'_i       backward scan: V_c dS_cᵀ + tril(G_c V_cᵀ)ᵀ Q'_c
+        dV_j  = Σ_{i>=j} (q'_i·k'_j) g_i      backward scan: K'_c dS_c + tril(Q'_c K'_cᵀ)ᵀ G_c
+    with dS_c = G_S + Σ_{c'>c} Q'_{c'}ᵀ G_{c'}: the state's twin, carried from the end.
     """
 
     @staticmethod
     def forward(ctx, fq, fk, v, c):
         n = fq.shape[-2]
-        q, k, vv = _chunk(fq, c), _chunk(fk, c), _chunk(v, c)  # (..., n, C, d_φ|d_v)
-        s = _exclusive_cumsum(k.transpose(-2, -1) @ vv)  # (..., n, d_φ, C) @ (..., n, C, d_v) -> (..., n, d_φ, d_v)
+        q, k, vv = _chunk(fq, c), _chunk(fk, c), _chunk(v, c)  # (..., n, C, d_φ | e)
+        kv = k.transpose(-2, -1) @ vv  # (..., n, d_φ, C) @ (..., n, C, e) -> (..., n, d_φ, e)
+        s, s_final = _carry(kv, kv.new_zeros(kv.shape[:-3] + kv.shape[-2:]))  # (..., n, d_φ, e)
         a = (q @ k.transpose(-2, -1)).tril_()  # (..., n, C, d_φ) @ (..., n, d_φ, C) -> (..., n, C, C)
-        out = q @ s + a @ vv  # inter-chunk + intra-chunk: (..., n, C, d_v)
+        out = a @ vv  # intra-chunk: (..., n, C, C) @ (..., n, C, e) -> (..., n, C, e)
+        out += q @ s  # inter-chunk: (..., n, C, d_φ) @ (..., n, d_φ, e) -> (..., n, C, e)
         ctx.save_for_backward(q, k, vv, s, a)
         ctx.n = n
-        return out.flatten(-3, -2)[..., :n, :]  # (..., N, d_v)
+        return out.flatten(-3, -2)[..., :n, :], s_final  # (..., N, e), (..., d_φ, e)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
+    def backward(ctx, grad_out, grad_s_final):
         q, k, vv, s, a = ctx.saved_tensors
         n, c = ctx.n, q.shape[-2]
-        g = _chunk(grad_out.contiguous(), c)  # (..., n, C, d_v)
-        d = (g @ vv.transpose(-2, -1)).tril_()  # (..., n, C, d_v) @ (..., n, d_v, C) -> (..., n, C, C)
-        ds = _exclusive_cumsum(q.transpose(-2, -1) @ g, reverse=True)  # (..., n, d_φ, d_v)
-        dq = g @ s.transpose(-2, -1) + d @ k  # (..., n, C, d_φ)
-        dk = vv @ ds.transpose(-2, -1) + d.transpose(-2, -1) @ q  # (..., n, C, d_φ)
-        dv = k @ ds + a.transpose(-2, -1) @ g  # (..., n, C, d_v)
-        unchunk = lambda x: x.flatten(-3, -2)[..., :n, :]  # noqa: E731  (..., N, e)
+        g = _chunk(grad_out.contiguous(), c)  # (..., n, C, e)
+        start = grad_s_final if grad_s_final is not None else s.new_zeros(s.shape[:-3] + s.shape[-2:])
+        ds, _ = _carry(q.transpose(-2, -1) @ g, start, reverse=True)  # (..., n, d_φ, e)
+        d = (g @ vv.transpose(-2, -1)).tril_()  # (..., n, C, e) @ (..., n, e, C) -> (..., n, C, C)
+        dq = d @ k  # (..., n, C, C) @ (..., n, C, d_φ) -> (..., n, C, d_φ)
+        dq += g @ s.transpose(-2, -1)  # (..., n, C, e) @ (..., n, e, d_φ) -> (..., n, C, d_φ)
+        dk = d.transpose(-2, -1) @ q  # (..., n, C, C) @ (..., n, C, d_φ) -> (..., n, C, d_φ)
+        dk += vv @ ds.transpose(-2, -1)  # (..., n, C, e) @ (..., n, e, d_φ) -> (..., n, C, d_φ)
+        dv = a.transpose(-2, -1) @ g  # (..., n, C, C) @ (..., n, C, e) -> (..., n, C, e)
+        dv += k @ ds  # (..., n, C, d_φ) @ (..., n, d_φ, e) -> (..., n, C, e)
+        unchunk = lambda x: x.flatten(-3, -2)[..., :n, :]  # noqa: E731  (..., N, ·)
         return unchunk(dq), unchunk(dk), unchunk(dv), None
 
 
 def causal_product(fq, fk, v, chunk_size=64):
-    """Unnormalised causal linear attention Σ_{j<=i} (q'_i·k'_j) v_j, chunkwise.
+    """Unnormalised causal linear attention, chunkwise, and the final state.
 
-    fq, fk (..., N, d_φ), v (..., N, d_v) -> (..., N, d_v). Extra memory N·C + (N/C)·d_φ·d_v.
+    out_i = Σ_{j<=i} (q'_i·k'_j) v_j and S = Σ_j k'_j v_jᵀ:
+    fq, fk (..., N, d_φ), v (..., N, e) -> out (..., N, e), S (..., d_φ, e).
+    Extra memory N·C + (N/C)·d_φ·e — never N² nor N·d_φ·e for C > 1.
     """
     return _CausalProduct.apply(fq, fk, v, chunk_size)
 
 
 def chunkwise_form(fq, fk, v, *, chunk_size=64, eps=1e-6, normalize=True):
-    """Causal chunkwise: out_c = Q'_c S_c + tril(Q'_c K'_cᵀ) V_c, over (Q'_c z_c + tril(…)1 + eps).
+    """Causal chunkwise: out_c = Q'_c S_c + tril(Q'_c K'_cᵀ) V_c, over the same with V -> 1.
 
     Within a chunk of C tokens it is the quadratic form; across chunks it carries
     the recurrent state S_c = Σ_{c'<c} K'_{c'}ᵀ V_{c'}. The denominator is the
-    same product with V replaced by ones, i.e. q'_i·z_i with z_i = Σ_{j<=i} k'_j
-    (a prefix sum of size N·d_φ, like the input). N need not be a multiple of C.
+    same product with V replaced by a column of ones, so one product over
+    [V, 1] gives both, and its final state is [S, z]. N need not be a multiple of C.
     Shapes: fq, fk (..., N, d_φ), v (..., N, d_v) -> out (..., N, d_v), final (S, z).
     """
-    num = causal_product(fq, fk, v, chunk_size)  # (..., N, d_v)
-    den = (fq * fk.cumsum(-2)).sum(-1)  # (..., N, d_φ) -> (..., N)
-    s = fk.transpose(-2, -1) @ v  # final state: (..., d_φ, N) @ (..., N, d_v) -> (..., d_φ, d_v)
-    return _ratio(num, den, eps, normalize), (s, fk.sum(-2))
+    if not normalize:
+        out, s = causal_product(fq, fk, v, chunk_size)  # (..., N, d_v), (..., d_φ, d_v)
+        return out, (s, fk.sum(-2))
+    v1 = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # (..., N, d_v + 1)
+    out1, s1 = causal_product(fq, fk, v1, chunk_size)  # (..., N, d_v + 1), (..., d_φ, d_v + 1)
+    num, den = out1[..., :-1], out1[..., -1]  # (..., N, d_v), (..., N)
+    return _ratio(num, den, eps, normalize), (s1[..., :-1], s1[..., -1])
 
 
 # The public entry point ------------------------------------------------------------------------
