@@ -1,0 +1,86 @@
+"""Responsiveness benchmark: how long one control move takes in each explorer (``update`` callback).
+
+    python -m linattn_edu.explorers.bench [--repeats 15] [--target-ms 150]
+
+For each explorer at its default sizes (N <= 128) it moves one control through a cycle of values,
+timing ``explorer.update(name=value)``: recompute with the core library, rebuild the figure with
+:mod:`linattn_edu.viz`, and send it to the ``FigureWidget`` (one ``batch_update``).  The browser's
+own redraw is not included.  Prints the median and 90th percentile per control and whether the
+median is under the target (150 ms on a 2-core CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any, Callable, Sequence
+
+__all__ = ["MOVES", "time_moves", "main"]
+
+#: (explorer entry point name, control, values cycled through) — the moves a reader makes most
+MOVES: tuple[tuple[str, str, Sequence[Any]], ...] = (
+    ("attention_map_explorer", "n", (32, 40, 48, 24)),
+    ("attention_map_explorer", "temperature", (1.0, 1.5, 0.5, 2.0)),
+    ("attention_map_explorer", "feature_map", ("elu+1", "relu", "favor+", "taylor")),
+    ("state_stepper", "t", tuple(range(12))),
+    ("state_stepper", "feature_map", ("elu+1", "relu", "taylor", "favor+")),
+    ("kernel_smoother_explorer", "bandwidth", (0.4, 0.6, 0.3, 1.0)),
+    ("kernel_smoother_explorer", "query", (0.5, -1.0, 1.5, 0.0)),
+    ("kernel_smoother_explorer", "kernel", ("gaussian", "boxcar", "exp", "elu+1", "favor+")),
+    ("feature_map_explorer", "m", (64, 128, 256, 32)),
+    ("feature_map_explorer", "seed", (0, 1, 2, 3)),
+    ("sliding_window_explorer", "window", (4, 6, 8, 2)),
+    ("sliding_window_explorer", "n", (48, 64, 96, 128)),
+)
+
+
+def time_moves(factory: Callable[[], Any], control: str, values: Sequence[Any], repeats: int) -> list[float]:
+    """Seconds per ``update(control=value)`` over ``repeats`` moves, after one warm-up cycle."""
+    explorer = factory()
+    for value in values:  # warm-up: first calls fill caches and JIT-free torch paths
+        explorer.update(**{control: value})
+    times = []
+    for i in range(repeats):
+        value = values[i % len(values)]
+        start = time.perf_counter()
+        explorer.update(**{control: value})
+        times.append(time.perf_counter() - start)
+        if explorer.message:
+            raise RuntimeError(f"{control}={value!r} gave a message instead of a view: {explorer.message}")
+    return times
+
+
+def _percentile(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p * (len(xs) - 1))))]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15, help="timed moves per control (default 15)")
+    parser.add_argument("--target-ms", type=float, default=150.0, help="median target per move (default 150)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from linattn_edu import explorers
+
+    print(f"explorer update callbacks, torch {torch.__version__}, {torch.get_num_threads()} torch threads; "
+          f"median of {args.repeats} moves after a warm-up cycle")
+    header = f"{'explorer':26s} {'control':12s} {'median ms':>10s} {'p90 ms':>8s}  {'< ' + str(int(args.target_ms)) + ' ms':>8s}"
+    print(header)
+    print("-" * len(header))
+    misses = 0
+    for name, control, values in MOVES:
+        times = time_moves(getattr(explorers, name), control, values, args.repeats)
+        median, p90 = statistics.median(times) * 1e3, _percentile(times, 0.9) * 1e3
+        ok = median < args.target_ms
+        misses += not ok
+        print(f"{name:26s} {control:12s} {median:10.1f} {p90:8.1f}  {'yes' if ok else 'MISS':>8s}")
+    print(f"{len(MOVES) - misses} of {len(MOVES)} controls under {args.target_ms:.0f} ms (median)")
+    return 1 if misses else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""KV-cache calculator: what a softmax decoder must keep at context N, vs a linear-attention state.
+
+    KV cache (MHA/GQA/MQA) = 2 · layers · kv_heads · head_dim · N · batch · bytes
+    MLA cache              = layers · (d_c + d_rope) · N · batch · bytes
+    linear state           = layers · heads · d_φ · d_v · batch · bytes        (constant in N)
+
+Presets carry published config numbers (see :data:`linattn_edu.memory.PRESETS` for sources);
+editing any shape field switches the preset to "custom".  Honest box: a linear-attention model
+of the same shape is not the same model: its constant state is also why it recalls less.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+
+from ..memory import KINDS, PRESETS, AttentionShape, cache_bytes, crossover_tokens, format_bytes, state_bytes
+from ..viz_timing import kv_cache_figure
+from ._base import Explorer
+
+__all__ = ["KVCacheCalculator", "kv_cache_calculator", "TOKEN_CHOICES", "DTYPE_CHOICES", "FEATURE_MAP_DIMS"]
+
+TOKEN_CHOICES = tuple(2**i for i in range(10, 21))  # 1k … 1M tokens
+DTYPE_CHOICES = (("fp32 (4 B)", 4), ("fp16 / bf16 (2 B)", 2), ("fp8 / int8 (1 B)", 1))
+SHAPE_FIELDS = ("layers", "heads", "kv_heads", "head_dim", "kind", "latent_dim", "rope_dim")
+#: d_φ of the linear state as a function of head_dim d
+FEATURE_MAP_DIMS = {
+    "elu+1": lambda d: d,
+    "favor+ (m=256)": lambda d: 256,
+    "taylor-2": lambda d: 1 + d + d * d,
+}
+
+
+class KVCacheCalculator(Explorer):
+    """Readouts: ``shape`` (AttentionShape), ``cache_bytes`` at ``tokens``, ``state_bytes``, ``crossover``
+    (tokens at which the cache reaches the state's size) and ``summary`` (one sentence)."""
+
+    apply_order = ("preset",)
+
+    def __init__(self, *, preset: str = "llama-2-7b", tokens: int = 32768, dtype: int = 2, batch: int = 1,
+                 feature_map: str = "elu+1", **shape_fields):
+        unknown = sorted(set(shape_fields) - set(SHAPE_FIELDS))
+        if unknown:
+            raise TypeError(f"unknown argument(s) {unknown}; shape fields are {list(SHAPE_FIELDS)}")
+        self.shape = None
+        self.cache_bytes = self.state_bytes = self.crossover = None
+        self.summary = ""
+        self._preset_shown = None
+        self._readout = widgets.HTML()
+        style = {"description_width": "initial"}
+        slider = lambda lo, hi, text: widgets.IntSlider(min=lo, max=hi, description=text, style=style)  # noqa: E731
+        controls = {
+            "preset": widgets.Dropdown(options=[*PRESETS, "custom"], description="preset"),
+            "layers": slider(1, 128, "layers"),
+            "heads": slider(1, 128, "query heads"),
+            "kv_heads": slider(1, 128, "kv heads"),
+            "head_dim": slider(16, 256, "head dim"),
+            "kind": widgets.Dropdown(options=KINDS, description="kind"),
+            "latent_dim": slider(16, 2048, "MLA d_c"),
+            "rope_dim": slider(0, 256, "MLA d_rope"),
+            "dtype": widgets.Dropdown(options=DTYPE_CHOICES, description="dtype"),
+            "batch": slider(1, 256, "batch"),
+            "tokens": widgets.SelectionSlider(options=TOKEN_CHOICES, description="context N", style=style),
+            "feature_map": widgets.Dropdown(options=list(FEATURE_MAP_DIMS), description="φ (state)"),
+        }
+        values = dict(preset=preset if preset in PRESETS else preset, tokens=tokens, dtype=dtype, batch=batch,
+                      feature_map=feature_map)
+        if shape_fields:  # explicit fields mean a custom shape, starting from the preset's numbers
+            base = PRESETS.get(preset, PRESETS["llama-2-7b"])
+            values.update({f: getattr(base, f) for f in SHAPE_FIELDS if getattr(base, f) is not None})
+            values.update(shape_fields, preset="custom")
+        super().__init__(controls, values, extra=[self._readout])
+
+    def adjust(self) -> None:
+        """Copy a newly chosen preset into the shape fields; edited fields turn the preset into "custom"."""
+        c = self.controls
+        preset = c["preset"].value
+        if preset != "custom" and preset != self._preset_shown:
+            shape = PRESETS[preset]
+            for f in SHAPE_FIELDS:
+                value = getattr(shape, f)
+                if value is not None:
+                    c[f].value = value
+            self._preset_shown = preset
+        elif preset != "custom" and any(
+                getattr(PRESETS[preset], f) is not None and c[f].value != getattr(PRESETS[preset], f)
+                for f in SHAPE_FIELDS):
+            c["preset"].value = "custom"
+            self._preset_shown = "custom"
+        if c["preset"].value == "custom":
+            self._preset_shown = "custom"
+        mla = c["kind"].value == "MLA"
+        c["latent_dim"].disabled = c["rope_dim"].disabled = not mla
+
+    def compute(self, *, preset, layers, heads, kv_heads, head_dim, kind, latent_dim, rope_dim, dtype, batch,
+                tokens, feature_map) -> go.Figure:
+        name = PRESETS[preset].name if preset in PRESETS else "custom"
+        mla = dict(latent_dim=latent_dim, rope_dim=rope_dim) if kind == "MLA" else {}
+        shape = AttentionShape(name, layers=layers, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
+                               kind=kind, **mla)  # raises ValueError for inconsistent heads / kind
+        d_phi = FEATURE_MAP_DIMS[feature_map](head_dim)
+        self.shape = shape
+        self.cache_bytes = cache_bytes(shape, tokens, batch=batch, dtype=dtype)
+        self.state_bytes = state_bytes(shape, d_phi=d_phi, batch=batch, dtype=dtype)
+        self.crossover = crossover_tokens(shape, d_phi=d_phi)
+        per_token = cache_bytes(shape, 1, batch=batch, dtype=dtype)
+        self.summary = (f"{name}: KV cache {format_bytes(per_token)}/token → {format_bytes(self.cache_bytes)} "
+                        f"at N = {tokens:,} (batch {batch}); linear state {format_bytes(self.state_bytes)} "
+                        f"(d_φ = {d_phi}) at any N; the cache is larger from N ≈ {self.crossover:,}")
+        self._readout.value = f"<b>{self.summary}</b>"
+        return kv_cache_figure([shape], tokens=tokens, tokens_max=max(4 * tokens, 2**17), batch=batch,
+                               dtype=dtype, d_phi=d_phi)
+
+
+def kv_cache_calculator(**defaults) -> KVCacheCalculator:
+    """KV cache vs linear state for a real model shape; controls preset, shape fields, dtype, batch, N, φ.
+
+    >>> calc = kv_cache_calculator(preset="llama-2-7b", tokens=32768, dtype=2)
+    >>> calc.summary          # '... 512.0 KiB/token → 16.0 GiB at N = 32,768 ...'
+    """
+    return KVCacheCalculator(**defaults)
