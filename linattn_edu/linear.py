@@ -45,8 +45,8 @@ def _ratio(num: torch.Tensor, den: torch.Tensor, eps: float, normalize: bool) ->
     """
     if not normalize:
         return num
-    den = den.unsqueeze(-1) + eps  # (..., N, 1)
-    return num / torch.where(den == 0, torch.ones_like(den), den)  # (..., N, d_v)
+    den = (den.unsqueeze(-1) + eps).clamp_min(torch.finfo(den.dtype).tiny)  # (..., N, 1); 0 -> tiny
+    return num / den  # (..., N, d_v); a weightless row has num == 0, so it gives 0
 
 
 # 1. Quadratic form ----------------------------------------------------------------------------
@@ -148,6 +148,12 @@ def _carry(increments: torch.Tensor, start: torch.Tensor, reverse: bool = False)
     return states, acc
 
 
+def _matmul_add(acc: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """acc += a @ b in one BLAS call (beta = 1), batched over the leading dims; returns acc."""
+    acc.flatten(0, -3).baddbmm_(a.flatten(0, -3), b.flatten(0, -3))  # (B, r, k) @ (B, k, c) -> (B, r, c)
+    return acc
+
+
 class _CausalProduct(torch.autograd.Function):
     """out_i = Σ_{j<=i} (q'_i·k'_j) v_j and S = Σ_j k'_j v_jᵀ, chunked, with a hand-written backward.
 
@@ -169,7 +175,7 @@ class _CausalProduct(torch.autograd.Function):
         s, s_final = _carry(kv, kv.new_zeros(kv.shape[:-3] + kv.shape[-2:]))  # (..., n, d_φ, e)
         a = (q @ k.transpose(-2, -1)).tril_()  # (..., n, C, d_φ) @ (..., n, d_φ, C) -> (..., n, C, C)
         out = a @ vv  # intra-chunk: (..., n, C, C) @ (..., n, C, e) -> (..., n, C, e)
-        out += q @ s  # inter-chunk: (..., n, C, d_φ) @ (..., n, d_φ, e) -> (..., n, C, e)
+        _matmul_add(out, q, s)  # + inter-chunk: (..., n, C, d_φ) @ (..., n, d_φ, e) -> (..., n, C, e)
         ctx.save_for_backward(q, k, vv, s, a)
         ctx.n = n
         return out.flatten(-3, -2)[..., :n, :], s_final  # (..., N, e), (..., d_φ, e)
@@ -184,11 +190,11 @@ class _CausalProduct(torch.autograd.Function):
         ds, _ = _carry(q.transpose(-2, -1) @ g, start, reverse=True)  # (..., n, d_φ, e)
         d = (g @ vv.transpose(-2, -1)).tril_()  # (..., n, C, e) @ (..., n, e, C) -> (..., n, C, C)
         dq = d @ k  # (..., n, C, C) @ (..., n, C, d_φ) -> (..., n, C, d_φ)
-        dq += g @ s.transpose(-2, -1)  # (..., n, C, e) @ (..., n, e, d_φ) -> (..., n, C, d_φ)
+        _matmul_add(dq, g, s.transpose(-2, -1))  # + (..., n, C, e) @ (..., n, e, d_φ) -> (..., n, C, d_φ)
         dk = d.transpose(-2, -1) @ q  # (..., n, C, C) @ (..., n, C, d_φ) -> (..., n, C, d_φ)
-        dk += vv @ ds.transpose(-2, -1)  # (..., n, C, e) @ (..., n, e, d_φ) -> (..., n, C, d_φ)
+        _matmul_add(dk, vv, ds.transpose(-2, -1))  # + (..., n, C, e) @ (..., n, e, d_φ) -> (..., n, C, d_φ)
         dv = a.transpose(-2, -1) @ g  # (..., n, C, C) @ (..., n, C, e) -> (..., n, C, e)
-        dv += k @ ds  # (..., n, C, d_φ) @ (..., n, d_φ, e) -> (..., n, C, e)
+        _matmul_add(dv, k, ds)  # + (..., n, C, d_φ) @ (..., n, d_φ, e) -> (..., n, C, e)
         unchunk = lambda x: x.flatten(-3, -2)[..., :n, :]  # noqa: E731  (..., N, ·)
         return unchunk(dq), unchunk(dk), unchunk(dv), None
 
