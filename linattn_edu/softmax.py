@@ -96,7 +96,7 @@ def softmax_attention(q, k, v, *, causal=False, mask=None, scale=None, return_we
         scale: multiplies the scores; default 1/√d (keeps Var(q·k) ≈ 1 for unit inputs).
         return_weights: also return the (..., N, M) attention matrix.
 
-    A fully-masked row gives output 0 and weights 0 (torch SDPA gives NaN there).
+    A fully-masked row gives output 0 and weights 0 (as torch 2.13 SDPA does; torch.softmax gives NaN).
     Half-precision inputs are computed in float32 and cast back.
 
     Example (q = k = all ones, causal, scalar values 1, 0, 0 -> prefix means)::

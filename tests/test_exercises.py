@@ -1,0 +1,354 @@
+"""Every exercise checker accepts a right answer and rejects the typical wrong ones with a useful hint."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from linattn_edu import exercises as ex
+
+# --------------------------------------------------------------------------- right answers
+
+
+def scores_ok(q, k):
+    return q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+
+
+def softmax_ok(s):
+    e = torch.exp(s - s.amax(-1, keepdim=True))
+    return e / e.sum(-1, keepdim=True)
+
+
+def mask_ok(n):
+    return torch.ones(n, n, dtype=torch.bool).tril()
+
+
+def attention_ok(q, k, v, causal):
+    s = scores_ok(q, k)
+    if causal:
+        s = s.masked_fill(~mask_ok(s.shape[-1]), -math.inf)
+    return softmax_ok(s) @ v
+
+
+def gaussian_ok(q, k, h):
+    return torch.exp(-torch.cdist(q, k).pow(2) / (2 * h**2))
+
+
+def nw_ok(xq, xt, yt, h):
+    w = torch.exp(-(xq[:, None] - xt[None, :]) ** 2 / (2 * h**2))
+    return (w @ yt) / w.sum(-1)
+
+
+def exp_kernel_ok(q, k):
+    return torch.exp(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]))
+
+
+def kv_ok(k, v, phi):
+    fk = phi(k)
+    return fk.transpose(-2, -1) @ v, fk.sum(-2)
+
+
+def linear_ok(q, k, v, phi):
+    s, z = kv_ok(k, v, phi)
+    fq = phi(q)
+    return (fq @ s) / (fq @ z.unsqueeze(-1))
+
+
+def weights_ok(q, k, phi):
+    a = phi(q) @ phi(k).transpose(-2, -1)
+    return a / a.sum(-1, keepdim=True)
+
+
+def prefix_ok(k, v, phi):
+    fk = phi(k)
+    return (fk.unsqueeze(-1) * v.unsqueeze(-2)).cumsum(-3), fk.cumsum(-2)
+
+
+def step_ok(s, z, q_t, k_t, v_t, phi):
+    fk, fq = phi(k_t), phi(q_t)
+    s = s + fk.unsqueeze(-1) * v_t.unsqueeze(-2)
+    z = z + fk
+    return (fq.unsqueeze(-2) @ s).squeeze(-2) / (fq * z).sum(-1, keepdim=True), s, z
+
+
+def chunkwise_ok(q, k, v, phi, c):
+    fq, fk = phi(q), phi(k)
+    s = fq.new_zeros(*fq.shape[:-2], fq.shape[-1], v.shape[-1])
+    z = fq.new_zeros(*fq.shape[:-2], fq.shape[-1])
+    outs = []
+    for i in range(0, q.shape[-2], c):
+        qc, kc, vc = fq[..., i:i + c, :], fk[..., i:i + c, :], v[..., i:i + c, :]
+        a = (qc @ kc.transpose(-2, -1)).tril()
+        num = qc @ s + a @ vc
+        den = qc @ z.unsqueeze(-1) + a.sum(-1, keepdim=True)
+        outs.append(num / den)
+        s = s + kc.transpose(-2, -1) @ vc
+        z = z + kc.sum(-2)
+    return torch.cat(outs, dim=-2)
+
+
+def _scan(q, k, v):  # causal unnormalised: Σ_{j<=i} (q_i·k_j) v_j
+    return ((q @ k.transpose(-2, -1)).tril()) @ v
+
+
+def _rscan(q, k, v):  # the same, backwards in time: Σ_{j>=i}
+    return _scan(q.flip(-2), k.flip(-2), v.flip(-2)).flip(-2)
+
+
+def backward_ok(q, k, v, g):
+    return _scan(g, v, k), _rscan(v, g, q), _rscan(k, q, g)
+
+
+def elu1_ok(x):
+    return F.elu(x) + 1
+
+
+def taylor_ok(x):
+    xs = x * x.shape[-1] ** -0.25
+    outer = (xs.unsqueeze(-1) * xs.unsqueeze(-2)).flatten(-2) / math.sqrt(2)
+    return torch.cat([torch.ones_like(xs[..., :1]), xs, outer], -1)
+
+
+def taylor_other_layout(x):  # same kernel, features in a different order: must also pass
+    f = taylor_ok(x)
+    return f.flip(-1)
+
+
+def favor_ok(x, omega):
+    xs = x * x.shape[-1] ** -0.25
+    return torch.exp(xs @ omega.T - xs.pow(2).sum(-1, keepdim=True) / 2) / math.sqrt(omega.shape[0])
+
+
+RIGHT = [
+    (ex.check_scaled_scores, scores_ok),
+    (ex.check_stable_softmax, softmax_ok),
+    (ex.check_causal_mask, mask_ok),
+    (ex.check_softmax_attention, attention_ok),
+    (ex.check_gaussian_kernel, gaussian_ok),
+    (ex.check_nadaraya_watson, nw_ok),
+    (ex.check_exp_kernel, exp_kernel_ok),
+    (ex.check_kv_summary, kv_ok),
+    (ex.check_linear_attention, linear_ok),
+    (ex.check_linear_weights, weights_ok),
+    (ex.check_prefix_states, prefix_ok),
+    (ex.check_recurrent_step, step_ok),
+    (ex.check_chunkwise, chunkwise_ok),
+    (ex.check_causal_backward, backward_ok),
+    (ex.check_elu_plus_one, elu1_ok),
+    (ex.check_taylor_features, taylor_ok),
+    (ex.check_taylor_features, taylor_other_layout),
+    (ex.check_favor_features, favor_ok),
+]
+
+
+@pytest.mark.parametrize("checker, fn", RIGHT, ids=[f"{c.__name__}-{f.__name__}" for c, f in RIGHT])
+def test_checker_accepts_right_answer(checker, fn, capsys):
+    assert checker(fn) is True
+    out = capsys.readouterr().out
+    assert out.startswith("✓") and "✗" not in out
+
+
+def test_checkers_do_not_touch_global_rng():
+    torch.manual_seed(0)
+    before = torch.rand(3)
+    torch.manual_seed(0)
+    ex.check_softmax_attention(attention_ok)
+    assert torch.equal(torch.rand(3), before)
+
+
+def test_all_checkers_are_tested():
+    names = {c.__name__ for c, _ in RIGHT}
+    public = {n for n in ex.__all__ if n.startswith("check_") and n not in ("check_order", "check_choice")}
+    assert names == public
+
+
+# --------------------------------------------------------------------------- typical wrong answers
+# (checker, wrong function, a phrase the hint must contain)
+
+
+WRONG = [
+    # 01
+    (ex.check_scaled_scores, lambda q, k: q @ k.transpose(-2, -1), "√d"),
+    (ex.check_scaled_scores, lambda q, k: q @ k.transpose(-2, -1) / q.shape[-1], "divided by d"),
+    (ex.check_scaled_scores, lambda q, k: k @ q.transpose(-2, -1) / math.sqrt(q.shape[-1]), "shape"),
+    (ex.check_stable_softmax, lambda s: torch.exp(s) / torch.exp(s).sum(-1, keepdim=True), "row's max"),
+    (ex.check_stable_softmax, lambda s: softmax_ok(s.transpose(-2, -1)).transpose(-2, -1), "columns"),
+    (ex.check_stable_softmax, lambda s: torch.exp(s - s.amax(-1, keepdim=True)), "sum to 1"),
+    (ex.check_causal_mask, lambda n: torch.ones(n, n, dtype=torch.bool).tril(-1), "diagonal"),
+    (ex.check_causal_mask, lambda n: torch.ones(n, n, dtype=torch.bool).triu(), "upper triangle"),
+    (ex.check_causal_mask, lambda n: torch.ones(n, n).tril(), "bool"),
+    (ex.check_causal_mask, lambda n: ~torch.ones(n, n, dtype=torch.bool).tril(), "forbidden"),
+    (ex.check_softmax_attention, lambda q, k, v, c: attention_ok(q, k, v, False), "causal=True"),
+    (ex.check_softmax_attention,
+     lambda q, k, v, c: attention_ok(q * q.shape[-1] ** 0.25, k * q.shape[-1] ** 0.25, v, c), "1/√d"),
+    # 02
+    (ex.check_gaussian_kernel, lambda q, k, h: torch.exp(-torch.cdist(q, k).pow(2) / h**2), "2h²"),
+    (ex.check_gaussian_kernel, lambda q, k, h: torch.exp(-torch.cdist(q, k) / (2 * h**2)), "squared distance"),
+    (ex.check_gaussian_kernel, lambda q, k, h: torch.exp(-torch.cdist(q, k).pow(2) / (2 * h)), "h squared"),
+    (ex.check_nadaraya_watson,
+     lambda xq, xt, yt, h: torch.exp(-(xq[:, None] - xt[None, :]) ** 2 / (2 * h**2)) @ yt, "Σ_j κ"),
+    (ex.check_nadaraya_watson,
+     lambda xq, xt, yt, h: (lambda w: (w / w.sum(0, keepdim=True)) @ yt)(
+         torch.exp(-(xq[:, None] - xt[None, :]) ** 2 / (2 * h**2))), "over the queries"),
+    (ex.check_exp_kernel, lambda q, k: torch.exp(q @ k.transpose(-2, -1)), "1/√d"),
+    (ex.check_exp_kernel, lambda q, k: torch.exp(q @ k.transpose(-2, -1) / q.shape[-1]), "divided by d"),
+    # 03
+    (ex.check_kv_summary, lambda k, v, phi: (v.transpose(-2, -1) @ phi(k), phi(k).sum(-2)), "transposed"),
+    (ex.check_kv_summary, lambda k, v, phi: (k.transpose(-2, -1) @ v, k.sum(-2)), "apply φ"),
+    (ex.check_kv_summary, lambda k, v, phi: (phi(k).transpose(-2, -1) @ v, phi(k).sum(-1)), "z"),
+    (ex.check_linear_attention, lambda q, k, v, phi: phi(q) @ (phi(k).transpose(-2, -1) @ v), "denominator"),
+    (ex.check_linear_attention, lambda q, k, v, phi: weights_ok(q, k, phi) @ v, "N×N"),
+    (ex.check_linear_attention, lambda q, k, v, phi: torch.softmax(
+        q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), -1) @ v, "softmax attention"),
+    (ex.check_linear_weights, lambda q, k, phi: phi(q) @ phi(k).transpose(-2, -1), "row"),
+    (ex.check_linear_weights,
+     lambda q, k, phi: (lambda a: a / a.sum(-2, keepdim=True))(phi(q) @ phi(k).transpose(-2, -1)), "columns"),
+    (ex.check_linear_weights, lambda q, k, phi: torch.softmax(phi(q) @ phi(k).transpose(-2, -1), -1), "softmax"),
+    # 04
+    (ex.check_prefix_states,
+     lambda k, v, phi: ((phi(k).unsqueeze(-1) * v.unsqueeze(-2)).sum(-3, keepdim=True).expand(
+         *k.shape[:-1], k.shape[-1], v.shape[-1]), phi(k).sum(-2, keepdim=True).expand_as(k)), "non-causal"),
+    (ex.check_prefix_states,
+     lambda k, v, phi: tuple(x - y for x, y in zip(prefix_ok(k, v, phi),
+                                                   (phi(k).unsqueeze(-1) * v.unsqueeze(-2), phi(k)))), "j < i"),
+    (ex.check_recurrent_step,
+     lambda s, z, q, k, v, phi: ((phi(q).unsqueeze(-2) @ s).squeeze(-2) / (phi(q) * z).sum(-1, keepdim=True),
+                                 *step_ok(s, z, q, k, v, phi)[1:]), "before adding token t"),
+    (ex.check_recurrent_step,
+     lambda s, z, q, k, v, phi: (step_ok(s, z, q, k, v, phi)[0], s + phi(k).unsqueeze(-1) * v.unsqueeze(-2) * 2,
+                                 z + phi(k)), "largest difference"),
+    (ex.check_chunkwise,
+     lambda q, k, v, phi, c: torch.cat([chunkwise_ok(q[..., i:i + c, :], k[..., i:i + c, :], v[..., i:i + c, :],
+                                                     phi, c) for i in range(0, q.shape[-2], c)], -2),
+     "carried state"),
+    (ex.check_chunkwise, lambda q, k, v, phi, c: linear_ok(q, k, v, phi), "largest difference"),
+    (ex.check_chunkwise,
+     lambda q, k, v, phi, c: chunkwise_ok(q[..., :q.shape[-2] // c * c, :], k[..., :q.shape[-2] // c * c, :],
+                                          v[..., :q.shape[-2] // c * c, :], phi, c), "shape"),
+    (ex.check_causal_backward, lambda q, k, v, g: (_scan(g, v, k), _scan(v, g, q), _rscan(k, q, g)), "backwards"),
+    (ex.check_causal_backward, lambda q, k, v, g: (_scan(g, v, k), _rscan(v, g, q), _scan(k, q, g)), "backwards"),
+    (ex.check_causal_backward,
+     lambda q, k, v, g: ((g @ v.transpose(-2, -1)) @ k, _rscan(v, g, q), _rscan(k, q, g)), "mask"),
+    # 05
+    (ex.check_elu_plus_one, F.elu, "+ 1"),
+    (ex.check_elu_plus_one, F.relu, "relu"),
+    (ex.check_elu_plus_one, lambda x: F.relu(x) + 1, "exp(x)"),
+    (ex.check_taylor_features,
+     lambda x: (lambda xs: torch.cat([torch.ones_like(xs[..., :1]), xs,
+                                      (xs.unsqueeze(-1) * xs.unsqueeze(-2)).flatten(-2)], -1))(
+         x * x.shape[-1] ** -0.25), "√2"),
+    (ex.check_taylor_features,
+     lambda x: torch.cat([torch.ones_like(x[..., :1]), x, (x.unsqueeze(-1) * x.unsqueeze(-2)).flatten(-2)
+                          / math.sqrt(2)], -1), "d^(-1/4)"),
+    (ex.check_taylor_features,
+     lambda x: torch.cat([torch.ones_like(x[..., :1]), x * x.shape[-1] ** -0.25], -1), "s²/2"),
+    (ex.check_favor_features,
+     lambda x, w: torch.exp(x * x.shape[-1] ** -0.25 @ w.T) / math.sqrt(w.shape[0]), "‖x'‖²/2"),
+    (ex.check_favor_features,
+     lambda x, w: torch.exp(x @ w.T - x.pow(2).sum(-1, keepdim=True) / 2) / math.sqrt(w.shape[0]), "d^(-1/4)"),
+    (ex.check_favor_features, lambda x, w: favor_ok(x, w) * math.sqrt(w.shape[0]), "√m"),
+    (ex.check_favor_features,
+     lambda x, w: torch.cat([torch.sin(x @ w.T), torch.cos(x @ w.T)], -1) / math.sqrt(w.shape[0]), "shape"),
+]
+
+
+@pytest.mark.parametrize("checker, fn, phrase", WRONG,
+                         ids=[f"{i}-{c.__name__}" for i, (c, _, _) in enumerate(WRONG)])
+def test_checker_rejects_wrong_answer_with_hint(checker, fn, phrase, capsys):
+    assert checker(fn) is False
+    out = capsys.readouterr().out
+    assert out.startswith("✗"), out
+    assert "hint:" in out
+    assert phrase in out, out
+
+
+def test_wrong_answer_message_shows_expected_and_got(capsys):
+    assert ex.check_scaled_scores(lambda q, k: q @ k.transpose(-2, -1)) is False
+    out = capsys.readouterr().out
+    assert "expected [" in out and "got      [" in out and "largest difference" in out
+
+
+def test_checker_reports_exceptions_instead_of_raising(capsys):
+    def broken(q, k):
+        raise RuntimeError("boom")
+
+    assert ex.check_scaled_scores(broken) is False
+    assert "raised RuntimeError: boom" in capsys.readouterr().out
+
+
+def test_checker_reports_wrong_number_of_outputs(capsys):
+    assert ex.check_kv_summary(lambda k, v, phi: phi(k).transpose(-2, -1) @ v) is False
+    assert "expected 2 output(s)" in capsys.readouterr().out
+
+
+def test_checker_rejects_non_callable(capsys):
+    assert ex.check_elu_plus_one(42) is False
+    assert "expected a function" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- questions
+
+RIGHT_ORDERS = {
+    "softmax_steps": ["b", "f", "d", "e", "a", "c"],
+    "linear_steps": ["a", "c", "b", "e", "d", "f"],  # S/z and num/den may swap
+    "chunkwise_steps": ["b", "a", "c", "d"],
+}
+RIGHT_CHOICES = {"finite_features": "c", "bandwidth_limit": "b", "denominator_role": "b", "trig_negative": "b"}
+
+
+def test_every_question_is_tested():
+    assert set(RIGHT_ORDERS) | set(RIGHT_CHOICES) == set(ex.QUESTIONS)
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT_ORDERS))
+def test_check_order_accepts_right_order(name, capsys):
+    assert ex.check_order(name, RIGHT_ORDERS[name]) is True
+    assert ex.check_order(name, [x.upper() for x in RIGHT_ORDERS[name]]) is True
+    assert capsys.readouterr().out.startswith("✓")
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT_ORDERS))
+def test_check_order_rejects_swapped_and_incomplete(name, capsys):
+    right = RIGHT_ORDERS[name]
+    assert ex.check_order(name, right[::-1]) is False
+    assert ex.check_order(name, right[:-1]) is False
+    assert ex.check_order(name, right[:-1] + right[:1]) is False
+    out = capsys.readouterr().out
+    assert "should be" in out and "exactly once" in out
+
+
+def test_check_order_names_first_wrong_step(capsys):
+    # scaling and masking swapped: the first two steps are right
+    assert ex.check_order("softmax_steps", ["b", "d", "f", "e", "a", "c"]) is False
+    assert "the first 1 step(s) are right; step 2 should be 'f'" in capsys.readouterr().out
+
+
+def test_chunkwise_update_first_is_wrong(capsys):
+    assert ex.check_order("chunkwise_steps", ["d", "a", "b", "c"]) is False
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT_CHOICES))
+def test_check_choice(name, capsys):
+    assert ex.check_choice(name, RIGHT_CHOICES[name]) is True
+    wrong = next(x for x in ex.QUESTIONS[name].options if x != RIGHT_CHOICES[name])
+    assert ex.check_choice(name, wrong) is False
+    assert ex.check_choice(name, "z") is False
+    out = capsys.readouterr().out
+    assert "✓" in out and "not this one" in out and "expected one of" in out
+
+
+def test_question_errors_name_the_problem():
+    with pytest.raises(ValueError, match="unknown question"):
+        ex.check_order("nope", [])
+    with pytest.raises(ValueError, match="use check_choice"):
+        ex.check_order("trig_negative", ["b"])
+    with pytest.raises(ValueError, match="use check_order"):
+        ex.check_choice("softmax_steps", "a")
+
+
+def test_show_question_lists_options(capsys):
+    ex.show_question("softmax_steps")
+    out = capsys.readouterr().out
+    assert "a) divide each row by its sum" in out and "check_order" in out
