@@ -19,8 +19,12 @@ from functools import lru_cache
 from typing import Mapping, Sequence
 
 import numpy as np
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
+
+try:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+except ImportError as exc:  # pragma: no cover - only without the [viz] extra
+    raise ImportError("linattn_edu.viz needs plotly: pip install 'linattn-edu[viz]'") from exc
 
 __all__ = [
     "heatmap",
@@ -73,27 +77,33 @@ def _max_abs(*arrays: np.ndarray) -> float:
 
 
 def _style(fig: go.Figure, title: str, height: int) -> go.Figure:
-    """Title, size and a light look (set directly: a named template costs ~25 ms per figure)."""
-    fig.update_layout(
-        title=dict(text=title, x=0.01, xanchor="left"),
-        height=height,
-        margin=dict(l=60, r=30, t=80, b=55),
-        font=FONT,
-        plot_bgcolor="white",
-    )
+    """Title and height (the look is in the cached grid, see :func:`_subplot_grid`)."""
+    fig.update_layout(title=dict(text=title, x=0.01, xanchor="left"), height=height)
+    return fig
+
+
+def _colorbar_beside(fig: go.Figure, colorbar, row: int, col: int) -> None:
+    """Put ``colorbar`` just right of subplot (row, col) and as tall as it, so it never covers a panel."""
+    ref = fig.get_subplot(row, col)
+    (_, x1), (y0, y1) = ref.xaxis.domain, ref.yaxis.domain
+    colorbar.update(x=x1 + 0.01, xanchor="left", y=(y0 + y1) / 2, yanchor="middle", len=y1 - y0, thickness=12)
+
+
+@lru_cache(maxsize=32)
+def _subplot_grid(rows: int, cols: int, n_titles: int, options: tuple) -> go.Figure:
+    """make_subplots with placeholder titles and a light look, built once per layout.
+
+    make_subplots costs ~40 ms and a named template ~25 ms per figure; a copy of this is cheaper.
+    """
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[" "] * n_titles or None, **dict(options))
+    fig.update_layout(margin=dict(l=60, r=30, t=80, b=55), font=FONT, plot_bgcolor="white")
     fig.update_xaxes(gridcolor=GRID, zerolinecolor=GRID)
     fig.update_yaxes(gridcolor=GRID, zerolinecolor=GRID)
     return fig
 
 
-@lru_cache(maxsize=32)
-def _subplot_grid(rows: int, cols: int, n_titles: int, options: tuple) -> go.Figure:
-    """make_subplots with placeholder titles, built once per layout (it costs ~40 ms per call)."""
-    return make_subplots(rows=rows, cols=cols, subplot_titles=[" "] * n_titles, **dict(options))
-
-
-def _subplots(rows: int, cols: int, titles: Sequence[str], **options) -> go.Figure:
-    """A fresh copy of a cached subplot grid with these panel titles."""
+def _subplots(rows: int, cols: int, titles: Sequence[str] = (), **options) -> go.Figure:
+    """A fresh copy of a cached, styled subplot grid with these panel titles."""
     fig = go.Figure(_subplot_grid(rows, cols, len(titles), tuple(sorted(options.items()))))
     for annotation, text in zip(fig.layout.annotations, titles):
         annotation.text = text
@@ -101,7 +111,7 @@ def _subplots(rows: int, cols: int, titles: Sequence[str], **options) -> go.Figu
 
 
 def _heatmap_trace(
-    z: np.ndarray,
+    z: np.ndarray | list,
     *,
     name: str,
     colorscale: str,
@@ -111,14 +121,12 @@ def _heatmap_trace(
     x_labels: list | None = None,
     y_labels: list | None = None,
     showscale: bool = True,
-    colorbar_x: float | None = None,
     hover: tuple[str, str, str] = ("key j", "query i", "weight"),
 ) -> go.Heatmap:
-    x = x_labels if x_labels is not None else list(range(z.shape[1]))
-    y = y_labels if y_labels is not None else list(range(z.shape[0]))
-    colorbar = dict(title=dict(text=colorbar_title), len=0.8)
-    if colorbar_x is not None:
-        colorbar["x"] = colorbar_x
+    """A heatmap of z (rows, cols): a matrix, or nested lists where None leaves a gap (NaN is not JSON)."""
+    x = x_labels if x_labels is not None else list(range(len(z[0])))
+    y = y_labels if y_labels is not None else list(range(len(z)))
+    colorbar = dict(title=dict(text=colorbar_title), thickness=12)
     return go.Heatmap(
         z=z,
         x=x,
@@ -169,7 +177,8 @@ def heatmap(
         y_labels=_labels(y_labels, z.shape[0], "y_labels"),
         hover=(x_title, y_title, colorbar_title),
     )
-    fig = go.Figure(trace)
+    fig = _subplots(1, 1)
+    fig.add_trace(trace)
     fig.update_xaxes(title_text=x_title, side="bottom")
     fig.update_yaxes(title_text=y_title, autorange="reversed")
     return _style(fig, title, height)
@@ -217,18 +226,20 @@ def attention_comparison(
     top = max(_max_abs(p), _max_abs(a))
     span = _max_abs(diff)
     fig = _subplots(1, 3, titles=["softmax  P", f"{linear_name}  A", "difference  A − P"],
-                    horizontal_spacing=0.09)
+                    horizontal_spacing=0.12)
     fig.add_trace(_heatmap_trace(p, name="softmax", colorscale=WEIGHT_SCALE, zmin=0.0, zmax=top,
                                  colorbar_title="weight", x_labels=ticks, y_labels=ticks, showscale=False), 1, 1)
     fig.add_trace(_heatmap_trace(a, name=linear_name, colorscale=WEIGHT_SCALE, zmin=0.0, zmax=top,
-                                 colorbar_title="weight", x_labels=ticks, y_labels=ticks, colorbar_x=0.63), 1, 2)
+                                 colorbar_title="weight", x_labels=ticks, y_labels=ticks), 1, 2)
     fig.add_trace(_heatmap_trace(diff, name="difference", colorscale=DIFF_SCALE, zmin=-span, zmax=span,
-                                 colorbar_title="A − P", x_labels=ticks, y_labels=ticks, colorbar_x=1.0,
+                                 colorbar_title="A − P", x_labels=ticks, y_labels=ticks,
                                  hover=("key j", "query i", "A − P")), 1, 3)
+    _colorbar_beside(fig, fig.data[1].colorbar, 1, 2)
+    _colorbar_beside(fig, fig.data[2].colorbar, 1, 3)
     fig.update_xaxes(title_text="key position j")
     fig.update_yaxes(title_text="query position i", autorange="reversed", col=1)
-    fig.update_yaxes(autorange="reversed", col=2)
-    fig.update_yaxes(autorange="reversed", col=3)
+    fig.update_yaxes(autorange="reversed", showticklabels=False, col=2)  # rows line up with panel 1
+    fig.update_yaxes(autorange="reversed", showticklabels=False, col=3)
     if title is None:
         title = (f"Softmax vs {linear_name} attention, N = {n}: row error ‖A_i − P_i‖₁ "
                  f"max {row_err.max():.3g}, mean {row_err.mean():.3g}")
@@ -269,8 +280,7 @@ def state_step(
         raise ValueError(f"outputs and reference must both be (N, d_v={d_v}); got {out.shape} and {ref.shape}")
     if not 0 <= t < n:
         raise ValueError(f"t must be in [0, {n - 1}]; got {t}")
-    shown = out.copy()  # (N, d_v)
-    shown[t + 1:] = np.nan  # rows after t are not computed yet
+    shown = [list(row) if i <= t else [None] * d_v for i, row in enumerate(out)]  # (N, d_v); rows > t: gaps
     err = float(np.max(np.abs(out[t] - ref[t])))
     s_span = _max_abs(s) if s_range is None else s_range
     o_span = _max_abs(ref)
@@ -278,17 +288,19 @@ def state_step(
         f"state S_t = Σ_(j≤t) φ(k_j) v_jᵀ   ({d_phi} × {d_v})",
         "normaliser z_t = Σ_(j≤t) φ(k_j)",
         f"outputs so far (rows 0…{t})",
-        f"row t: recurrent vs quadratic  (max |Δ| = {err:.1e})",
+        "row t: recurrent vs quadratic",
     ]
-    fig = _subplots(2, 2, titles, vertical_spacing=0.2, horizontal_spacing=0.14)
+    fig = _subplots(2, 2, titles, vertical_spacing=0.2, horizontal_spacing=0.2)
     fig.add_trace(_heatmap_trace(s, name="S_t", colorscale=DIFF_SCALE, zmin=-s_span, zmax=s_span,
-                                 colorbar_title="S_t entry", colorbar_x=0.43,
+                                 colorbar_title="S_t entry",
                                  hover=("value dim", "feature", "S_t")), 1, 1)
     fig.add_trace(go.Bar(x=list(range(d_phi)), y=zz, name="z_t", marker_color="#7f7f7f",
                          showlegend=False), 1, 2)
     fig.add_trace(_heatmap_trace(shown, name="outputs", colorscale=DIFF_SCALE, zmin=-o_span, zmax=o_span,
-                                 colorbar_title="output", showscale=False,
+                                 colorbar_title="output",
                                  hover=("value dim", "position", "output")), 2, 1)
+    _colorbar_beside(fig, fig.data[0].colorbar, 1, 1)
+    _colorbar_beside(fig, fig.data[2].colorbar, 2, 1)
     dims = list(range(d_v))
     fig.add_trace(go.Bar(x=dims, y=out[t], name="recurrent φ(q_t)ᵀS_t / φ(q_t)ᵀz_t",
                          marker_color=LINEAR_COLOUR), 2, 2)
@@ -341,7 +353,7 @@ def kernel_smoother_1d(
                     shared_xaxes=True, row_heights=(0.65, 0.35), vertical_spacing=0.08)
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name="data (x_j, y_j) = (key, value)",
                              marker=dict(color=w, colorscale=WEIGHT_SCALE, cmin=0.0, cmax=_max_abs(w), size=8,
-                                         colorbar=dict(title=dict(text="weight"), len=0.6, y=0.7),
+                                         colorbar=dict(title=dict(text="weight")),
                                          line=dict(width=0.5, color="#333"))), 1, 1)
     fig.add_trace(go.Scatter(x=g, y=f, mode="lines", name="Nadaraya–Watson fit", line=dict(color=LINEAR_COLOUR)),
                   1, 1)
@@ -353,11 +365,12 @@ def kernel_smoother_1d(
                              marker=dict(symbol="x", size=13, color="black")), 1, 1)
     fig.add_trace(go.Bar(x=xs, y=w, name="weight per key", marker_color=SOFTMAX_COLOUR, showlegend=False,
                          width=(xs.max() - xs.min()) / max(4 * len(xs), 1) if len(xs) > 1 else None), 2, 1)
+    _colorbar_beside(fig, fig.data[0].marker.colorbar, 1, 1)
     fig.add_vline(x=query, line=dict(color="black", dash="dash", width=1))
     fig.update_xaxes(title_text="key position x (input)", row=2, col=1)
     fig.update_yaxes(title_text="value y", row=1, col=1)
     fig.update_yaxes(title_text="weight", row=2, col=1, rangemode="tozero")
-    fig.update_layout(legend=dict(orientation="h", y=1.12, x=0.0))
+    fig.update_layout(legend=dict(x=1.02, y=0.0, xanchor="left", yanchor="bottom"))  # beside the weights panel
     return _style(fig, f"Attention as kernel smoothing: {kernel_name} kernel, output at x* = {fq:.3f}", 560)
 
 
@@ -390,7 +403,7 @@ def kernel_smoother_2d(
                                   f"weights for the query ({query[0]:.2f}, {query[1]:.2f})"],
                     horizontal_spacing=0.14)
     fig.add_trace(go.Heatmap(x=g, y=g, z=f, colorscale=DIFF_SCALE, zmin=-span, zmax=span, name="fit",
-                             colorbar=dict(title=dict(text="value y"), x=0.43, len=0.8)), 1, 1)
+                             colorbar=dict(title=dict(text="value y"))), 1, 1)
     fig.add_trace(go.Scatter(x=xs[:, 0], y=xs[:, 1], mode="markers", name="data",
                              marker=dict(color=ys, colorscale=DIFF_SCALE, cmin=-span, cmax=span, size=7,
                                          line=dict(width=0.7, color="#333"))), 1, 1)
@@ -398,7 +411,9 @@ def kernel_smoother_2d(
     fig.add_trace(go.Scatter(x=xs[:, 0], y=xs[:, 1], mode="markers", name="weight per key",
                              marker=dict(color=w, colorscale=WEIGHT_SCALE, cmin=0.0, cmax=top,
                                          size=5 + 25 * np.sqrt(np.clip(w, 0, None) / top),
-                                         colorbar=dict(title=dict(text="weight"), len=0.8))), 1, 2)
+                                         colorbar=dict(title=dict(text="weight")))), 1, 2)
+    _colorbar_beside(fig, fig.data[0].colorbar, 1, 1)
+    _colorbar_beside(fig, fig.data[2].marker.colorbar, 1, 2)
     for col in (1, 2):
         fig.add_trace(go.Scatter(x=[query[0]], y=[query[1]], mode="markers", name="query",
                                  marker=dict(symbol="x", size=13, color="black"), showlegend=col == 1), 1, col)
@@ -499,13 +514,14 @@ def window_pattern(
     per_query = window if causal else 2 * window - 1
     band = np.minimum(ns * per_query + 2 * len(global_tokens) * ns, ns ** 2)  # (K,) ≈ N·w
     fig = _subplots(1, 3, titles=[f"allowed pairs (window {window}, {len(global_tokens)} global)",
-                                  "attention weights", "scores stored vs N"],
-                    horizontal_spacing=0.08)
+                                  "attention weights", "attention scores stored vs N"],
+                    horizontal_spacing=0.13)
     fig.add_trace(_heatmap_trace(mk, name="mask", colorscale=[[0, "#f0f0f0"], [1, "#2a4d69"]], zmin=0, zmax=1,
                                  colorbar_title="allowed", showscale=False,
                                  hover=("key j", "query i", "allowed")), 1, 1)
     fig.add_trace(_heatmap_trace(w, name="weights", colorscale=WEIGHT_SCALE, zmin=0.0, zmax=_max_abs(w),
-                                 colorbar_title="weight", colorbar_x=0.63), 1, 2)
+                                 colorbar_title="weight"), 1, 2)
+    _colorbar_beside(fig, fig.data[1].colorbar, 1, 2)
     fig.add_trace(go.Scatter(x=ns, y=ns ** 2, mode="lines", name="dense N²", line=dict(color=SOFTMAX_COLOUR)),
                   1, 3)
     fig.add_trace(go.Scatter(x=ns, y=band, mode="lines", name="window ≈ N·w", line=dict(color=LINEAR_COLOUR)),
@@ -514,10 +530,14 @@ def window_pattern(
                              marker=dict(color="black", size=9)), 1, 3)
     for col in (1, 2):
         fig.update_xaxes(title_text="key position j", row=1, col=col)
-        fig.update_yaxes(title_text="query position i", autorange="reversed", row=1, col=col)
+        fig.update_yaxes(autorange="reversed", row=1, col=col)
+    fig.update_yaxes(title_text="query position i", row=1, col=1)
+    fig.update_yaxes(showticklabels=False, row=1, col=2)  # rows line up with panel 1
     fig.update_xaxes(title_text="sequence length N", type="log", row=1, col=3)
-    fig.update_yaxes(title_text="attention scores stored", type="log", row=1, col=3)
-    fig.update_layout(legend=dict(x=1.0, y=0.02, xanchor="right", yanchor="bottom"))
+    fig.update_yaxes(type="log", row=1, col=3)  # its title is the panel title (an axis title would hit the colorbar)
+    left = fig.get_subplot(1, 3).xaxis.domain[0]
+    fig.update_layout(legend=dict(x=left + 0.01, y=1.0, xanchor="left", yanchor="top",
+                                  bgcolor="rgba(255,255,255,0.7)"))  # top left of panel 3: the curves rise to the right
     title = (f"Sliding window, N = {n}: {allowed} of {n * n} pairs stored "
              f"({allowed / (n * n):.1%} of dense)")
     return _style(fig, title, 430)
@@ -528,7 +548,7 @@ def window_pattern(
 
 def message_figure(text: str) -> go.Figure:
     """An empty figure carrying a message, for views that cannot be drawn for the current input."""
-    fig = go.Figure()
+    fig = _subplots(1, 1)
     fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)

@@ -38,7 +38,14 @@ def __getattr__(name: str):
     """Import an explorer's module on first use (PEP 562)."""
     if name not in _ENTRY_POINTS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_ENTRY_POINTS[name], __name__), name)
+    try:
+        module = importlib.import_module(_ENTRY_POINTS[name], __name__)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("plotly", "ipywidgets", "anywidget"):
+            raise ImportError(f"{name} needs plotly, ipywidgets and anywidget ({exc.name} is missing): "
+                              "pip install 'linattn-edu[viz]'") from exc
+        raise
+    value = getattr(module, name)
     globals()[name] = value
     return value
 

@@ -17,25 +17,33 @@ from __future__ import annotations
 
 import html
 import numbers
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, Iterator, Mapping
 
-import ipywidgets as widgets
-import plotly.graph_objects as go
 import torch
 
-__all__ = ["Explorer", "sync_figure", "check_value", "seed_box", "single_thread"]
+try:
+    import ipywidgets as widgets
+    import plotly.graph_objects as go
+except ImportError as exc:  # pragma: no cover - only without the [viz] extra
+    raise ImportError("linattn_edu.explorers needs plotly, ipywidgets and anywidget: "
+                      "pip install 'linattn-edu[viz]'") from exc
+
+__all__ = ["Explorer", "sync_figure", "check_value", "seed_box", "torch_threads"]
 
 
 @contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one thread for the duration (explorer tensors are tiny, N <= 256).
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run torch on ``n`` intra-op threads for the duration (None: leave the setting alone).
 
-    Intra-op threads only add overhead at these sizes, and on a busy 2-core machine they made
+    For tiny tensors (N <= 256) threads only add overhead, and on a busy 2-core machine they made
     small ops up to ~100x slower (measured: 48 ms vs 4.3 s for the trig error curve).
     """
+    if n is None:
+        yield
+        return
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(n)
     try:
         yield
     finally:
@@ -109,6 +117,9 @@ class Explorer:
     limits: Mapping[str, str] = {}
     #: controls set first when several change at once (e.g. N before t, whose range depends on N)
     apply_order: tuple[str, ...] = ()
+    #: torch intra-op threads while computing (1 for tiny tensors; None leaves torch's setting,
+    #: e.g. for an explorer that measures timings)
+    compute_threads: int | None = None
 
     def __init__(self, controls: dict[str, widgets.Widget], values: Mapping[str, Any], *,
                  extra: list[widgets.Widget] = ()) -> None:
@@ -164,7 +175,7 @@ class Explorer:
     def refresh(self) -> None:
         """Recompute from the current control values and redraw (one front-end message)."""
         try:
-            with single_thread():
+            with torch_threads(self.compute_threads):
                 fig = self.compute(**self.values())
         except (ValueError, TypeError) as exc:  # includes MemoryBudgetError
             self._show_message(str(exc))
@@ -181,7 +192,9 @@ class Explorer:
         """Set several controls without a redraw per control."""
         previous, self._holding = self._holding, True
         try:
-            with self.widget.hold_sync():
+            with ExitStack() as stack:
+                for widget in self.controls.values():  # one state message per control, not per trait
+                    stack.enter_context(widget.hold_sync())
                 yield
         finally:
             self._holding = previous
@@ -189,7 +202,13 @@ class Explorer:
     # --------------------------------------------------------------- display
 
     def _repr_mimebundle_(self, **kwargs: Any):
-        """Jupyter shows the explorer's widget when it is the last expression of a cell."""
+        """Jupyter shows the explorer's widget when it is the last expression of a cell.
+
+        The FigureWidget's own ``_repr_mimebundle_`` copies the current figure into the state a new
+        front-end view starts from; nested in a VBox it is never called, so call it here (without it
+        a figure updated before it is first shown renders with no traces).
+        """
+        self.figure._repr_mimebundle_()
         return self.widget._repr_mimebundle_(**kwargs)
 
     def __repr__(self) -> str:

@@ -71,6 +71,7 @@ class AttentionMapExplorer(Explorer):
     """Softmax vs linear attention maps for the same Q, K; readouts ``max_row_error``, ``mean_row_error``."""
 
     limits = {"n": "the explorer draws dense N × N maps"}
+    compute_threads = 1  # tiny tensors: threads only add overhead
 
     def __init__(self, *, n: int = 32, d: int = 16, feature_map: str = "elu+1", m: int = 64,
                  causal: bool = False, temperature: float = 1.0, inputs: str = "random", seed: int = 0):

@@ -70,6 +70,8 @@ def error_curve(kind: str, d: int, input_scale: float, orthogonal: bool) -> tupl
 class FeatureMapExplorer(Explorer):
     """Random-feature kernel estimates; readouts ``relative_error``, ``negative_fraction``, ``errors``."""
 
+    compute_threads = 1  # tiny tensors: threads only add overhead
+
     def __init__(self, *, kind: str = "favor+", d: int = 16, m: int = 64, orthogonal: bool = True,
                  input_scale: float = 0.7, seed: int = 0):
         self.relative_error = self.negative_fraction = float("nan")

@@ -66,6 +66,8 @@ def _target(x: torch.Tensor) -> torch.Tensor:
 class KernelSmootherExplorer(Explorer):
     """Nadaraya–Watson with a chosen kernel; readouts ``weights`` (one query's row) and ``prediction``."""
 
+    compute_threads = 1  # tiny tensors: threads only add overhead
+
     def __init__(self, *, kernel: str = "gaussian", bandwidth: float = 0.4, query: float = 0.5,
                  query2: float = 0.0, n_points: int = 40, noise: float = 0.3, dim: int = 1, seed: int = 0):
         self.weights = self.fit = None

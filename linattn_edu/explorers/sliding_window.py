@@ -42,6 +42,7 @@ class SlidingWindowExplorer(Explorer):
     """Band + global mask and weights; readouts ``attended_pairs``, ``dense_pairs``, ``memory_ratio``."""
 
     limits = {"n": "the explorer draws dense N × N maps"}
+    compute_threads = 1  # tiny tensors: threads only add overhead
 
     def __init__(self, *, n: int = 48, window: int = 4, global_tokens: str = "0", causal: bool = False,
                  seed: int = 0):

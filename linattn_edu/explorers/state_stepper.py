@@ -69,6 +69,7 @@ class StateStepper(Explorer):
 
     limits = {"t": "t is a 0-based token index < N", "n": "the stepper draws one row per token"}
     apply_order = ("n",)  # t's range depends on N
+    compute_threads = 1  # tiny tensors: threads only add overhead
 
     def __init__(self, *, n: int = 12, d: int = 4, d_v: int = 4, feature_map: str = "elu+1", t: int = 5,
                  seed: int = 0):

@@ -1,0 +1,177 @@
+"""linattn_edu.viz: every builder returns a figure with the expected traces, shapes, titles and scales."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+go = pytest.importorskip("plotly.graph_objects")
+from linattn_edu import viz  # noqa: E402
+
+
+def _weights(n: int, seed: int = 0) -> torch.Tensor:
+    """A row-stochastic (n, n) matrix."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.softmax(torch.randn(n, n, generator=gen, dtype=torch.float64), dim=-1)  # (n, n)
+
+
+def _types(fig) -> list[str]:
+    return [t.type for t in fig.data]
+
+
+def test_heatmap_labels_axes_and_scale():
+    m = torch.arange(6, dtype=torch.float64).reshape(2, 3)  # (2, 3)
+    fig = viz.heatmap(m, title="T", x_title="key position j", y_title="query position i",
+                      colorbar_title="weight", zmin=-1.0, zmax=9.0, x_labels=list("abc"))
+    assert isinstance(fig, go.Figure) and _types(fig) == ["heatmap"]
+    tr = fig.data[0]
+    assert np.asarray(tr.z).shape == (2, 3) and (tr.zmin, tr.zmax) == (-1.0, 9.0)
+    assert list(tr.x) == ["0:a", "1:b", "2:c"]  # positions keep repeated words distinct
+    assert fig.layout.title.text == "T"
+    assert fig.layout.xaxis.title.text == "key position j"
+    assert fig.layout.yaxis.title.text == "query position i"
+    assert fig.layout.yaxis.autorange == "reversed"  # query 0 at the top
+    assert tr.colorbar.title.text == "weight"
+
+
+def test_heatmap_rejects_wrong_rank_and_label_count():
+    with pytest.raises(ValueError, match="2 dims"):
+        viz.heatmap(torch.zeros(3), title="", x_title="", y_title="", colorbar_title="")
+    with pytest.raises(ValueError, match="3 entries"):
+        viz.attention_map(torch.zeros(3, 3), labels=["a", "b"])
+
+
+def test_attention_map_is_one_weight_heatmap_from_zero():
+    fig = viz.attention_map(_weights(5))
+    assert _types(fig) == ["heatmap"]
+    assert fig.data[0].zmin == 0.0
+    assert fig.data[0].zmax == pytest.approx(float(_weights(5).max()))
+
+
+def test_attention_comparison_shares_one_scale_and_reports_row_error():
+    p, a = _weights(7, 0), _weights(7, 1)
+    fig = viz.attention_comparison(p, a, linear_name="elu+1")
+    assert _types(fig) == ["heatmap"] * 3
+    soft, lin, diff = fig.data
+    for tr in fig.data:
+        assert np.asarray(tr.z).shape == (7, 7)
+    top = float(max(p.max(), a.max()))
+    assert (soft.zmin, soft.zmax) == (lin.zmin, lin.zmax) == (0.0, pytest.approx(top))
+    assert diff.zmin == -diff.zmax and diff.zmax == pytest.approx(float((a - p).abs().max()))
+    np.testing.assert_allclose(np.asarray(diff.z), (a - p).numpy())
+    row_err = (a - p).abs().sum(-1)  # (7,)
+    assert f"max {row_err.max():.3g}" in fig.layout.title.text
+    assert f"mean {row_err.mean():.3g}" in fig.layout.title.text
+    titles = [ann.text for ann in fig.layout.annotations]
+    assert titles[:3] == ["softmax  P", "elu+1  A", "difference  A − P"]
+    assert fig.layout.xaxis.title.text == "key position j"
+    assert fig.layout.yaxis.title.text == "query position i"
+
+
+def test_attention_comparison_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"must match softmax_weights \(4, 4\); got \(3, 3\)"):
+        viz.attention_comparison(_weights(4), _weights(3))
+
+
+def test_state_step_panels_and_hidden_future_rows():
+    n, d_phi, d_v, t = 6, 5, 3, 2
+    gen = torch.Generator().manual_seed(0)
+    S = torch.randn(d_phi, d_v, generator=gen)  # (d_φ, d_v)
+    z = torch.rand(d_phi, generator=gen)  # (d_φ,)
+    ref = torch.randn(n, d_v, generator=gen)  # (n, d_v)
+    out = ref + 1e-3  # (n, d_v)
+    fig = viz.state_step(S, z, out, ref, t)
+    assert _types(fig) == ["heatmap", "bar", "heatmap", "bar", "bar"]
+    assert np.asarray(fig.data[0].z).shape == (d_phi, d_v)
+    assert len(fig.data[1].y) == d_phi
+    shown = np.asarray(fig.data[2].z, dtype=float)  # (n, d_v)
+    assert np.isfinite(shown[: t + 1]).all() and np.isnan(shown[t + 1:]).all()
+    np.testing.assert_allclose(fig.data[3].y, out[t].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(fig.data[4].y, ref[t].numpy(), rtol=1e-6)
+    assert "t = 2" in fig.layout.title.text and "1.00e-03" in fig.layout.title.text
+
+
+def test_state_step_checks_shapes_and_t():
+    S, z, out = torch.zeros(4, 2), torch.zeros(4), torch.zeros(3, 2)
+    with pytest.raises(ValueError, match=r"t must be in \[0, 2\]; got 3"):
+        viz.state_step(S, z, out, out, 3)
+    with pytest.raises(ValueError, match=r"z must be \(d_phi,\) = \(4,\)"):
+        viz.state_step(S, torch.zeros(5), out, out, 0)
+
+
+def test_kernel_smoother_1d_traces():
+    x = torch.linspace(-1, 1, 9)  # (9,)
+    w = torch.softmax(-x ** 2, 0)  # (9,)
+    grid = torch.linspace(-1, 1, 50)  # (50,)
+    fig = viz.kernel_smoother_1d(x, x ** 2, grid, grid ** 2, w, 0.0, truth=grid ** 2, kernel_name="Gaussian")
+    assert _types(fig) == ["scatter", "scatter", "scatter", "scatter", "bar"]
+    assert len(fig.data[1].x) == 50 and len(fig.data[4].y) == 9
+    np.testing.assert_allclose(fig.data[0].marker.color, w.numpy(), rtol=1e-6)  # data coloured by weight
+    assert "Gaussian" in fig.layout.title.text
+    assert fig.layout.yaxis2.title.text == "weight"
+    with pytest.raises(ValueError, match=r"x, y, weights must all be \(M,\)"):
+        viz.kernel_smoother_1d(x, x, grid, grid, w[:3], 0.0)
+
+
+def test_kernel_smoother_2d_traces():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(10, 2, generator=gen)  # (10, 2)
+    axis = torch.linspace(0, 1, 7)  # (7,)
+    fig = viz.kernel_smoother_2d(x, x[:, 0], axis, torch.zeros(7, 7), torch.full((10,), 0.1), (0.5, 0.5))
+    assert _types(fig) == ["heatmap", "scatter", "scatter", "scatter", "scatter"]
+    assert np.asarray(fig.data[0].z).shape == (7, 7)
+    with pytest.raises(ValueError, match=r"fit must be \(G, G\)"):
+        viz.kernel_smoother_2d(x, x[:, 0], axis, torch.zeros(6, 7), torch.full((10,), 0.1), (0.5, 0.5))
+
+
+def test_feature_map_approximation_log_axes_and_guide():
+    exact = torch.full((5, 5), 2.0, dtype=torch.float64)  # (5, 5)
+    est = exact * 1.1  # (5, 5): 10 % too large everywhere
+    ms = [4, 16, 64]
+    fig = viz.feature_map_approximation(exact, est, ms, {"orthogonal": [0.4, 0.2, 0.1], "iid": [0.5, 0.25, 0.12]},
+                                        16, this_draw=0.21)
+    assert _types(fig) == ["scattergl", "scatter", "scatter", "scatter", "scatter", "scatter"]
+    assert len(fig.data[0].x) == 25
+    guide = fig.data[4]
+    assert guide.name == "∝ 1/√m"
+    np.testing.assert_allclose(guide.y, 0.5 * np.sqrt(4 / np.array(ms)))  # through the first point, slope −½
+    assert fig.layout.xaxis2.type == "log" and fig.layout.yaxis2.type == "log"
+    assert "relative error 0.100" in fig.layout.title.text
+    with pytest.raises(ValueError, match="one value per m"):
+        viz.feature_map_approximation(exact, est, ms, {"iid": [0.1]}, 4)
+
+
+def test_window_pattern_counts_pairs_and_cost_curves():
+    n, w = 8, 2
+    i = torch.arange(n)
+    mask = (i[:, None] - i[None, :]).abs() < w  # (n, n)
+    weights = mask.double() / mask.sum(-1, keepdim=True)  # (n, n)
+    fig = viz.window_pattern(mask, weights, window=w)
+    assert _types(fig) == ["heatmap", "heatmap", "scatter", "scatter", "scatter"]
+    assert f"{int(mask.sum())} of {n * n} pairs" in fig.layout.title.text
+    dense, band = fig.data[2], fig.data[3]
+    k = list(dense.x).index(1024)
+    assert dense.y[k] == 1024 ** 2 and band.y[k] == 1024 * (2 * w - 1)
+    assert fig.layout.xaxis3.type == "log"
+
+
+def test_message_figure_has_text():
+    fig = viz.message_figure("N too large")
+    assert fig.layout.annotations[0].text == "N too large"
+
+
+def test_figures_do_not_share_state():
+    """Panels come from a cached grid: each call must get its own copy."""
+    first = viz.attention_comparison(_weights(3), _weights(3), linear_name="relu")
+    second = viz.attention_comparison(_weights(4), _weights(4), linear_name="taylor")
+    assert first.layout.annotations[1].text == "relu  A" and second.layout.annotations[1].text == "taylor  A"
+    assert np.asarray(first.data[0].z).shape == (3, 3)
+    assert first.layout.annotations is not second.layout.annotations
+
+
+def test_viz_is_pure_and_never_shows(monkeypatch):
+    """Builders return figures; none may call show() (the notebook decides)."""
+    monkeypatch.setattr(go.Figure, "show", lambda *a, **k: pytest.fail("viz called show()"))
+    viz.attention_comparison(_weights(3), _weights(3))
+    viz.attention_map(_weights(3))
