@@ -99,7 +99,7 @@ METHODS: dict[str, Method] = {
         Method("sdpa", "torch SDPA (flash, fused)", 2),
         Method("linear_quadratic", "linear, quadratic form", 2),
         Method("chunkwise", "linear, chunkwise", 1),
-        Method("recurrent", "linear, recurrent (token loop)", 1, max_n=2048),
+        Method("recurrent", "linear, recurrent (token loop)", 1, max_n=1024),
         Method("window", "sliding window", 1),
     )
 }
@@ -157,7 +157,8 @@ def make_inputs(n: int, *, batch: int = 1, heads: int = 4, d: int = 64, dtype=to
     """q, k, v ~ N(0, 1) of shape (batch, heads, n, d), seeded, optionally requiring grad."""
     gen = torch.Generator().manual_seed(seed)
     shape = (batch, heads, n, d)
-    qkv = [torch.randn(shape, generator=gen).to(device=device, dtype=_dtype(dtype)) for _ in range(3)]  # 3 × (B, H, N, d)
+    dt = _dtype(dtype)
+    qkv = [torch.randn(shape, generator=gen).to(device=device, dtype=dt) for _ in range(3)]  # 3 × (B, H, N, d)
     for t in qkv:
         t.requires_grad_(requires_grad)
     return tuple(qkv)
@@ -219,7 +220,7 @@ def predict_peak_bytes(method: str, n: int, *, mode: str = "forward", batch: int
       sdpa (flash): O(bh·N·d) (output, log-sum-exp; gradients with backward);
       chunkwise: O(bh·N·(d + C)) (chunked features, the (N/C)·C×C intra-chunk scores) +
           (N/C)·d² chunk states;  recurrent: O(bh·N·d) forward, bh·N·d² states saved for backward;
-      window: O(bh·N·w) band of scores.
+      window: O(bh·N·w) band of scores (N rounded up to a multiple of w).
     The coefficients are upper-ish fits to profiler measurements at small N (tests keep the
     prediction within 0.5–3× of the measurement).
     """
@@ -240,8 +241,8 @@ def predict_peak_bytes(method: str, n: int, *, mode: str = "forward", batch: int
         return io + per + (2 if back else 1) * bh * chunks * d * d * e
     if method == "recurrent":
         return io + (6 * nd + (bh * n * d * d if back else 0)) * e
-    w = min(window, n)
-    return io + (7 if back else 4) * bh * n * 2 * w * e + 6 * nd * e  # window
+    n_pad = -(-n // window) * window  # the band is computed in blocks of w: N rounds up to a multiple of w
+    return io + (7 if back else 4) * bh * n_pad * 2 * window * e + 6 * nd * e  # window
 
 
 def predict_seconds(method: str, n: int, previous: tuple[int, float] | None) -> float | None:
@@ -755,7 +756,8 @@ def decode_targets(results: Results) -> list[Target]:
     return out
 
 
-def slope_targets(sl: dict[str, float], cross: float | None) -> list[Target]:
+def slope_targets(sl: dict[str, float]) -> list[Target]:
+    """Chunkwise log-log slope <= 1.15 and SDPA >= 1.8 (over N in [2k, 32k])."""
     out = []
     if "chunkwise" in sl:
         out.append(Target("chunkwise log-log slope over N in [2k, 32k]", sl["chunkwise"], "<=", 1.15))
@@ -820,7 +822,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: headline (default), sweep, slopes, decode. Returns 0, or 1 if a target was missed."""
+    """Command line: headline (default), sweep, slopes, decode.
+
+    Exit status 0 when every target printed was met, 3 when one was missed (1 stays Python's
+    status for an uncaught error, 2 argparse's for bad arguments).
+    """
     parser = argparse.ArgumentParser(prog="python -m linattn_edu.bench", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command")
     p_head = sub.add_parser("headline", help="chunkwise vs SDPA at N=16384 (forward, forward+backward)")
@@ -883,12 +889,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         dtype=args.dtype, device=args.device, chunk_size=args.chunk_size, time_budget_s=None,
                         min_repeats=args.repeats, measure_memory=False, progress=progress)
         print("# " + format_metadata(res.metadata))
+        print(format_table(res))
         sl = slopes(res)
         for m, s in sl.items():
             print(f"{m}: log-log slope {s:.3f} over N in [2048, 32768]")
         cross = crossover_n(res)
         print(f"crossover: chunkwise faster than SDPA from N ≈ {'none' if cross is None else round(cross)}")
-        targets = slope_targets(sl, cross)
+        targets = slope_targets(sl)
         for t in targets:
             print(t.line())
         if args.out:
@@ -905,7 +912,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(t.line())
         if args.out:
             print(f"wrote {res.save(args.out)}")
-    return 0 if all(t.met for t in targets) else 1
+    return 0 if all(t.met for t in targets) else 3
 
 
 if __name__ == "__main__":

@@ -69,8 +69,9 @@ def bytes_per_element(dtype) -> int:
     >>> bytes_per_element("fp16"), bytes_per_element(4)
     (2, 4)
     """
+    expected = f"an int byte count, a name in {sorted(DTYPE_BYTES)} or a torch.dtype"
     if isinstance(dtype, bool):
-        raise TypeError(f"dtype must be an int byte count, a name in {sorted(DTYPE_BYTES)} or a torch.dtype; got {dtype!r}")
+        raise TypeError(f"dtype must be {expected}; got {dtype!r}")
     if isinstance(dtype, int):
         return _positive_int("bytes_per_element", dtype)
     if isinstance(dtype, str):
@@ -81,7 +82,7 @@ def bytes_per_element(dtype) -> int:
     itemsize = getattr(dtype, "itemsize", None)  # torch.dtype and numpy dtypes carry it
     if isinstance(itemsize, int) and itemsize > 0:
         return itemsize
-    raise TypeError(f"dtype must be an int byte count, a name in {sorted(DTYPE_BYTES)} or a torch.dtype; got {dtype!r}")
+    raise TypeError(f"dtype must be {expected}; got {dtype!r}")
 
 
 def kv_cache_bytes(*, layers: int, kv_heads: int, head_dim: int, tokens: int, batch: int = 1,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -26,7 +27,8 @@ from plotly.subplots import make_subplots
 from .bench import METHODS, Results, crossover_n, fit_theory_constant
 from .memory import AttentionShape, cache_bytes, crossover_tokens, format_bytes, state_bytes
 
-__all__ = ["METHOD_COLOURS", "timing_figure", "decode_figure", "kv_cache_figure", "render_assets", "main"]
+__all__ = ["METHOD_COLOURS", "timing_figure", "decode_figure", "kv_cache_figure", "kv_cache_summary",
+           "render_assets", "main"]
 
 #: Softmax family in blues, linear attention in reds/purples, the window in green.
 METHOD_COLOURS = {
@@ -63,7 +65,7 @@ def _subtitle(meta: dict) -> str:
     return " · ".join(parts)
 
 
-def _theory_trace(res: Results, method: str, mode: str, exponent: int, d: int, text: str, row: int):
+def _theory_trace(res: Results, method: str, mode: str, exponent: int, d: int, text: str):
     """Dashed c·N^exponent·d^(3-exponent) line, c fitted to the upper half of ``method``'s points."""
     ns, ts = res.series(method, mode)
     if len(ns) < 2:
@@ -107,8 +109,8 @@ def timing_figure(records, *, mode: str = "forward", methods: Sequence[str] | No
                 x=[r["n"] for r in measured], y=[r["peak_bytes"] / MiB for r in measured], mode="lines+markers",
                 name=_label(method), legendgroup=method, showlegend=False, line=dict(color=colour),
                 hovertemplate=f"{method}<br>N=%{{x}}<br>%{{y:.3g}} MiB<extra></extra>"), row=1, col=2)
-            skipped = [r for r in res.select(method=method, mode=mode)
-                       if str(r.get("status", "")).startswith("skipped") and r.get("predicted_bytes")]
+            skipped = [r for r in res.select(method=method, mode=mode)  # the memory guard's skips
+                       if "would need" in str(r.get("status", "")) and r.get("predicted_bytes")]
             if skipped:
                 fig.add_trace(go.Scatter(
                     x=[r["n"] for r in skipped], y=[r["predicted_bytes"] / MiB for r in skipped], mode="markers",
@@ -119,16 +121,16 @@ def timing_figure(records, *, mode: str = "forward", methods: Sequence[str] | No
     if theory:
         d = next((r["d"] for r in res.records if r.get("d")), 64)
         for method, exponent, text in (("sdpa", 2, "theory c·N²d"), ("chunkwise", 1, "theory c·Nd²")):
-            trace = _theory_trace(res, method, mode, exponent, d, text, 1) if method in methods else None
+            trace = _theory_trace(res, method, mode, exponent, d, text) if method in methods else None
             if trace is not None:
                 fig.add_trace(trace, row=1, col=1)
     if crossover and {"chunkwise", "sdpa"} <= set(methods):
         n_star = crossover_n(res, mode=mode)
         if n_star is not None:
             fig.add_vline(x=n_star, line=dict(color="black", dash="dot", width=1), row=1, col=1)
-            fig.add_annotation(x=math.log10(n_star), y=1, yref="y domain", xref="x", showarrow=False,
-                               text=f"chunkwise faster than SDPA from N ≈ {n_star:,.0f}", xanchor="left",
-                               yanchor="bottom", font=dict(size=11))
+            fig.add_annotation(x=math.log10(n_star), y=0.98, yref="y domain", xref="x", showarrow=False,
+                               text=f" chunkwise faster<br> than SDPA from<br> N ≈ {n_star:,.0f}", xanchor="left",
+                               yanchor="top", align="left", font=dict(size=11))
     fig.update_xaxes(type="log", title_text="sequence length N")
     fig.update_yaxes(type="log", title_text="ms", row=1, col=1)
     if memory:
@@ -209,8 +211,9 @@ def kv_cache_summary(shape: AttentionShape, tokens: int, *, batch: int = 1, dtyp
     """One line: cache bytes at ``tokens``, state bytes, and the crossover N."""
     cache = cache_bytes(shape, tokens, batch=batch, dtype=dtype)
     state = state_bytes(shape, d_phi=d_phi, batch=batch, dtype=dtype, include_z=include_z)
+    equal = crossover_tokens(shape, d_phi=d_phi, include_z=include_z)
     return (f"{shape.name}: KV cache at N = {tokens:,} is {format_bytes(cache)}; linear state "
-            f"{format_bytes(state)} at any N; equal at N ≈ {crossover_tokens(shape, d_phi=d_phi, include_z=include_z):,}")
+            f"{format_bytes(state)} at any N; equal at N ≈ {equal:,}")
 
 
 def render_assets(folder="assets", *, width: int = 1100, height: int = 480) -> list[Path]:
@@ -231,7 +234,9 @@ def render_assets(folder="assets", *, width: int = 1100, height: int = 480) -> l
                 figs = {path.with_name(f"{path.stem}_{m.replace('+', '_')}.png"): timing_figure(res, mode=m)
                         for m in modes}
             for out, fig in figs.items():
-                fig.write_image(out, width=width, height=height, scale=1)
+                with warnings.catch_warnings():  # plotly passes kaleido options a running server ignores
+                    warnings.filterwarnings("ignore", message="The kopts argument is ignored")
+                    fig.write_image(out, width=width, height=height, scale=1)
                 written.append(out)
     finally:
         kaleido.stop_sync_server()

@@ -73,6 +73,13 @@ class KVCacheCalculator(Explorer):
 
     def adjust(self) -> None:
         """Copy a newly chosen preset into the shape fields; edited fields turn the preset into "custom"."""
+        previous, self._holding = self._holding, True  # our own assignments must not trigger redraws
+        try:
+            self._sync_preset()
+        finally:
+            self._holding = previous
+
+    def _sync_preset(self) -> None:
         c = self.controls
         preset = c["preset"].value
         if preset != "custom" and preset != self._preset_shown:

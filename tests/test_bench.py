@@ -1,0 +1,254 @@
+"""The benchmark harness (linattn_edu.bench): guards, timing, memory, records, analysis, CLI.
+
+No timing *targets* here (those are printed by ``python -m linattn_edu.bench``); these tests
+check that the harness measures what it says, on tiny sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from linattn_edu import bench
+from linattn_edu.bench import (
+    METHODS,
+    Results,
+    Target,
+    build_call,
+    chunkwise_flops,
+    crossover_n,
+    decode_sweep,
+    fit_loglog_slope,
+    fit_theory_constant,
+    log_grid,
+    measure_point,
+    peak_memory,
+    predict_peak_bytes,
+    slopes,
+    sweep,
+    time_call,
+)
+
+MiB = 2**20
+
+
+def test_log_grid_is_powers_of_two_or_finer():
+    assert log_grid(256, 4096) == [256, 512, 1024, 2048, 4096]
+    assert log_grid(1024, 4096, points_per_octave=2) == [1024, 1456, 2048, 2896, 4096]
+    assert log_grid(100, 100) == [100]
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_build_call_wires_the_right_attention(method):
+    n, d = 40, 8
+    q, k, v = bench.make_inputs(n, batch=1, heads=2, d=d, dtype=torch.float64)  # (1, 2, n, d)
+    out = build_call(method, n, heads=2, d=d, dtype=torch.float64, chunk_size=16, window=n)()
+    assert out.shape == (1, 2, n, d)
+    if method in ("softmax", "sdpa", "window"):  # window = N: plain causal softmax
+        expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    else:
+        from linattn_edu import linear_attention
+        expected = linear_attention(q, k, v, "elu+1", causal=True, form="quadratic")
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_forward_backward_returns_the_three_input_gradients():
+    grads = build_call("chunkwise", 33, mode="forward+backward", heads=2, d=8, dtype=torch.float64, chunk_size=8)()
+    assert len(grads) == 3 and all(g.shape == (1, 2, 33, 8) for g in grads)
+    ref = build_call("linear_quadratic", 33, mode="forward+backward", heads=2, d=8, dtype=torch.float64)()
+    for g, r in zip(grads, ref):
+        torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-10)
+
+
+def test_cpu_peak_memory_sees_a_known_allocation():
+    def fn():
+        a = torch.ones(1024, 1024)  # 4 MiB
+        b = a * 2  # 4 MiB more while a lives
+        del a
+        return b.sum()
+
+    peak = peak_memory(fn)
+    assert 8 * MiB <= peak < 8 * MiB + 64 * 1024
+
+
+@pytest.mark.parametrize("mode", bench.MODES)
+@pytest.mark.parametrize("method", list(METHODS))
+def test_guard_prediction_is_close_to_measured_peak(method, mode):
+    n = 512 if method != "recurrent" else 128
+    kw = dict(mode=mode, heads=4, d=32, chunk_size=64, window=64)
+    measured = peak_memory(build_call(method, n, **kw))
+    predicted = predict_peak_bytes(method, n, **kw)
+    assert 0.8 * measured <= predicted <= 3 * measured, (method, mode, measured, predicted)
+
+
+def test_dense_forms_predict_quadratic_memory_linear_forms_do_not():
+    ratio = lambda m: predict_peak_bytes(m, 8192) / predict_peak_bytes(m, 4096)  # noqa: E731
+    assert ratio("softmax") > 3.5 and ratio("linear_quadratic") > 3.5
+    assert ratio("sdpa") < 2.1 and ratio("chunkwise") < 2.1 and ratio("window") < 2.1
+    # naive softmax at N = 65536, B=1, H=4, fp32: 4 dense (4, N, N) float32 tensors = 256 GiB + a bool N×N mask 4 GiB
+    assert predict_peak_bytes("softmax", 65536) // 2**30 == 260
+
+
+def test_time_call_measures_a_sleep():
+    res = time_call(lambda: time.sleep(0.002), min_repeats=5, min_run_time=0.05)
+    assert 0.0019 <= res["median_s"] < 0.02
+    assert res["repeats"] >= 5 and res["iqr_s"] >= 0
+
+
+def test_time_call_respects_the_time_budget_for_slow_calls():
+    res = time_call(lambda: time.sleep(0.05), warmup=1, min_repeats=10, min_run_time=0.01, budget_s=0.22)
+    assert res["repeats"] == 3  # (0.22 s budget - 0.05 s warm-up) // 0.05 s
+    assert res["median_s"] >= 0.049
+
+
+def test_memory_guard_skips_with_the_predicted_size():
+    rec = measure_point("softmax", 65536, memory_budget=2**30)
+    assert rec["status"] == "skipped: would need 260.31 GiB > budget 1.00 GiB"
+    assert rec["median_s"] is None and rec["predicted_bytes"] > 2**30
+
+
+def test_time_guard_extrapolates_the_previous_point():
+    rec = measure_point("sdpa", 4096, time_budget_s=5.0, previous=(1024, 0.2))  # 0.2 s * 4² = 3.2 s per call
+    assert rec["status"] == "skipped: predicted 2 × 3.20 s > time budget 5 s"
+    assert measure_point("recurrent", 4096)["status"].startswith("skipped: N = 4096 > max_n")
+
+
+def test_measured_record_is_tidy():
+    rec = measure_point("chunkwise", 256, heads=2, d=16, min_repeats=3, min_run_time=0.01)
+    assert rec["status"] == "ok"
+    assert rec["median_s"] > 0 and rec["iqr_s"] >= 0 and rec["repeats"] >= 3 and rec["peak_bytes"] > 0
+    assert {k: rec[k] for k in ("method", "n", "mode", "dtype", "device", "chunk_size")} == {
+        "method": "chunkwise", "n": 256, "mode": "forward", "dtype": "float32", "device": "cpu", "chunk_size": 64}
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep() -> Results:
+    return sweep(("sdpa", "chunkwise", "softmax"), (64, 128), modes=("forward", "forward+backward"), heads=2, d=16,
+                 min_repeats=3, min_run_time=0.01, memory_budget=64 * 2**20, measure_memory=False, progress=False)
+
+
+def test_sweep_records_every_point_with_metadata(tiny_sweep):
+    assert len(tiny_sweep.records) == 2 * 2 * 3
+    assert all(r["status"] == "ok" for r in tiny_sweep.records)
+    meta = tiny_sweep.metadata
+    for key in ("device_name", "torch_version", "dtype", "threads", "date", "git_revision", "memory_method"):
+        assert meta[key] not in (None, ""), key
+    assert meta["torch_version"] == torch.__version__ and meta["threads"] == torch.get_num_threads()
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+def test_records_round_trip(tiny_sweep, tmp_path, suffix):
+    path = tiny_sweep.save(tmp_path / f"records{suffix}")
+    back = Results.load(path)
+    assert back.metadata == tiny_sweep.metadata
+    assert back.records == tiny_sweep.records
+    assert back.series("sdpa") == tiny_sweep.series("sdpa")
+
+
+def test_save_refuses_unknown_format(tiny_sweep, tmp_path):
+    with pytest.raises(ValueError, match=r"\.json or \.csv; got 'x\.txt'"):
+        tiny_sweep.save(tmp_path / "x.txt")
+
+
+def _synthetic(**curves) -> Results:
+    """Records with t(N) given by functions, for the analysis helpers."""
+    ns = [256, 512, 1024, 2048, 4096, 8192]
+    return Results(records=[{"method": m, "n": n, "mode": "forward", "status": "ok", "median_s": f(n)}
+                            for m, f in curves.items() for n in ns])
+
+
+def test_loglog_slope_and_theory_constant_recover_a_power_law():
+    ns = [1000, 2000, 4000, 8000]
+    slope, intercept = fit_loglog_slope(ns, [3e-9 * n**1.5 for n in ns])
+    assert slope == pytest.approx(1.5, abs=1e-12) and math.exp(intercept) == pytest.approx(3e-9)
+    assert fit_theory_constant(ns, [5e-7 * n**2 for n in ns], 2) == pytest.approx(5e-7)
+    sl = slopes(_synthetic(chunkwise=lambda n: 1e-6 * n, sdpa=lambda n: 1e-9 * n**2), n_min=512, n_max=8192)
+    assert sl == {"chunkwise": pytest.approx(1.0), "sdpa": pytest.approx(2.0)}
+
+
+def test_crossover_interpolates_where_fast_overtakes_slow():
+    # 1e-6 N == 1e-9 N^2 at N = 1000: between the grid points 512 and 1024
+    res = _synthetic(chunkwise=lambda n: 1e-6 * n, sdpa=lambda n: 1e-9 * n**2)
+    assert crossover_n(res) == pytest.approx(1000, rel=1e-9)
+    assert crossover_n(_synthetic(chunkwise=lambda n: 1.0, sdpa=lambda n: 2.0)) == 256  # always faster
+    assert crossover_n(_synthetic(chunkwise=lambda n: 2.0, sdpa=lambda n: 1.0)) is None  # never
+
+
+def test_chunkwise_flops_formula():
+    # N(4d² + 4Cd) per head: 16384 · (16384 + 16384) · 4 heads = 2^31
+    assert chunkwise_flops(16384, 64, 64, heads=4) == 2**31
+
+
+def test_targets_report_met_missed_and_margin():
+    h = {("chunkwise", "forward"): {"median_s": 0.050}, ("sdpa", "forward"): {"median_s": 0.900},
+         ("chunkwise", "forward+backward"): {"median_s": 0.200}, ("sdpa", "forward+backward"): {"median_s": 3.2},
+         "chunkwise_gflops": 40.0, "matmul_gflops": 160.0}
+    got = {t.name: (t.met, round(t.value, 3)) for t in bench.headline_targets(h)}
+    assert got["chunkwise vs SDPA forward speed-up"] == (True, 18.0)
+    assert got["chunkwise vs SDPA forward+backward speed-up"] == (True, 16.0)
+    assert got["chunkwise forward time"] == (False, 50.0)
+    assert got["chunkwise GFLOP/s ÷ dense matmul GFLOP/s"] == (False, 0.25)
+    assert Target("x", 50.0, "<=", 40).margin == pytest.approx(-0.2)
+    assert "MISSED" in Target("x", 50.0, "<=", 40).line()
+
+
+def test_decode_records_cache_growing_and_state_constant():
+    res = decode_sweep((16, 64), heads=2, d=8, min_repeats=3, min_run_time=0.01, measure_memory=False,
+                       progress=False)
+    _, cache = res.series("kv_cache", "decode", key="state_bytes")
+    _, state = res.series("recurrent", "decode", key="state_bytes")
+    assert cache == [2 * 2 * 17 * 8 * 4, 2 * 2 * 65 * 8 * 4]  # 2·H·(N+1)·d·4 bytes
+    assert state == [2 * 8 * (8 + 1) * 4] * 2  # H·d_φ·(d_v + 1)·4 bytes, whatever N
+    assert all(r["median_s"] > 0 for r in res.records)
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda: build_call("flash", 8), "method must be one of"),
+        (lambda: build_call("sdpa", 8, mode="backward"), "mode must be one of"),
+        (lambda: build_call("sdpa", 8, dtype="fp12"), "dtype must be"),
+        (lambda: log_grid(0, 8), "n_min must be an int >= 1; got 0"),
+        (lambda: log_grid(16, 8), "n_max must be >= n_min = 16; got 8"),
+        (lambda: fit_loglog_slope([1], [1]), "need >= 2"),
+        (lambda: fit_loglog_slope([1, 2], [1, -1]), "positive"),
+        (lambda: Results.load("records.txt"), "path must end in .json or .csv"),
+    ],
+)
+def test_bad_input_raises_value_error_naming_what_was_expected(call, words):
+    with pytest.raises(ValueError) as info:
+        call()
+    assert words in str(info.value)
+
+
+def test_cli_sweep_writes_records_and_slopes_reads_them(tmp_path, capsys):
+    out = tmp_path / "sweep.json"
+    code = bench.main(["sweep", "--methods", "sdpa,chunkwise", "--ns", "64,128", "--modes", "forward",
+                       "--heads", "2", "--d", "16", "--repeats", "2", "--no-progress", "--out", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "torch_version=" in text and "chunkwise" in text and "wrote" in text
+    data = json.loads(out.read_text())
+    assert len(data["records"]) == 4 and data["metadata"]["dtype"] == "float32"
+    bench.main(["slopes", "--from", str(out)])
+    assert "crossover" in capsys.readouterr().out
+
+
+def test_cli_decode_prints_targets(capsys):
+    bench.main(["decode", "--contexts", "16,64", "--heads", "2", "--d", "8", "--no-progress"])
+    text = capsys.readouterr().out
+    assert "recurrent step time N=64 ÷ N=16" in text and "kv_cache" in text
+
+
+def test_module_runs_as_a_script():
+    proc = subprocess.run([sys.executable, "-m", "linattn_edu.bench", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0
+    for command in ("headline", "sweep", "slopes", "decode"):
+        assert command in proc.stdout

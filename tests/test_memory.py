@@ -1,0 +1,121 @@
+"""KV-cache and linear-state byte counts against hand-computed cases (linattn_edu.memory)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from linattn_edu import memory
+from linattn_edu.memory import (
+    PRESETS,
+    AttentionShape,
+    bytes_per_element,
+    cache_bytes,
+    crossover_tokens,
+    format_bytes,
+    kv_cache_bytes,
+    linear_state_bytes,
+    mla_cache_bytes,
+    state_bytes,
+)
+
+KiB, MiB, GiB = 2**10, 2**20, 2**30
+
+
+def test_llama2_7b_fp16_is_512_kib_per_token_and_16_gib_at_32k():
+    # 2 (k and v) * 32 layers * 32 kv heads * 128 dims * 2 bytes = 524288 B
+    llama = PRESETS["llama-2-7b"]
+    assert cache_bytes(llama, 1, dtype="fp16") == 512 * KiB
+    assert cache_bytes(llama, 32 * 1024, dtype="fp16") == 16 * GiB
+    assert kv_cache_bytes(layers=32, kv_heads=32, head_dim=128, tokens=32768, dtype=torch.float16) == 16 * GiB
+
+
+def test_same_shaped_linear_state_is_32_mib_whatever_the_length():
+    llama = PRESETS["llama-2-7b"]
+    assert state_bytes(llama, dtype="fp16") == 32 * MiB  # 32*32*128*128*2
+    # z adds d_phi elements per head: 32*32*128*2 B = 256 KiB
+    assert state_bytes(llama, dtype="fp16", include_z=True) == 32 * MiB + 256 * KiB
+    # the cache reaches the state's size at 32 MiB / 512 KiB = 64 tokens
+    assert crossover_tokens(llama) == 64
+
+
+def test_gqa_and_mqa_divide_the_cache_by_heads_over_kv_heads():
+    llama3 = PRESETS["llama-3-8b"]  # 8 kv heads for 32 query heads -> 4x smaller than Llama-2-7B
+    assert cache_bytes(llama3, 1, dtype="bf16") == 2 * 32 * 8 * 128 * 2 == 128 * KiB
+    assert cache_bytes(PRESETS["mistral-7b"], 8192, dtype="fp16") == 1 * GiB  # 128 KiB * 8192
+    falcon = PRESETS["falcon-7b"]  # MQA: one kv head of 64 dims
+    assert falcon.kind == "MQA" and falcon.kv_heads == 1
+    assert cache_bytes(falcon, 1, dtype="fp16") == 2 * 32 * 1 * 64 * 2 == 8 * KiB
+
+
+def test_mla_caches_latent_plus_rope_key_per_layer():
+    ds = PRESETS["deepseek-v2"]
+    # (512 + 64) * 60 layers * 2 bytes = 69120 B/token (the paper's (d_c + d_h^R) * l elements)
+    assert cache_bytes(ds, 1, dtype="bf16") == 576 * 60 * 2 == 69120
+    assert mla_cache_bytes(layers=60, latent_dim=512, rope_dim=64, tokens=1000, batch=2, dtype=1) == 576 * 60 * 2000
+    # versus an MHA cache of the same 128 heads x 128 dims: 2*128*128 / 576 = 56.9x more
+    mha = kv_cache_bytes(layers=60, kv_heads=128, head_dim=128, tokens=1, dtype="bf16")
+    assert round(mha / cache_bytes(ds, 1, dtype="bf16"), 1) == 56.9
+
+
+def test_cache_is_linear_in_tokens_and_batch_state_is_constant():
+    shape = PRESETS["llama-3-8b"]
+    one = cache_bytes(shape, 1000)
+    assert cache_bytes(shape, 4000) == 4 * one
+    assert cache_bytes(shape, 1000, batch=3) == 3 * one
+    assert cache_bytes(shape, 0) == 0
+    assert state_bytes(shape, batch=3) == 3 * state_bytes(shape)
+    assert linear_state_bytes(layers=2, heads=3, d_phi=5, d_v=7, dtype=4) == 2 * 3 * 5 * 7 * 4
+    assert linear_state_bytes(layers=2, heads=3, d_phi=5, d_v=7, dtype=4, include_z=True) == 2 * 3 * (35 + 5) * 4
+
+
+def test_state_d_phi_follows_the_feature_map():
+    gpt2 = PRESETS["gpt2"]
+    taylor_dim = 1 + 64 + 64 * 64
+    assert state_bytes(gpt2, d_phi=taylor_dim, dtype=4) == 12 * 12 * taylor_dim * 64 * 4
+
+
+@pytest.mark.parametrize(("dtype", "expected"), [("fp32", 4), ("bfloat16", 2), (torch.float16, 2),
+                                                  (torch.float64, 8), ("int8", 1), (3, 3)])
+def test_bytes_per_element(dtype, expected):
+    assert bytes_per_element(dtype) == expected
+
+
+def test_format_bytes():
+    assert format_bytes(512 * KiB) == "512.0 KiB"
+    assert format_bytes(16 * GiB) == "16.0 GiB"
+    assert format_bytes(100) == "100 B"
+
+
+def test_presets_match_their_kind_and_cite_a_source():
+    for key, shape in PRESETS.items():
+        assert shape.source, key
+        if shape.kind == "MHA":
+            assert shape.kv_heads == shape.heads
+        if shape.kind == "GQA":
+            assert 1 < shape.kv_heads < shape.heads
+    assert memory.get_preset("Llama-2-7B") is PRESETS["llama-2-7b"]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "words"),
+    [
+        (lambda: kv_cache_bytes(layers=0, kv_heads=1, head_dim=1, tokens=1), ValueError, "layers must be an int >= 1; got 0"),
+        (lambda: kv_cache_bytes(layers=1, kv_heads=1, head_dim=1, tokens=-1), ValueError, "tokens must be an int >= 0; got -1"),
+        (lambda: kv_cache_bytes(layers=1.5, kv_heads=1, head_dim=1, tokens=1), TypeError, "layers must be an int"),
+        (lambda: kv_cache_bytes(layers=1, kv_heads=True, head_dim=1, tokens=1), TypeError, "kv_heads must be an int"),
+        (lambda: bytes_per_element("fp12"), ValueError, "'fp12'"),
+        (lambda: bytes_per_element(object()), TypeError, "dtype must be"),
+        (lambda: AttentionShape("x", layers=2, heads=4, kv_heads=8, head_dim=4), ValueError, "kv_heads must be <= heads = 4"),
+        (lambda: AttentionShape("x", layers=2, heads=4, kv_heads=2, head_dim=4, kind="MHA"), ValueError, "does not match"),
+        (lambda: AttentionShape("x", layers=2, heads=4, kv_heads=4, head_dim=4, kind="MLA"), TypeError, "latent_dim"),
+        (lambda: AttentionShape("x", layers=2, heads=4, kv_heads=4, head_dim=4, kind="XYZ"), ValueError, "kind must be one of"),
+        (lambda: memory.get_preset("llama-9"), ValueError, "preset must be one of"),
+        (lambda: cache_bytes("llama-2-7b", 10), TypeError, "AttentionShape"),
+        (lambda: format_bytes(-1), ValueError, "non-negative"),
+    ],
+)
+def test_bad_input_names_expected_and_received(call, error, words):
+    with pytest.raises(error, match=None) as info:
+        call()
+    assert words in str(info.value)
