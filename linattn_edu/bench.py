@@ -275,7 +275,8 @@ def time_call(fn: Callable[[], object], *, device="cpu", warmup: int = 1, min_re
     fn()  # the last warm-up call, timed to plan the measurement
     _sync(device)
     first = time.perf_counter() - start
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
+    # Timer runs on ONE thread unless told otherwise: time with the threads the caller set up.
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
     if first * min_repeats > min_run_time:
         fits = min_repeats if budget_s is None else int(max(budget_s - first * warmup, 0.0) // first)
         count = max(1, min(min_repeats, fits))
