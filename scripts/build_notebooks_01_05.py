@@ -9,31 +9,10 @@ with ``# NBVAL_IGNORE_OUTPUT``. The notebooks import linattn_edu and never redef
 """
 from __future__ import annotations
 
-import argparse
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import nbformat
-
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ROOT / "notebooks"
-REPO_URL = "git+https://github.com/linattn-edu/linattn_edu"  # the public repository (placeholder until published)
-CHECK = "# NBVAL_CHECK_OUTPUT\n"
-IGNORE = "# NBVAL_IGNORE_OUTPUT\n"
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+from nbbuild import CHECK, IGNORE, REPO_URL, code, main, md  # noqa: F401  (shared builder pieces)
 
 
-def md(text: str) -> nbformat.NotebookNode:
-    return nbformat.v4.new_markdown_cell(text.strip("\n"))
-
-
-def code(text: str) -> nbformat.NotebookNode:
-    return nbformat.v4.new_code_cell(text.strip("\n"))
-
-
-def setup(imports: str) -> nbformat.NotebookNode:
+def setup(imports: str):
     """The first code cell of every notebook: (Colab-only install), imports, version, seed, device."""
     return code(f'''
 import sys
@@ -1442,55 +1421,5 @@ NOTEBOOK_CELLS = {
 }
 
 
-def build(name: str, cells: list) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = cells
-    for i, cell in enumerate(nb.cells):
-        cell.id = f"c{i:02d}"  # stable ids: a rebuild changes only what changed
-    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-    nb.metadata["language_info"] = {"name": "python"}
-    path = NOTEBOOKS / f"{name}.ipynb"
-    NOTEBOOKS.mkdir(exist_ok=True)
-    nbformat.write(nb, path)
-    return path
-
-
-def execute(path: Path) -> float:
-    """Execute a notebook in place with this venv's jupyter; returns the wall time in seconds.
-
-    Widget state is not stored (the plotly FigureWidget's state bundles plotly.js: megabytes per
-    notebook), so a committed widget-view output would point at a model that does not exist and
-    JupyterLab would show "model not found". Those outputs keep only their text/plain repr
-    (e.g. ``AttentionMapExplorer(n=24, …)``); running the cell shows the live widget.
-    """
-    jupyter = Path(sys.executable).with_name("jupyter")
-    start = time.perf_counter()
-    subprocess.run([str(jupyter), "nbconvert", "--to", "notebook", "--execute", "--inplace",
-                    "--ExecutePreprocessor.timeout=300",
-                    "--ExecutePreprocessor.store_widget_state=False", str(path)], check=True, cwd=path.parent)
-    elapsed = time.perf_counter() - start
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            out.get("data", {}).pop(WIDGET_MIME, None)
-    nbformat.write(nb, path)
-    return elapsed
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--execute", action="store_true", help="execute each notebook in place")
-    parser.add_argument("only", nargs="*", help="notebook name prefixes to build (default: all)")
-    args = parser.parse_args()
-    for name, cells in NOTEBOOK_CELLS.items():
-        if args.only and not any(name.startswith(p) for p in args.only):
-            continue
-        path = build(name, cells)
-        if args.execute:
-            print(f"{path.name}: executed in {execute(path):.1f} s", flush=True)
-        else:
-            print(f"wrote {path.relative_to(ROOT)}")
-
-
 if __name__ == "__main__":
-    main()
+    main(NOTEBOOK_CELLS, __doc__.splitlines()[0])

@@ -9,30 +9,10 @@ never redefine its math.  Heavy sweeps run only with ``LINATTN_FULL=1``.
 """
 from __future__ import annotations
 
-import argparse
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import nbformat
-
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ROOT / "notebooks"
-REPO_URL = "git+https://github.com/linattn-edu/linattn_edu"  # same placeholder as notebooks 01-05
-CHECK = "# NBVAL_CHECK_OUTPUT\n"
-IGNORE = "# NBVAL_IGNORE_OUTPUT\n"
+from nbbuild import CHECK, IGNORE, REPO_URL, code, main, md  # noqa: F401  (shared builder pieces)
 
 
-def md(text: str) -> nbformat.NotebookNode:
-    return nbformat.v4.new_markdown_cell(text.strip("\n"))
-
-
-def code(text: str) -> nbformat.NotebookNode:
-    return nbformat.v4.new_code_cell(text.strip("\n"))
-
-
-def setup(imports: str) -> nbformat.NotebookNode:
+def setup(imports: str):
     """First code cell: (Colab-only install), imports, version, seed, device, the full-size switch."""
     return code(f'''
 {IGNORE.strip()}
@@ -441,42 +421,11 @@ decode_figure(shipped, title="Decoding one token at context N (shipped CPU resul
 ]
 
 
-NOTEBOOK_FILES = {
-    "06": ("06_timing_as_sequence_grows.ipynb", NB06),
-    "07": ("07_memory_kv_cache_vs_state.ipynb", NB07),
+NOTEBOOK_CELLS = {
+    "06_timing_as_sequence_grows": NB06,
+    "07_memory_kv_cache_vs_state": NB07,
 }
 
 
-def build(key: str) -> Path:
-    name, cells = NOTEBOOK_FILES[key]
-    nb = nbformat.v4.new_notebook()
-    nb.cells = cells
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    path = NOTEBOOKS / name
-    nbformat.write(nb, path)
-    return path
-
-
-def execute(path: Path) -> float:
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
-                    "--ExecutePreprocessor.timeout=600",
-                    "--ExecutePreprocessor.store_widget_state=False", str(path.name)], cwd=path.parent, check=True)
-    return time.perf_counter() - start
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("which", nargs="*", default=list(NOTEBOOK_FILES), help="06, 07")
-    parser.add_argument("--execute", action="store_true")
-    args = parser.parse_args()
-    for key in args.which:
-        path = build(key)
-        print(f"wrote {path.relative_to(ROOT)}")
-        if args.execute:
-            print(f"executed {path.name} in {execute(path):.1f} s")
-
-
 if __name__ == "__main__":
-    main()
+    main(NOTEBOOK_CELLS, __doc__.splitlines()[0])
