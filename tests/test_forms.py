@@ -142,7 +142,7 @@ def test_hand_computable_case():
 
 def test_return_weights_are_the_quadratic_form():
     q, k, v = make_qkv((2,), 9)
-    for form in ("chunkwise", "recurrent"):
+    for form in ("quadratic", "chunkwise", "recurrent"):
         out, w = linear_attention(q, k, v, "elu+1", causal=True, form=form, return_weights=True)
         assert w.shape == (2, 9, 9)
         assert torch.allclose(w.sum(-1), torch.ones(2, 9, dtype=torch.float64), atol=1e-5)
