@@ -22,8 +22,6 @@ Half-precision inputs are computed, and S and z accumulated, in float32.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -135,36 +133,19 @@ def _chunk(x: torch.Tensor, c: int) -> torch.Tensor:
     return x.unflatten(-2, (x.shape[-2] // c, c))  # (..., n, C, e)
 
 
-def _exclusive_prefix(x: torch.Tensor, reverse: bool) -> torch.Tensor:
-    """Σ over earlier (or, reversed, later) rows along dim -2, as a product with a triangular 0/1 matrix.
-
-    x (..., n, F) -> (..., n, F): out[c] = Σ_{c' < c} x[c'] (or Σ_{c' > c}).
-    """
-    n = x.shape[-2]
-    ones = torch.ones(n, n, dtype=x.dtype, device=x.device)  # (n, n)
-    tri = ones.triu(1) if reverse else ones.tril(-1)  # strictly lower: earlier rows only
-    return tri @ x  # (n, n) @ (..., n, F) -> (..., n, F)
-
-
 def _carry(increments: torch.Tensor, start: torch.Tensor, reverse: bool = False):
-    """The state each chunk sees, carried chunk to chunk: an exclusive prefix sum over chunks.
+    """The state each chunk sees, carried chunk to chunk: a loop, like the RNN it is.
 
     increments (..., n, a, b), start (..., a, b) -> states (..., n, a, b), final (..., a, b) where
     states[c] = start + Σ_{c' < c} increments[c'] (or Σ_{c' > c} when reverse).
-    A loop over chunks states it most plainly but costs n small steps; here the n chunks are
-    grouped into blocks of g ≈ √n: a prefix inside each block and a prefix over block totals,
-    each one small triangular matrix product (same sums, another order).
     """
-    n = increments.shape[-3]
-    g = max(1, math.isqrt(n))
-    x = increments.flatten(-2)  # (..., n, a·b)
-    x = F.pad(x, (0, 0, 0, -n % g))  # (..., n1·g, a·b), zero rows at the end
-    x = x.unflatten(-2, (x.shape[-2] // g, g))  # (..., n1, g, a·b)
-    totals = x.sum(-2)  # (..., n1, a·b) per block
-    states = _exclusive_prefix(x, reverse)  # within each block: (..., n1, g, a·b)
-    states += _exclusive_prefix(totals, reverse).unsqueeze(-2)  # + earlier blocks: (..., n1, 1, a·b)
-    states = states.flatten(-3, -2)[..., :n, :].unflatten(-1, increments.shape[-2:])  # (..., n, a, b)
-    return states + start.unsqueeze(-3), start + totals.sum(-2).view_as(start)  # (..., n, a, b), (..., a, b)
+    states = torch.empty_like(increments)  # (..., n, a, b)
+    acc = start  # (..., a, b)
+    order = range(increments.shape[-3])
+    for c in reversed(order) if reverse else order:
+        states[..., c, :, :] = acc
+        acc = acc + increments[..., c, :, :]  # (..., a, b)
+    return states, acc
 
 
 def _matmul_add(acc: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
