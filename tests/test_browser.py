@@ -4,7 +4,7 @@ Starts JupyterLab on 127.0.0.1 (free port, a token, a temp root dir, temp settin
 turns off news fetching, no network needed), writes a notebook that shows the state stepper and the
 attention-map explorer, opens it with ``?reset``, runs all cells, focuses sliders and moves them with the
 arrow keys, and checks the plotly titles in the DOM change.  Screenshots go to ``artifacts/`` (git-ignored).
-Playwright drives Debian's /usr/bin/chromium (never ``playwright install``).
+Playwright drives the Chromium that tests/conftest.py finds (Debian's /usr/bin/chromium; never ``playwright install``).
 """
 
 from __future__ import annotations
@@ -26,9 +26,6 @@ pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false"}}
 STEPPER_TITLE = "Recurrent linear attention, t = {t} of 11"
 MAP_TITLE = "N = {n}:"
@@ -76,8 +73,6 @@ def _wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float
 @pytest.fixture
 def jupyterlab(tmp_path):
     """A JupyterLab server in an isolated temp dir; yields (base_url, token, root_dir)."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"needs Debian's chromium at {CHROMIUM}")
     pytest.importorskip("playwright.sync_api")
     pytest.importorskip("jupyterlab")
     root, settings = tmp_path / "root", tmp_path / "lab-settings"
@@ -145,13 +140,13 @@ def _traces(page) -> list[list[list]]:
         " ? [t.type, [t.z.length, t.z[0].length], t.z] : [t.type, t.y.length, null]))")
 
 
-def test_explorers_render_and_react_to_the_keyboard(jupyterlab):
+def test_explorers_render_and_react_to_the_keyboard(jupyterlab, chromium_executable, chromium_args):
     from playwright.sync_api import sync_playwright
 
     base, token, root = jupyterlab
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = pw.chromium.launch(executable_path=chromium_executable, args=chromium_args, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1500})
             errors: list[str] = []
