@@ -36,12 +36,12 @@ def memory_budget() -> int:
 
 
 def format_bytes(n: float) -> str:
-    """Human-readable size: 1536 -> '1.5 KiB'."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+    """Human-readable binary size: 1536 -> '1.5 KiB', 17179869184 -> '16.0 GiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
+    return f"{n:.1f} TiB"
 
 
 def check_dense_budget(shape: tuple[int, ...], dtype: torch.dtype, what: str, hint: str) -> None:

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ._checks import format_bytes as _format_bytes
+
 __all__ = [
     "DTYPE_BYTES",
     "AttentionShape",
@@ -260,8 +262,4 @@ def format_bytes(n: int | float) -> str:
     """Human-readable binary size: 524288 -> '512.0 KiB', 17179869184 -> '16.0 GiB'."""
     if isinstance(n, bool) or not isinstance(n, (int, float)) or n < 0:
         raise ValueError(f"n must be a non-negative number of bytes; got {n!r}")
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
+    return _format_bytes(n)
