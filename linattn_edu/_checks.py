@@ -11,6 +11,8 @@ instead of an out-of-memory crash.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -36,12 +38,83 @@ def memory_budget() -> int:
 
 
 def format_bytes(n: float) -> str:
-    """Human-readable binary size: 1536 -> '1.5 KiB', 17179869184 -> '16.0 GiB'."""
+    """Human-readable binary size: 1536 -> '1.5 KiB', 17179869184 -> '16.0 GiB'.
+
+    Sizes below 1 MiB that are not whole bytes keep two digits (0.25 MiB prints as '256.0 KiB').
+    """
+    check_number(n, "a byte count")
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(n) < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+# One table of dtype names for the whole library (CLI flags, records, error messages).
+DTYPES = {
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+    "float64": torch.float64, "fp64": torch.float64, "double": torch.float64,
+}
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """torch.float32 -> 'float32' (the name records and messages use)."""
+    return str(dtype).replace("torch.", "")
+
+
+def parse_dtype(dtype) -> torch.dtype:
+    """A floating torch.dtype, or one of its names in :data:`DTYPES` ('bf16', 'float32', ...)."""
+    if isinstance(dtype, torch.dtype) and dtype in _FLOAT_DTYPES:
+        return dtype
+    if isinstance(dtype, str) and dtype.lower() in DTYPES:
+        return DTYPES[dtype.lower()]
+    raise ValueError(
+        f"dtype must be one of {sorted(set(DTYPES))} (or the matching torch dtype); got {dtype!r}"
+    )
+
+
+def check_number(x, name: str, *, integer: bool = False, minimum=None, maximum=None,
+                 exclusive_minimum: bool = False) -> None:
+    """The one scalar validator: a finite real number (an ``int`` when ``integer``) in range.
+
+    A bool, a string, a tensor or anything else that is not a Python number raises TypeError;
+    NaN, ±inf or a value out of [minimum, maximum] raises ValueError. Messages name what was
+    expected and what came, e.g. ``chunk_size must be an int >= 1; got 0``.
+    """
+    kind = "an int" if integer else "a finite number"
+    bounds = []
+    if minimum is not None:
+        bounds.append(f"{'>' if exclusive_minimum else '>='} {minimum}")
+    if maximum is not None:
+        bounds.append(f"<= {maximum}")
+    expected = f"{name} must be {kind}" + (f" {' and '.join(bounds)}" if bounds else "")
+    ok_types = (int,) if integer else (int, float)
+    if isinstance(x, bool) or not isinstance(x, ok_types):
+        raise TypeError(f"{expected}; got {type(x).__name__} {x!r}")
+    if not math.isfinite(x):
+        raise ValueError(f"{expected}; got {x!r}")
+    too_small = minimum is not None and (x <= minimum if exclusive_minimum else x < minimum)
+    if too_small or (maximum is not None and x > maximum):
+        raise ValueError(f"{expected}; got {x!r}")
+
+
+def check_bool(x, name: str) -> None:
+    """x must be a real bool (``causal='no'`` is a TypeError, not a silent True)."""
+    if not isinstance(x, bool):
+        raise TypeError(f"{name} must be True or False; got {type(x).__name__} {x!r}")
+
+
+def safe_divide(num: torch.Tensor, den: torch.Tensor, eps: float) -> torch.Tensor:
+    """out = num / (den + eps), the one safe division of the library.
+
+    num (..., d_v), den (..., 1) -> (..., d_v). A row with no weight at all (den + eps == 0,
+    only possible with eps = 0) gives 0, not 0/0: the denominator is clamped to the smallest
+    positive normal number, and such a row has num == 0.
+    """
+    den = (den + eps).clamp_min(torch.finfo(den.dtype).tiny)  # (..., 1); 0 -> tiny
+    return num / den                                          # (..., d_v)
 
 
 def check_dense_budget(shape: tuple[int, ...], dtype: torch.dtype, what: str, hint: str) -> None:
@@ -110,16 +183,12 @@ def check_qkv(q, k, v, *, causal: bool = False) -> None:
 
 def check_positive_int(x, name: str) -> None:
     """x must be an int >= 1 (bool is rejected)."""
-    if isinstance(x, bool) or not isinstance(x, int):
-        raise TypeError(f"{name} must be an int >= 1; got {type(x).__name__} {x!r}")
-    if x < 1:
-        raise ValueError(f"{name} must be an int >= 1; got {x}")
+    check_number(x, name, integer=True, minimum=1)
 
 
 def check_eps(eps) -> None:
-    """eps must be a finite float >= 0."""
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0 or eps == float("inf"):
-        raise ValueError(f"eps must be a finite number >= 0; got {eps!r}")
+    """eps must be a finite number >= 0."""
+    check_number(eps, "eps", minimum=0)
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -109,3 +109,28 @@ def chromium_executable() -> str:
 def chromium_args() -> list[str]:
     """Launch flags for headless Chromium here (root, no sandbox, no network)."""
     return list(CHROMIUM_ARGS)
+
+
+# -- one pair of numeric helpers for every test file ------------------------------------------
+def rand(*shape: int, dtype=torch.float64, seed: int = 0, device="cpu", scale: float = 1.0) -> torch.Tensor:
+    """A seeded standard-normal tensor (times ``scale``): the one way tests make inputs."""
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.randn(*shape, generator=gen, dtype=torch.float64) * scale).to(dtype=dtype, device=device)
+
+
+def rel_err(ref: torch.Tensor, got: torch.Tensor) -> float:
+    """max |got − ref| / max(max |ref|, tiny): the relative error every test reports."""
+    ref64, got64 = ref.detach().double().cpu(), got.detach().double().cpu()
+    return float((got64 - ref64).abs().max() / ref64.abs().max().clamp_min(1e-300))
+
+
+def assert_close(name: str, ref: torch.Tensor, got: torch.Tensor, tol: float) -> None:
+    """Fail with the max-abs and relative error when ``got`` is not within ``tol`` (relative) of ``ref``.
+
+    Shapes must match exactly; NaN in either tensor is a failure (never silently equal).
+    """
+    assert got.shape == ref.shape, f"{name}: shape {tuple(got.shape)} != reference {tuple(ref.shape)}"
+    assert torch.isfinite(got).all(), f"{name}: result has NaN/inf"
+    abs_err = float((got.detach().double().cpu() - ref.detach().double().cpu()).abs().max()) if got.numel() else 0.0
+    err = rel_err(ref, got) if got.numel() else 0.0
+    assert err <= tol, f"{name}: max abs err {abs_err:.3e}, rel err {err:.3e} > tol {tol:.1e}"
