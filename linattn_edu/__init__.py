@@ -6,7 +6,10 @@ sliding windows. Core modules need only torch; plotting lives in ``viz`` and
 ``explorers`` (extras ``[viz]``/``[notebooks]``).
 """
 from ._checks import MemoryBudgetError, memory_budget, set_memory_budget
+from .delta import DeltaState, delta_rule_attention
 from .feature_maps import FEATURE_MAPS, FeatureMap, get_feature_map
+from .gated import GatedState, gated_linear_attention
+from .hybrid import window_linear_attention
 from .kernel import kernel_smoother
 from .linear import FORMS, linear_attention
 from .recurrent import LinearAttentionState
@@ -19,4 +22,5 @@ __all__ = [
     "__version__", "softmax_attention", "kernel_smoother", "linear_attention", "LinearAttentionState",
     "sliding_window_attention", "FeatureMap", "get_feature_map", "FEATURE_MAPS", "FORMS",
     "MemoryBudgetError", "set_memory_budget", "memory_budget",
+    "gated_linear_attention", "GatedState", "delta_rule_attention", "DeltaState", "window_linear_attention",
 ]

@@ -1,0 +1,242 @@
+"""The delta rule: linear attention whose state is an online regression (DeltaNet, Gated DeltaNet).
+
+Additive linear attention writes v_t under key k_t on top of whatever is already there. The
+delta rule first reads what the state holds for k_t, then writes only the correction:
+
+    S_t = S_{t−1} + β_t k_t (v_t − S_{t−1}ᵀ k_t)ᵀ = (I − β_t k_t k_tᵀ) S_{t−1} + β_t k_t v_tᵀ
+    out_t = S_tᵀ q_t
+
+one step of gradient descent (learning rate β_t) on ½‖Sᵀk_t − v_t‖²: a repeated key
+*overwrites* its value instead of adding to it. Gated DeltaNet decays the state first:
+
+    S_t = exp(g_t) (I − β_t k_t k_tᵀ) S_{t−1} + β_t k_t v_tᵀ,      g_t <= 0.
+
+With L2-normalised keys and β ∈ (0, 1], I − β k kᵀ is a contraction, so the state stays
+bounded; with raw keys ‖k‖² β > 2 makes it grow without limit (normalize_keys=False shows it).
+
+Chunkwise (the WY/UT form): inside a chunk, S_t = Γ_t S₀ + Σ_{s<=t} exp(b_t − b_s) k_s u_sᵀ with
+b the chunk-local cumsum of g, Γ_t = exp(b_t) and "pseudo-values" u_t that solve a small unit
+lower-triangular system T U = diag(β)(V − diag(Γ) K S₀), T = I + strict_tril(diag(β) (KKᵀ ⊙ D)),
+D_ts = exp(b_t − b_s). So U = Ū − W S₀ with Ū = T⁻¹ diag(β) V and W = T⁻¹ diag(βΓ) K, both
+independent of S₀, solved for every chunk at once by torch.linalg.solve_triangular.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ._checks import check_bool, check_positive_int, check_qkv, check_tensor, compute_dtype
+from .gated import _check_log_decay, _chunk, segment_sum
+
+__all__ = [
+    "delta_rule_attention", "DELTA_FORMS", "delta_step", "delta_recurrent_form", "delta_chunkwise_form",
+    "DeltaState",
+]
+
+DELTA_FORMS = ("auto", "recurrent", "chunkwise")
+
+
+def delta_step(s, k_t, v_t, beta_t, g_t=None):
+    """One delta-rule write: S ← exp(g_t) S, then S ← S + β_t k_t (v_t − Sᵀ k_t)ᵀ.
+
+    s (..., d, d_v), k_t (..., d), v_t (..., d_v), beta_t (...), g_t (...) or None -> new S.
+    """
+    if g_t is not None:
+        s = g_t.exp()[..., None, None] * s  # (..., d, d_v): decay first (Gated DeltaNet)
+    recalled = (k_t.unsqueeze(-2) @ s).squeeze(-2)  # (..., 1, d) @ (..., d, d_v) -> (..., d_v): Sᵀk
+    error = beta_t.unsqueeze(-1) * (v_t - recalled)  # (..., d_v): β (v − Sᵀk)
+    return s + k_t.unsqueeze(-1) * error.unsqueeze(-2)  # (..., d, 1) * (..., 1, d_v) -> (..., d, d_v)
+
+
+def delta_recurrent_form(q, k, v, beta, g=None):
+    """The reference: a loop over tokens of :func:`delta_step`, out_t = S_tᵀ q_t.
+
+    q, k (..., N, d), v (..., N, d_v), beta (..., N), g (..., N) or None -> out (..., N, d_v), S (..., d, d_v).
+    """
+    s = q.new_zeros(*q.shape[:-2], q.shape[-1], v.shape[-1])  # (..., d, d_v)
+    outs = []
+    for t in range(q.shape[-2]):
+        s = delta_step(s, k[..., t, :], v[..., t, :], beta[..., t], None if g is None else g[..., t])
+        outs.append((q[..., t, :].unsqueeze(-2) @ s).squeeze(-2))  # (..., 1, d) @ (..., d, d_v) -> (..., d_v)
+    return torch.stack(outs, dim=-2), s  # (..., N, d_v)
+
+
+def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64):
+    """Chunkwise delta rule (WY/UT transform), per chunk with incoming state S:
+
+        U = Ū − W S,  out_c = diag(Γ) Q_c S + [(Q_c K_cᵀ) ⊙ D]_{t>=s} U,  S ← Γ_C S + (K_c ⊙ exp(b_C − b))ᵀ U
+
+    Ū, W solve the unit lower-triangular T (see the module docstring) for all chunks at once;
+    only the three small products above run in the loop over chunks. All exponents are <= 0.
+    q, k (..., N, d), v (..., N, d_v), beta (..., N), g (..., N) or None -> out (..., N, d_v), S (..., d, d_v).
+    """
+    n, c = q.shape[-2], chunk_size
+    if g is None:
+        g = beta.new_zeros(beta.shape)  # (..., N): no decay
+    qc, kc, vc = _chunk(q, c), _chunk(k, c), _chunk(v, c)  # (..., n, C, d | d_v); padded k = v = 0
+    bc = _chunk(beta.unsqueeze(-1), c)  # (..., n, C, 1); padded β = 0: those rows write nothing
+    b = _chunk(g.unsqueeze(-1), c).cumsum(-2)  # (..., n, C, 1): chunk-local cumulative log-decay
+    dmask = segment_sum(_chunk(g.unsqueeze(-1), c).squeeze(-1)).exp()  # (..., n, C, C): D_ts = exp(b_t − b_s), t >= s, else 0
+    kk = (kc @ kc.transpose(-2, -1)) * dmask  # (..., n, C, d) @ (..., n, d, C) -> (..., n, C, C)
+    eye = torch.eye(c, dtype=q.dtype, device=q.device)  # (C, C)
+    t_mat = eye + (bc * kk).tril(-1)  # (..., n, C, C): unit lower-triangular T
+    rhs = torch.cat([bc * vc, bc * b.exp() * kc], dim=-1)  # (..., n, C, d_v + d): [βV, βΓK]
+    sol = torch.linalg.solve_triangular(t_mat, rhs, upper=False, unitriangular=True)  # (..., n, C, d_v + d)
+    u_bar, w = sol[..., : v.shape[-1]], sol[..., v.shape[-1]:]  # (..., n, C, d_v), (..., n, C, d)
+    qk = (qc @ kc.transpose(-2, -1)) * dmask  # (..., n, C, C): causal, decayed scores
+    q_in = qc * b.exp()  # (..., n, C, d): queries read S decayed to their step
+    b_last = b[..., -1:, :]  # (..., n, 1, 1)
+    k_out = kc * (b_last - b).exp()  # (..., n, C, d): keys written, decayed to the chunk's end
+    s = q.new_zeros(*q.shape[:-2], q.shape[-1], v.shape[-1])  # (..., d, d_v)
+    outs = []
+    for i in range(qc.shape[-3]):
+        u = u_bar[..., i, :, :] - w[..., i, :, :] @ s  # (..., C, d_v) − (..., C, d) @ (..., d, d_v)
+        outs.append(q_in[..., i, :, :] @ s + qk[..., i, :, :] @ u)  # (..., C, d_v)
+        s = b_last[..., i, :, :].exp() * s + k_out[..., i, :, :].transpose(-2, -1) @ u  # (..., d, d_v)
+    return torch.stack(outs, dim=-3).flatten(-3, -2)[..., :n, :], s  # (..., N, d_v), (..., d, d_v)
+
+
+def _check_beta(beta, lead: tuple, what: str = "beta") -> None:
+    """beta must be (*lead) with entries in (0, 1]."""
+    check_tensor(beta, what, min_rank=0 if not lead else 1)
+    if tuple(beta.shape) != tuple(lead):
+        raise ValueError(f"{what} must have shape {tuple(lead)} (q.shape[:-1], one β per token); "
+                         f"got {tuple(beta.shape)}")
+    with torch.no_grad():
+        bad = ~((beta > 0) & (beta <= 1))  # NaN fails both comparisons
+        if bool(bad.any()):
+            raise ValueError(f"{what} must lie in (0, 1] (a learning rate); got an entry "
+                             f"{beta[bad].flatten()[0].item()!r}")
+
+
+def _check_delta_args(q, k, v, beta, log_decay, normalize_keys, form, chunk_size, return_state):
+    check_qkv(q, k, v, causal=True)
+    if form not in DELTA_FORMS:
+        raise ValueError(f"form must be one of {DELTA_FORMS}; got {form!r}")
+    check_positive_int(chunk_size, "chunk_size")
+    check_bool(normalize_keys, "normalize_keys")
+    check_bool(return_state, "return_state")
+    _check_beta(beta, q.shape[:-1])
+    if log_decay is not None:
+        _check_log_decay(log_decay, q.shape[:-1], None)
+    for x, name in ((beta, "beta"), (log_decay, "log_decay")):
+        if x is not None and x.device != q.device:
+            raise ValueError(f"{name} must be on {q.device}; got {x.device}")
+
+
+def delta_rule_attention(q, k, v, beta, *, log_decay=None, normalize_keys=True, form="auto", chunk_size=64,
+                         return_state=False):
+    """DeltaNet (and Gated DeltaNet with log_decay): S_t = exp(g_t)(I − β_t k_t k_tᵀ)S_{t−1} + β_t k_t v_tᵀ.
+
+    Args:
+        q, k: (..., N, d); v: (..., N, d_v).
+        beta: (..., N), each in (0, 1]: the write strength (learning rate) per token.
+        log_decay: None (DeltaNet) or (..., N) with entries <= 0 (Gated DeltaNet's exp(g_t)).
+        normalize_keys: L2-normalise keys (the state stays bounded); False shows it blow up.
+        form: "recurrent" (the reference loop), "chunkwise" (WY/UT), or "auto" (chunkwise).
+        chunk_size: C for the chunkwise form (any N).
+        return_state: also return the final state S (..., d, d_v) (float32 for half inputs).
+
+    Returns out_t = S_tᵀ q_t, (..., N, d_v) in q's dtype, or (out, S).
+    """
+    _check_delta_args(q, k, v, beta, log_decay, normalize_keys, form, chunk_size, return_state)
+    work = compute_dtype(q.dtype)
+    qw, kw, vw, bw = q.to(work), k.to(work), v.to(work), beta.to(work)  # (..., N, ·), (..., N)
+    if normalize_keys:
+        kw = F.normalize(kw, dim=-1)  # (..., N, d): ‖k_t‖ = 1 (a zero key stays zero)
+    g = None if log_decay is None else log_decay.to(work)  # (..., N)
+    if form == "recurrent":
+        out, s = delta_recurrent_form(qw, kw, vw, bw, g)
+    else:
+        out, s = delta_chunkwise_form(qw, kw, vw, bw, g, chunk_size=chunk_size)
+    out = out.to(q.dtype)
+    return (out, s) if return_state else out
+
+
+class DeltaState:
+    """Running delta-rule state S (*batch_shape, d, d_v), one token at a time.
+
+    ``step(q_t, k_t, v_t, beta_t, g_t=None)`` writes β_t k_t (v_t − Sᵀk_t)ᵀ (after decaying by
+    exp(g_t)) and returns S_tᵀ q_t; a repeated key overwrites its value. ``prefill`` runs the
+    chunkwise form, ``snapshot`` copies S (``record=True`` keeps one per token in ``.history``).
+    A step that fails its checks leaves the state untouched.
+    """
+
+    def __init__(self, d, d_v, *, normalize_keys=True, batch_shape=(), dtype=torch.float32, device=None,
+                 record=False):
+        check_positive_int(d, "d")
+        check_positive_int(d_v, "d_v")
+        check_bool(normalize_keys, "normalize_keys")
+        check_bool(record, "record")
+        if dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"state dtype must be float32 or float64; got {dtype}")
+        self.d, self.d_v, self.normalize_keys, self.record = d, d_v, normalize_keys, record
+        self.batch_shape = tuple(batch_shape)
+        self.S = torch.zeros(*self.batch_shape, d, d_v, dtype=dtype, device=device)  # (..., d, d_v)
+        self.t = 0
+        self.history: list[torch.Tensor] = []
+
+    def __repr__(self) -> str:
+        return f"DeltaState(S={tuple(self.S.shape)}, t={self.t})"
+
+    def _check_token(self, x, name, dim):
+        check_tensor(x, name, min_rank=1)
+        want = (*self.batch_shape, dim)
+        if tuple(x.shape) != want:
+            raise ValueError(f"{name} must be {want} (batch_shape + ({dim},)); got {tuple(x.shape)}")
+        if x.device != self.S.device:
+            raise ValueError(f"{name} must be on {self.S.device}; got {x.device}")
+
+    def readout(self, q_t):
+        """Sᵀ q_t without changing the state: (..., d) -> (..., d_v)."""
+        self._check_token(q_t, "q_t", self.d)
+        return (q_t.to(self.S.dtype).unsqueeze(-2) @ self.S).squeeze(-2).to(q_t.dtype)  # (..., d_v)
+
+    def recall(self, k_t):
+        """What the state returns for key k_t (normalised like a written key): Sᵀk -> (..., d_v)."""
+        self._check_token(k_t, "k_t", self.d)
+        k = k_t.to(self.S.dtype)
+        k = F.normalize(k, dim=-1) if self.normalize_keys else k  # (..., d)
+        return (k.unsqueeze(-2) @ self.S).squeeze(-2)  # (..., d_v)
+
+    def step(self, q_t, k_t, v_t, beta_t, g_t=None):
+        """Write token t with the delta rule, then read it out with q_t -> (..., d_v)."""
+        self._check_token(q_t, "q_t", self.d)
+        self._check_token(k_t, "k_t", self.d)
+        self._check_token(v_t, "v_t", self.d_v)
+        _check_beta(beta_t, self.batch_shape, "beta_t")
+        if g_t is not None:
+            _check_log_decay(g_t, self.batch_shape, None, "g_t")
+        k = k_t.to(self.S.dtype)
+        k = F.normalize(k, dim=-1) if self.normalize_keys else k  # (..., d)
+        g = None if g_t is None else g_t.to(self.S.dtype)
+        self.S = delta_step(self.S, k, v_t.to(self.S.dtype), beta_t.to(self.S.dtype), g)
+        self.t += 1
+        if self.record:
+            self.history.append(self.snapshot())
+        return self.readout(q_t)
+
+    def prefill(self, q, k, v, beta, *, log_decay=None, chunk_size=64):
+        """Absorb a prefix with the chunkwise form; returns its outputs (*batch_shape, N, d_v). Needs t == 0."""
+        if self.t != 0:
+            raise ValueError(f"prefill starts a sequence: the state must be empty (t == 0); got t = {self.t}")
+        for x, name, dim in ((q, "q", self.d), (k, "k", self.d), (v, "v", self.d_v)):
+            check_tensor(x, name)
+            if tuple(x.shape[:-2]) != self.batch_shape or x.shape[-1] != dim:
+                raise ValueError(f"{name} must be (*{self.batch_shape}, N, {dim}); got {tuple(x.shape)}")
+        out, s = delta_rule_attention(q, k, v, beta, log_decay=log_decay, normalize_keys=self.normalize_keys,
+                                      form="chunkwise", chunk_size=chunk_size, return_state=True)
+        self.S = s.to(self.S.dtype)
+        self.t = q.shape[-2]
+        if self.record:
+            self.history.append(self.snapshot())
+        return out
+
+    def snapshot(self) -> torch.Tensor:
+        """A copy of S to keep or plot."""
+        return self.S.detach().clone()
+
+    def nbytes(self) -> int:
+        """Bytes held by the state: d·d_v·batch·element size — constant in t."""
+        return self.S.numel() * self.S.element_size()
+

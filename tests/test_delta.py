@@ -1,0 +1,155 @@
+"""The delta rule: chunkwise (WY/UT) against the recurrent reference; overwriting, boundedness, errors."""
+import pytest
+import torch
+from conftest import assert_close, rand
+
+from linattn_edu import DeltaState, delta_rule_attention
+from linattn_edu.delta import delta_step
+
+TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
+
+
+def _inputs(lead=(2, 3), n=37, d=5, d_v=4, dtype=torch.float64, gated=False, seed=0):
+    q, k = rand(*lead, n, d, dtype=dtype, seed=seed), rand(*lead, n, d, dtype=dtype, seed=seed + 1)
+    v = rand(*lead, n, d_v, dtype=dtype, seed=seed + 2)
+    beta = torch.sigmoid(rand(*lead, n, seed=seed + 3)).to(dtype)  # (0, 1)
+    g = -rand(*lead, n, seed=seed + 4).abs().to(dtype) if gated else None
+    return q, k, v, beta, g
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("gated", [False, True])
+@pytest.mark.parametrize("chunk", [1, 8, 64])
+def test_chunkwise_matches_recurrent(chunk, gated, dtype):
+    q, k, v, beta, g = _inputs(dtype=dtype, gated=gated)  # N = 37: ragged for C = 8 and 64
+    ref, s_ref = delta_rule_attention(q, k, v, beta, log_decay=g, form="recurrent", return_state=True)
+    out, s = delta_rule_attention(q, k, v, beta, log_decay=g, form="chunkwise", chunk_size=chunk,
+                                  return_state=True)
+    assert out.dtype == dtype
+    assert_close("out", ref, out, TOL[dtype])
+    assert_close("S", s_ref, s, TOL[dtype])
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_gradients_match_recurrent(gated):
+    base = [x for x in _inputs(lead=(2,), n=13, d=3, d_v=2, gated=gated) if x is not None]
+    grads = {}
+    for form in ("recurrent", "chunkwise"):
+        xs = [x.clone().requires_grad_(True) for x in base]
+        g = xs[4] if gated else None
+        out, s = delta_rule_attention(*xs[:4], log_decay=g, form=form, chunk_size=4, return_state=True)
+        (out.sin().sum() + s.cos().sum()).backward()
+        grads[form] = [x.grad for x in xs]
+    for name, ref, got in zip(["q", "k", "v", "beta", "log_decay"], grads["recurrent"], grads["chunkwise"]):
+        assert_close(f"d{name}", ref, got, 1e-10)
+
+
+@pytest.mark.parametrize("n", [1, 2, 64, 65])
+def test_lengths_around_the_chunk(n):
+    q, k, v, beta, g = _inputs(lead=(3,), n=n, d=4, d_v=6, gated=True)
+    ref = delta_rule_attention(q, k, v, beta, log_decay=g, form="recurrent")
+    assert_close(f"N={n}", ref, delta_rule_attention(q, k, v, beta, log_decay=g, form="chunkwise"), 1e-10)
+
+
+def test_step_is_the_formula():
+    """S_t = exp(g)(I − β k kᵀ) S + β k vᵀ, written with explicit matrices."""
+    s, k, v = rand(4, 3, seed=1), torch.nn.functional.normalize(rand(4, seed=2), dim=0), rand(3, seed=3)
+    beta, g = torch.tensor(0.7, dtype=torch.float64), torch.tensor(-0.2, dtype=torch.float64)
+    ref = g.exp() * (torch.eye(4, dtype=torch.float64) - beta * torch.outer(k, k)) @ s + beta * torch.outer(k, v)
+    assert_close("delta_step", ref, delta_step(s, k, v, beta, g), 1e-12)
+
+
+def test_repeated_key_overwrites_with_beta_one():
+    """β = 1, unit key: after writing v1 then v2 under the same key, the state recalls v2 exactly."""
+    st = DeltaState(4, 2, dtype=torch.float64, record=True)
+    key = rand(4, seed=5)
+    for value in ([1.0, 0.0], [0.0, 1.0]):
+        st.step(key, key, torch.tensor(value, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
+    assert_close("recall", torch.tensor([0.0, 1.0], dtype=torch.float64), st.recall(key), 1e-12)
+    assert len(st.history) == 2
+
+
+def test_normalized_keys_stay_bounded_raw_keys_blow_up():
+    q, k, v, beta, _ = _inputs(lead=(1,), n=256, d=32, d_v=32)
+    beta = torch.full_like(beta, 0.9)
+    _, s_norm = delta_rule_attention(q, k, v, beta, form="recurrent", return_state=True)
+    _, s_raw = delta_rule_attention(q, k, v, beta, normalize_keys=False, form="recurrent", return_state=True)
+    # with unit keys each write moves S towards v: ‖S‖ is bounded by the values' size
+    assert s_norm.abs().max() < 10
+    assert s_raw.abs().max() > 1e50  # ‖k‖² β ≈ 29 > 2: I − β k kᵀ expands along k every step
+    _, s_chunk = delta_rule_attention(q, k, v, beta, form="chunkwise", return_state=True)
+    assert_close("bounded chunkwise", s_norm, s_chunk, 1e-10)
+
+
+def test_strong_gate_finite():
+    q, k, v, beta, _ = _inputs(lead=(1,), n=150, d=6, dtype=torch.float32)
+    g = torch.full((1, 150), -30.0)
+    ref = delta_rule_attention(q.double(), k.double(), v.double(), beta.double(), log_decay=g.double(),
+                               form="recurrent")
+    for form in ("recurrent", "chunkwise"):
+        out, s = delta_rule_attention(q, k, v, beta, log_decay=g, form=form, return_state=True)
+        assert torch.isfinite(out).all() and torch.isfinite(s).all()
+        assert_close(f"{form} g = −30", ref, out, 1e-5)
+
+
+@pytest.mark.parametrize("half", [torch.float16, torch.bfloat16])
+def test_half_inputs_accumulate_in_float32(half):
+    q, k, v, beta, g = _inputs(lead=(2,), n=300, d=8, d_v=8, gated=True)
+    g = g * 0.01
+    ref = delta_rule_attention(q, k, v, beta, log_decay=g, form="recurrent")
+    cast = [x.to(half) for x in (q, k, v, beta, g)]
+    out, s = delta_rule_attention(*cast[:4], log_decay=cast[4], return_state=True)
+    assert out.dtype == half and s.dtype == torch.float32
+    assert_close(f"chunkwise {half}", ref, out, 1e-2)
+
+
+def test_prefill_then_step_reproduces_the_full_output():
+    q, k, v, beta, g = _inputs(lead=(2,), n=21, gated=True)
+    full, s_full = delta_rule_attention(q, k, v, beta, log_decay=g, form="recurrent", return_state=True)
+    st = DeltaState(5, 4, batch_shape=(2,), dtype=torch.float64)
+    head = st.prefill(q[:, :13], k[:, :13], v[:, :13], beta[:, :13], log_decay=g[:, :13], chunk_size=4)
+    tail = [st.step(q[:, t], k[:, t], v[:, t], beta[:, t], g[:, t]) for t in range(13, 21)]
+    assert_close("prefill + step", full, torch.cat([head, torch.stack(tail, 1)], 1), 1e-10)
+    assert_close("state", s_full, st.S, 1e-10)
+    assert st.nbytes() == 2 * 5 * 4 * 8
+    with pytest.raises(ValueError, match="t == 0"):
+        st.prefill(q, k, v, beta)
+
+
+# bad input ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [0.0, -0.1, 1.5, float("nan")])
+def test_beta_outside_unit_interval(bad):
+    q, k, v, beta, _ = _inputs(lead=(1,), n=5)
+    with pytest.raises(ValueError, match=r"beta must lie in \(0, 1\]"):
+        delta_rule_attention(q, k, v, beta.index_fill(-1, torch.tensor([3]), bad))
+
+
+def test_shape_and_flag_errors():
+    q, k, v, beta, g = _inputs(lead=(1,), n=5, gated=True)
+    with pytest.raises(ValueError, match=r"beta must have shape \(1, 5\).*got \(1, 4\)"):
+        delta_rule_attention(q, k, v, beta[:, :4])
+    with pytest.raises(ValueError, match=r"log_decay must have shape \(1, 5\).*got \(1, 5, 5\)"):
+        delta_rule_attention(q, k, v, beta, log_decay=g.unsqueeze(-1).expand(1, 5, 5))
+    with pytest.raises(ValueError, match="<= 0"):
+        delta_rule_attention(q, k, v, beta, log_decay=-g)
+    with pytest.raises(TypeError, match="normalize_keys must be True or False"):
+        delta_rule_attention(q, k, v, beta, normalize_keys=0)
+    with pytest.raises(ValueError, match="form must be one of"):
+        delta_rule_attention(q, k, v, beta, form="parallel")
+    with pytest.raises(ValueError, match="v must be"):
+        delta_rule_attention(q, k, v[:, :3], beta)
+
+
+def test_failed_step_leaves_the_state_untouched():
+    st = DeltaState(3, 2, dtype=torch.float64)
+    one = torch.tensor(1.0, dtype=torch.float64)
+    st.step(torch.ones(3), torch.ones(3), torch.ones(2), one * 0.5)
+    before = st.snapshot()
+    with pytest.raises(ValueError, match="beta_t"):
+        st.step(torch.ones(3), torch.ones(3), torch.ones(2), one * 2)
+    with pytest.raises(ValueError, match="g_t"):
+        st.step(torch.ones(3), torch.ones(3), torch.ones(2), one * 0.5, one * 0.1)
+    with pytest.raises(ValueError, match="k_t must be"):
+        st.step(torch.ones(3), torch.ones(4), torch.ones(2), one * 0.5)
+    assert st.t == 1
+    assert_close("S untouched", before, st.S, 0.0)
