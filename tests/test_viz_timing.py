@@ -1,4 +1,4 @@
-"""Timing / memory figures (linattn_edu.viz_timing) and the timing and KV-cache explorers, headless."""
+"""Timing / memory figures (linattn_edu.viz) and the timing and KV-cache explorers, headless."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ pytest.importorskip("ipywidgets")
 from linattn_edu.bench import Results  # noqa: E402
 from linattn_edu.explorers import kv_cache_calculator, timing_explorer  # noqa: E402
 from linattn_edu.memory import PRESETS  # noqa: E402
-from linattn_edu.viz_timing import (  # noqa: E402
+from linattn_edu.viz import (  # noqa: E402
     decode_figure,
     kv_cache_figure,
     kv_cache_summary,
@@ -77,13 +77,29 @@ def test_decode_figure_two_panels():
     assert kv_bytes.y[-1] / kv_bytes.y[0] == pytest.approx(64)
 
 
+def test_kv_cache_state_lines_of_equal_models_stay_apart():
+    # Llama-2-7B and Llama-3-8B may have equal states: each keeps its colour, dash and marker
+    fig = kv_cache_figure([PRESETS["llama-2-7b"], PRESETS["llama-3-8b"]], tokens_max=65536)
+    states = [t for t in fig.data if "linear state" in t.name]
+    assert len(states) == 2
+    assert states[0].line.dash != states[1].line.dash and states[0].marker.symbol != states[1].marker.symbol
+    assert states[0].line.color != states[1].line.color
+    assert list(states[0].x) != list(states[1].x)  # markers at staggered positions
+
+
+def test_timing_figure_skipped_points_have_a_legend_entry():
+    fig = timing_figure(_records(), mode="forward")
+    entry = [t for t in fig.data if t.name and t.name.startswith("✖")]
+    assert len(entry) == 1 and entry[0].showlegend is not False and entry[0].marker.symbol == "x"
+
+
 def test_kv_cache_figure_lines_are_the_formulas():
     llama = PRESETS["llama-2-7b"]
     fig = kv_cache_figure([llama], tokens=32768, tokens_max=65536, dtype=2)
     cache, state = fig.data
     i = list(cache.x).index(32768)
     assert cache.y[i] == pytest.approx(16 * 1024)  # MiB: 16 GiB at 32k
-    assert list(state.y) == [32.0, 32.0]  # MiB, flat
+    assert set(state.y) == {32.0} and min(state.x) == 1 and max(state.x) == 65536  # MiB, flat over the range
     with pytest.raises(TypeError):
         kv_cache_figure(["llama"])
     assert kv_cache_summary(llama, 32768) == (

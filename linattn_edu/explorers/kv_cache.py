@@ -15,7 +15,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from ..memory import KINDS, PRESETS, AttentionShape, cache_bytes, crossover_tokens, format_bytes, state_bytes
-from ..viz_timing import kv_cache_figure
+from ..viz import kv_cache_figure
 from ._base import Explorer
 
 __all__ = ["KVCacheCalculator", "kv_cache_calculator", "TOKEN_CHOICES", "DTYPE_CHOICES", "FEATURE_MAP_DIMS"]

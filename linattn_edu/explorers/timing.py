@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 
 from .. import bench
 from ..bench import METHODS, MODES, Results
-from ..viz_timing import timing_figure
+from ..viz import timing_figure
 from ._base import Explorer
 
 __all__ = ["TimingExplorer", "timing_explorer", "N_MAX_CHOICES", "CHUNK_CHOICES"]
