@@ -14,10 +14,14 @@ and every form below computes exactly that (tests hold them equal):
 4. prefix      all S_i at once by a cumsum (causal)          memory N·d_φ·d_v: the trap
 5. chunkwise   out_c = Q'_c S_c + tril(Q'_c K'_cᵀ) V_c,      time N(4d_φd_v + 4Cd), memory N·C
                S_{c+1} = S_c + K'_cᵀ V_c                      (the denominator likewise)
+   chunkwise_reference here is that as a loop over chunks; chunked.py computes the same with
+   every chunk at once (the states by one cumsum) and a hand-written backward: form="chunkwise".
 
 The denominator's eps: out = num / (den + eps). With a non-negative kernel the
 denominator is >= 0, so the output is always finite (0 when den == 0, e.g. relu
 features that never overlap); eps shifts an output by a relative eps/den.
+Causal forms mask with where/tril, never by multiplying with 0: a NaN at token t reaches
+only the rows i >= t, as in the recurrence.
 Half-precision inputs are computed, and S and z accumulated, in float32.
 """
 from __future__ import annotations
@@ -25,14 +29,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_dense_budget, check_eps, check_positive_int, check_qkv, compute_dtype
+from ._checks import (check_bool, check_dense_budget, check_eps, check_positive_int, check_qkv, compute_dtype,
+                      safe_divide)
+from .chunked import _CausalProduct, causal_product, chunk_len, chunkwise_form, tril_product  # noqa: F401
 from .feature_maps import FeatureMap, get_feature_map
 from .softmax import causal_mask
 
 __all__ = [
     "linear_attention", "FORMS", "featurize", "quadratic_form", "associative_form",
-    "recurrent_step", "readout", "recurrent_form", "prefix_form", "causal_product",
-    "chunkwise_form", "linear_attention_with_state",
+    "recurrent_step", "readout", "recurrent_form", "prefix_form", "chunkwise_reference",
+    "causal_product", "chunkwise_form", "linear_attention_with_state",
 ]
 
 FORMS = ("auto", "quadratic", "linear", "recurrent", "prefix", "chunkwise")
@@ -43,10 +49,7 @@ def _ratio(num: torch.Tensor, den: torch.Tensor, eps: float, normalize: bool) ->
 
     A row with no weight at all (den + eps == 0, only possible with eps = 0) gives 0, not 0/0.
     """
-    if not normalize:
-        return num
-    den = (den.unsqueeze(-1) + eps).clamp_min(torch.finfo(den.dtype).tiny)  # (..., N, 1); 0 -> tiny
-    return num / den  # (..., N, d_v); a weightless row has num == 0, so it gives 0
+    return safe_divide(num, den.unsqueeze(-1), eps) if normalize else num  # (..., N, d_v)
 
 
 # 1. Quadratic form ----------------------------------------------------------------------------
@@ -57,10 +60,12 @@ def quadratic_form(fq, fk, v, *, causal=False, eps=1e-6, normalize=True):
     weights A / (A 1 + eps) (..., N, M) that the explorers draw (A itself when not normalising).
     """
     a = fq @ fk.transpose(-2, -1)  # (..., N, d_φ) @ (..., d_φ, M) -> (..., N, M)
-    if causal:
-        a = a * causal_mask(a.shape[-2], a.shape[-1], a.device)  # (..., N, M) lower-triangular
-    weights = _ratio(a, a.sum(-1), eps, normalize)  # (..., N, M): row-normalised
-    return weights @ v, weights  # (..., N, M) @ (..., M, d_v) -> (..., N, d_v)
+    if not causal:
+        weights = _ratio(a, a.sum(-1), eps, normalize)  # (..., N, M): row-normalised
+        return weights @ v, weights  # (..., N, M) @ (..., M, d_v) -> (..., N, d_v)
+    a = a.masked_fill(~causal_mask(a.shape[-2], a.shape[-1], a.device), 0)  # (..., N, N), j <= i
+    weights = _ratio(a, a.sum(-1), eps, normalize)  # (..., N, N): row-normalised
+    return tril_product(weights, v), weights  # (..., N, N) @ (..., N, d_v) -> (..., N, d_v)
 
 
 # 2. Associative (non-causal) form -------------------------------------------------------------
@@ -124,107 +129,32 @@ def prefix_form(fq, fk, v, *, eps=1e-6, normalize=True):
     return _ratio(num, den, eps, normalize), (states[..., -1, :, :], zs[..., -1, :])
 
 
-# 5. Chunkwise form -----------------------------------------------------------------------------
-def _chunk(x: torch.Tensor, c: int) -> torch.Tensor:
-    """Split into chunks, zero-padding N up to a multiple of C: (..., N, e) -> (..., n_chunks, C, e)."""
-    pad = -x.shape[-2] % c
-    if pad:
-        x = F.pad(x, (0, 0, 0, pad))  # (..., n·C, e); zero rows add nothing to any state
-    return x.unflatten(-2, (x.shape[-2] // c, c))  # (..., n, C, e)
+# 5. Chunkwise form: a loop over chunks (the fast version lives in chunked.py) ---------------------
+def chunkwise_reference(fq, fk, v, *, chunk_size=64, eps=1e-6, normalize=True):
+    """Causal linear attention as a plain loop over chunks: the statement the fast form is tested against.
 
-
-def _carry(increments: torch.Tensor, start: torch.Tensor, reverse: bool = False):
-    """The state each chunk sees, carried chunk to chunk: a loop, like the RNN it is.
-
-    increments (..., n, a, b), start (..., a, b) -> states (..., n, a, b), final (..., a, b) where
-    states[c] = start + Σ_{c' < c} increments[c'] (or Σ_{c' > c} when reverse).
+    For each chunk c of C tokens (rows Q'_c, K'_c, V_c; the last may be shorter), with the state
+    (S, z) carried in from all earlier chunks:
+        num_c = Q'_c S + tril(Q'_c K'_cᵀ) V_c,   den_c = Q'_c z + tril(Q'_c K'_cᵀ) 1
+        S <- S + K'_cᵀ V_c,                      z <- z + K'_cᵀ 1
+    Inside a chunk it is the quadratic form (C², small); across chunks it is the recurrence,
+    one step per chunk. Shapes: fq, fk (..., N, d_φ), v (..., N, d_v) -> out (..., N, d_v),
+    final (S (..., d_φ, d_v), z (..., d_φ)).
     """
-    states = torch.empty_like(increments)  # (..., n, a, b)
-    acc = start  # (..., a, b)
-    order = range(increments.shape[-3])
-    for c in reversed(order) if reverse else order:
-        states[..., c, :, :] = acc
-        acc = acc + increments[..., c, :, :]  # (..., a, b)
-    return states, acc
-
-
-def _matmul_add(acc: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """acc += a @ b in one BLAS call (beta = 1), batched over the leading dims; returns acc."""
-    acc.flatten(0, -3).baddbmm_(a.flatten(0, -3), b.flatten(0, -3))  # (B, r, k) @ (B, k, c) -> (B, r, c)
-    return acc
-
-
-class _CausalProduct(torch.autograd.Function):
-    """out_i = Σ_{j<=i} (q'_i·k'_j) v_j and S = Σ_j k'_j v_jᵀ, chunked, with a hand-written backward.
-
-    Forward, per chunk c of C tokens (S_c = state before the chunk):
-        out_c = Q'_c S_c + tril(Q'_c K'_cᵀ) V_c,   S_{c+1} = S_c + K'_cᵀ V_c
-    The gradient of a causal product is itself two causal products, one running
-    backwards in time (G = ∂L/∂out, G_S = ∂L/∂S_final):
-        dQ'_i = Σ_{j<=i} (g_i·v_j) k'_j       forward scan:  G_c S_cᵀ + tril(G_c V_cᵀ) K'_c
-        dK'_j = Σ_{i>=j} (g_i·v_j) q'_i       backward scan: V_c dS_cᵀ + tril(G_c V_cᵀ)ᵀ Q'_c
-        dV_j  = Σ_{i>=j} (q'_i·k'_j) g_i      backward scan: K'_c dS_c + tril(Q'_c K'_cᵀ)ᵀ G_c
-    with dS_c = G_S + Σ_{c'>c} Q'_{c'}ᵀ G_{c'}: the state's twin, carried from the end.
-    """
-
-    @staticmethod
-    def forward(ctx, fq, fk, v, c):
-        n = fq.shape[-2]
-        q, k, vv = _chunk(fq, c), _chunk(fk, c), _chunk(v, c)  # (..., n, C, d_φ | e)
-        kv = k.transpose(-2, -1) @ vv  # (..., n, d_φ, C) @ (..., n, C, e) -> (..., n, d_φ, e)
-        s, s_final = _carry(kv, kv.new_zeros(kv.shape[:-3] + kv.shape[-2:]))  # (..., n, d_φ, e)
-        a = (q @ k.transpose(-2, -1)).tril_()  # (..., n, C, d_φ) @ (..., n, d_φ, C) -> (..., n, C, C)
-        out = a @ vv  # intra-chunk: (..., n, C, C) @ (..., n, C, e) -> (..., n, C, e)
-        _matmul_add(out, q, s)  # + inter-chunk: (..., n, C, d_φ) @ (..., n, d_φ, e) -> (..., n, C, e)
-        ctx.save_for_backward(q, k, vv, s, a)
-        ctx.n = n
-        return out.flatten(-3, -2)[..., :n, :], s_final  # (..., N, e), (..., d_φ, e)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out, grad_s_final):
-        q, k, vv, s, a = ctx.saved_tensors
-        n, c = ctx.n, q.shape[-2]
-        g = _chunk(grad_out.contiguous(), c)  # (..., n, C, e)
-        start = grad_s_final if grad_s_final is not None else s.new_zeros(s.shape[:-3] + s.shape[-2:])
-        ds, _ = _carry(q.transpose(-2, -1) @ g, start, reverse=True)  # (..., n, d_φ, e)
-        d = (g @ vv.transpose(-2, -1)).tril_()  # (..., n, C, e) @ (..., n, e, C) -> (..., n, C, C)
-        dq = d @ k  # (..., n, C, C) @ (..., n, C, d_φ) -> (..., n, C, d_φ)
-        _matmul_add(dq, g, s.transpose(-2, -1))  # + (..., n, C, e) @ (..., n, e, d_φ) -> (..., n, C, d_φ)
-        dk = d.transpose(-2, -1) @ q  # (..., n, C, C) @ (..., n, C, d_φ) -> (..., n, C, d_φ)
-        _matmul_add(dk, vv, ds.transpose(-2, -1))  # + (..., n, C, e) @ (..., n, e, d_φ) -> (..., n, C, d_φ)
-        dv = a.transpose(-2, -1) @ g  # (..., n, C, C) @ (..., n, C, e) -> (..., n, C, e)
-        _matmul_add(dv, k, ds)  # + (..., n, C, d_φ) @ (..., n, d_φ, e) -> (..., n, C, e)
-        unchunk = lambda x: x.flatten(-3, -2)[..., :n, :]  # noqa: E731  (..., N, ·)
-        return unchunk(dq), unchunk(dk), unchunk(dv), None
-
-
-def causal_product(fq, fk, v, chunk_size=64):
-    """Unnormalised causal linear attention, chunkwise, and the final state.
-
-    out_i = Σ_{j<=i} (q'_i·k'_j) v_j and S = Σ_j k'_j v_jᵀ:
-    fq, fk (..., N, d_φ), v (..., N, e) -> out (..., N, e), S (..., d_φ, e).
-    Extra memory N·C + (N/C)·d_φ·e — never N² nor N·d_φ·e for C > 1.
-    """
-    return _CausalProduct.apply(fq, fk, v, chunk_size)
-
-
-def chunkwise_form(fq, fk, v, *, chunk_size=64, eps=1e-6, normalize=True):
-    """Causal chunkwise: out_c = Q'_c S_c + tril(Q'_c K'_cᵀ) V_c, over the same with V -> 1.
-
-    Within a chunk of C tokens it is the quadratic form; across chunks it carries
-    the recurrent state S_c = Σ_{c'<c} K'_{c'}ᵀ V_{c'}. The denominator is the
-    same product with V replaced by a column of ones, so one product over
-    [V, 1] gives both, and its final state is [S, z]. N need not be a multiple of C.
-    Shapes: fq, fk (..., N, d_φ), v (..., N, d_v) -> out (..., N, d_v), final (S, z).
-    """
-    if not normalize:
-        out, s = causal_product(fq, fk, v, chunk_size)  # (..., N, d_v), (..., d_φ, d_v)
-        return out, (s, fk.sum(-2))
-    v1 = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # (..., N, d_v + 1)
-    out1, s1 = causal_product(fq, fk, v1, chunk_size)  # (..., N, d_v + 1), (..., d_φ, d_v + 1)
-    num, den = out1[..., :-1], out1[..., -1]  # (..., N, d_v), (..., N)
-    return _ratio(num, den, eps, normalize), (s1[..., :-1], s1[..., -1])
+    c = chunk_len(fq.shape[-2], chunk_size)
+    check_dense_budget((*fq.shape[:-2], c, c), fq.dtype, "a chunk's (..., C, C) block", "use a smaller chunk_size")
+    s = fq.new_zeros(*fq.shape[:-2], fq.shape[-1], v.shape[-1])  # (..., d_φ, d_v)
+    z = fq.new_zeros(*fq.shape[:-2], fq.shape[-1])  # (..., d_φ)
+    outs = []
+    for start in range(0, fq.shape[-2], c):
+        q, k, vc = (x[..., start:start + c, :] for x in (fq, fk, v))  # (..., C, d_φ | d_v)
+        a = (q @ k.transpose(-2, -1)).tril()  # (..., C, d_φ) @ (..., d_φ, C) -> (..., C, C), j <= i
+        num = q @ s + tril_product(a, vc)  # the past + this chunk: (..., C, d_v)
+        den = (q @ z.unsqueeze(-1)).squeeze(-1) + a.sum(-1)  # (..., C)
+        outs.append(_ratio(num, den, eps, normalize))
+        s = s + k.transpose(-2, -1) @ vc  # carry: (..., d_φ, C) @ (..., C, d_v) -> (..., d_φ, d_v)
+        z = z + k.sum(-2)  # (..., d_φ)
+    return torch.cat(outs, dim=-2), (s, z)  # (..., N, d_v)
 
 
 # The public entry point ------------------------------------------------------------------------
@@ -236,6 +166,8 @@ def featurize(q, k, feature_map):
 
 
 def _check_args(q, k, v, feature_map, causal, form, chunk_size, eps, normalize):
+    check_bool(causal, "causal")
+    check_bool(normalize, "normalize")
     check_qkv(q, k, v, causal=causal)
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS}; got {form!r}")
@@ -284,6 +216,7 @@ def linear_attention(q, k, v, feature_map, *, causal=False, form="auto", chunk_s
         >>> linear_attention(q, k, v, "elu+1", causal=True, eps=0).flatten().tolist()
         [1.0, 0.5, 0.3333333432674408]
     """
+    check_bool(return_weights, "return_weights")
     phi = _check_args(q, k, v, feature_map, causal, form, chunk_size, eps, normalize)
     fq, fk = featurize(q, k, phi)  # (..., N, d_φ), (..., M, d_φ)
     vw = v.to(fq.dtype)  # (..., M, d_v)

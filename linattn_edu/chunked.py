@@ -1,0 +1,178 @@
+"""The fast chunkwise form: causal linear attention in chunks, with a hand-written backward.
+
+``linear.chunkwise_reference`` states the algorithm as a loop over chunks. This module computes
+the same numbers with a fixed number of batched operations, whatever N/C, so that a GPU runs a
+few large kernels instead of one small kernel per chunk. Split N tokens into n = N/C chunks of C:
+
+1. per-chunk increments   ΔS_c = K'_cᵀ V_c,  Δz_c = K'_cᵀ 1             (..., n, d_φ, d_v), (..., n, d_φ)
+2. every chunk's starting state by one exclusive cumsum over the chunk axis:
+                          S_c = Σ_{c'<c} ΔS_c',  z_c = Σ_{c'<c} Δz_c'
+3. all chunks at once     num_c = Q'_c S_c + tril(Q'_c K'_cᵀ) V_c        (one batched matmul each)
+                          den_c = Q'_c z_c + tril(Q'_c K'_cᵀ) 1
+
+The denominator is the same product with V replaced by a column of ones; it is computed on its
+own (a row sum and a matrix-vector product), so no [V, 1] copy is ever built.
+
+Cost: time N(4·d_φ·d_v + 4·C·d) like the loop; extra memory N·C for the intra-chunk blocks plus
+(N/C)·d_φ·d_v for the chunk states (C times less than the prefix form, and the price of not looping).
+"""
+from __future__ import annotations
+
+import torch
+
+from ._checks import check_dense_budget, safe_divide
+
+__all__ = ["chunkwise_form", "causal_product", "tril_product", "chunk_len"]
+
+
+def chunk_len(n_tokens: int, chunk_size: int) -> int:
+    """The chunk length actually used: C = min(chunk_size, N) (a chunk longer than N only pads)."""
+    return min(chunk_size, n_tokens)
+
+
+def check_chunk_budget(fq: torch.Tensor, v: torch.Tensor, c: int) -> None:
+    """Raise MemoryBudgetError before the (..., n·C, C) blocks or (..., n, d_φ, d_v) states exceed the budget."""
+    lead, n_chunks = fq.shape[:-2], -(-fq.shape[-2] // c)
+    check_dense_budget((*lead, n_chunks * c, c), fq.dtype, "the chunkwise form's (..., N, C) intra-chunk blocks",
+                       "use a smaller chunk_size")
+    check_dense_budget((*lead, n_chunks, fq.shape[-1], v.shape[-1]), fq.dtype,
+                       "the chunkwise form's (..., N/C, d_φ, d_v) chunk states", "use a larger chunk_size")
+
+
+# Building blocks --------------------------------------------------------------------------------
+def _chunk(x: torch.Tensor, c: int) -> torch.Tensor:
+    """Split into chunks, zero-padding N up to a multiple of C: (..., N, e) -> (..., n, C, e)."""
+    pad = -x.shape[-2] % c
+    if pad:
+        x = torch.cat([x, x.new_zeros(*x.shape[:-2], pad, x.shape[-1])], dim=-2)  # zero rows add nothing
+    return x.unflatten(-2, (x.shape[-2] // c, c))  # (..., n, C, e)
+
+
+def _unchunk(x: torch.Tensor, n_tokens: int) -> torch.Tensor:
+    """(..., n, C, e) -> (..., N, e), dropping the padding rows."""
+    return x.flatten(-3, -2)[..., :n_tokens, :]
+
+
+def _scan(increments: torch.Tensor, dim: int, reverse: bool = False):
+    """Carry a state over chunks with one cumsum (no loop): states entering each chunk, and the total.
+
+    increments (..., n, ...) along ``dim`` -> states (same shape), total (shape without ``dim``), where
+    states[c] = Σ_{c' < c} increments[c'] (Σ_{c' > c} when reverse). Exclusive: a chunk never sees
+    its own increment, so a NaN in chunk c reaches only the chunks after it.
+    """
+    if reverse:
+        states, total = _scan(increments.flip(dim), dim)
+        return states.flip(dim), total
+    inclusive = increments.cumsum(dim)  # (..., n, ...)
+    first = torch.zeros_like(inclusive.narrow(dim, 0, 1))  # the state entering chunk 0
+    states = torch.cat([first, inclusive.narrow(dim, 0, inclusive.shape[dim] - 1)], dim)
+    return states, inclusive.select(dim, -1)
+
+
+def _matmul_add(acc: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """acc += a @ b in one BLAS call (beta = 1), batched over the leading dims; returns acc."""
+    acc.flatten(0, -3).baddbmm_(a.flatten(0, -3), b.flatten(0, -3))  # (B, r, k) @ (B, k, c) -> (B, r, c)
+    return acc
+
+
+def _scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The masked intra-chunk block tril(Q'_c K'_cᵀ): (..., n, C, d_φ) x2 -> (..., n, C, C).
+
+    tril_ overwrites the entries j > i (it does not multiply them by 0), so a NaN key at j
+    never reaches a row i < j.
+    """
+    return (q @ k.transpose(-2, -1)).tril_()  # (..., n, C, d_φ) @ (..., n, d_φ, C) -> (..., n, C, C)
+
+
+def tril_product(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """A V for a lower-triangular A, where a non-finite v_j reaches only the rows i >= j.
+
+    a (..., C, C) with a_ij = 0 for j > i, v (..., C, e) -> (..., C, e). A plain matmul would
+    add 0·NaN = NaN into every row i < j; here the finite part goes through the matmul and the
+    non-finite values are added back by a cumsum, which leaves exact zeros before them.
+    """
+    bad = ~torch.isfinite(v)  # (..., C, e)
+    out = a @ v.masked_fill(bad, 0)  # (..., C, C) @ (..., C, e) -> (..., C, e)
+    return out.add_(torch.where(bad, v, 0).cumsum(-2))  # 0 above the first non-finite v_j, NaN/inf from it on
+
+
+# The autograd Function -----------------------------------------------------------------------------
+class _CausalProduct(torch.autograd.Function):
+    """num_i = Σ_{j<=i} (q'_i·k'_j) v_j, den_i = Σ_{j<=i} q'_i·k'_j, and the final S, z; chunked, loop-free.
+
+    Forward, all chunks c at once (S_c, z_c = the state entering chunk c, by an exclusive cumsum):
+        num_c = Q'_c S_c + tril(Q'_c K'_cᵀ) V_c,   den_c = Q'_c z_c + tril(Q'_c K'_cᵀ) 1
+    The gradient of a causal product is itself two causal products, one running backwards in
+    time (G = ∂L/∂num, g_den = ∂L/∂den, G_S = ∂L/∂S_final, g_z = ∂L/∂z_final); with
+    D_c = tril(G_c V_cᵀ + g_den 1ᵀ) (the denominator is the product with V -> 1):
+        dQ'_c = D_c K'_c + G_c S_cᵀ + g_den z_cᵀ                      (forward state S_c, z_c)
+        dK'_c = D_cᵀ Q'_c + V_c dS_cᵀ + 1 dz_cᵀ                       (reverse state dS_c, dz_c)
+        dV_c  = tril(Q'_c K'_cᵀ)ᵀ G_c + K'_c dS_c
+    with dS_c = G_S + Σ_{c'>c} Q'_{c'}ᵀ G_{c'} and dz_c = g_z + Σ_{c'>c} Q'_{c'}ᵀ g_den: the state's
+    twins, carried from the end by one reverse exclusive cumsum.
+    """
+
+    @staticmethod
+    def forward(ctx, fq, fk, v, c):
+        n_tok = fq.shape[-2]
+        q, k, vv = _chunk(fq, c), _chunk(fk, c), _chunk(v, c)  # (..., n, C, d_φ | d_v)
+        s, s_final = _scan(k.transpose(-2, -1) @ vv, -3)  # ΔS (..., n, d_φ, C) @ (..., n, C, d_v) -> (..., n, d_φ, d_v)
+        z, z_final = _scan(k.sum(-2), -2)  # Δz (..., n, d_φ) -> states (..., n, d_φ), final (..., d_φ)
+        a = _scores(q, k)  # (..., n, C, C)
+        num = _matmul_add(tril_product(a, vv), q, s)  # intra + (..., n, C, d_φ) @ (..., n, d_φ, d_v) -> (..., n, C, d_v)
+        den = a.sum(-1) + (q @ z.unsqueeze(-1)).squeeze(-1)  # (..., n, C) + (..., n, C, d_φ) @ (..., n, d_φ, 1)
+        ctx.save_for_backward(q, k, vv, s, z)  # the C×C blocks are recomputed in backward, not kept
+        ctx.n_tok = n_tok
+        return _unchunk(num, n_tok), _unchunk(den.unsqueeze(-1), n_tok).squeeze(-1), s_final, z_final
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_num, g_den, g_s, g_z):
+        q, k, vv, s, z = ctx.saved_tensors
+        n_tok, c = ctx.n_tok, q.shape[-2]
+        g = _chunk(g_num.contiguous(), c)  # (..., n, C, d_v)
+        gd = _chunk(g_den.unsqueeze(-1), c)  # (..., n, C, 1)
+        ds = _scan(q.transpose(-2, -1) @ g, -3, reverse=True)[0] + g_s.unsqueeze(-3)  # (..., n, d_φ, d_v)
+        dz = _scan((gd.transpose(-2, -1) @ q).squeeze(-2), -2, reverse=True)[0] + g_z.unsqueeze(-2)  # (..., n, d_φ)
+        d = (g @ vv.transpose(-2, -1)).add_(gd).tril_()  # (..., n, C, d_v) @ (..., n, d_v, C) + g_den -> (..., n, C, C)
+        dq = d @ k  # (..., n, C, C) @ (..., n, C, d_φ) -> (..., n, C, d_φ)
+        _matmul_add(dq, g, s.transpose(-2, -1))  # + (..., n, C, d_v) @ (..., n, d_v, d_φ)
+        _matmul_add(dq, gd, z.unsqueeze(-2))  # + (..., n, C, 1) @ (..., n, 1, d_φ)
+        dk = d.transpose(-2, -1) @ q  # (..., n, C, C) @ (..., n, C, d_φ) -> (..., n, C, d_φ)
+        del d
+        _matmul_add(dk, vv, ds.transpose(-2, -1)).add_(dz.unsqueeze(-2))  # + (..., n, C, d_v) @ (..., n, d_v, d_φ) + 1 dzᵀ
+        dv = _scores(q, k).transpose(-2, -1) @ g  # (..., n, C, C) @ (..., n, C, d_v) -> (..., n, C, d_v)
+        _matmul_add(dv, k, ds)  # + (..., n, C, d_φ) @ (..., n, d_φ, d_v)
+        return _unchunk(dq, n_tok), _unchunk(dk, n_tok), _unchunk(dv, n_tok), None
+
+
+# Public entry points -------------------------------------------------------------------------------
+def _product(fq, fk, v, chunk_size):
+    """Clamp C to N, guard the memory, run the Function: -> num, den, S, z."""
+    c = chunk_len(fq.shape[-2], chunk_size)
+    check_chunk_budget(fq, v, c)
+    return _CausalProduct.apply(fq, fk, v, c)
+
+
+def causal_product(fq, fk, v, chunk_size=64):
+    """Unnormalised causal linear attention, chunkwise, and the final state.
+
+    out_i = Σ_{j<=i} (q'_i·k'_j) v_j and S = Σ_j k'_j v_jᵀ:
+    fq, fk (..., N, d_φ), v (..., N, e) -> out (..., N, e), S (..., d_φ, e).
+    Extra memory N·C + (N/C)·d_φ·e — never N² nor N·d_φ·e for C > 1.
+    """
+    num, _, s, _ = _product(fq, fk, v, chunk_size)
+    return num, s
+
+
+def chunkwise_form(fq, fk, v, *, chunk_size=64, eps=1e-6, normalize=True):
+    """Causal chunkwise: out_c = (Q'_c S_c + tril(Q'_c K'_cᵀ) V_c) / (Q'_c z_c + tril(Q'_c K'_cᵀ) 1 + eps).
+
+    Within a chunk of C tokens it is the quadratic form; across chunks it carries the recurrent
+    state S_c = Σ_{c'<c} K'_{c'}ᵀ V_{c'} (z_c likewise), all chunks at once. N need not be a
+    multiple of C; C is clamped to N.
+    Shapes: fq, fk (..., N, d_φ), v (..., N, d_v) -> out (..., N, d_v), final (S (..., d_φ, d_v), z (..., d_φ)).
+    """
+    num, den, s, z = _product(fq, fk, v, chunk_size)  # (..., N, d_v), (..., N), final S, z
+    out = safe_divide(num, den.unsqueeze(-1), eps) if normalize else num  # (..., N, d_v)
+    return out, (s, z)
