@@ -1,0 +1,231 @@
+"""The methods under test and how one call of each is built (forward, or forward+backward).
+
+Every method is causal attention in the SDPA tensor convention, q, k, v: (B, H, N, d).
+:func:`build_call` returns a zero-argument callable (what the timer runs); ``compile=True``
+wraps the method in ``torch.compile`` (``fullgraph=True`` where the method allows it) and
+compiles it inside :func:`build_call`, so that no timed call pays for compilation.
+The FLA methods (``fla_chunk``, ``fla_fused_chunk``) exist only where the optional
+flash-linear-attention package imports and a CUDA device is used (see :mod:`.fla`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .._checks import parse_dtype
+from ..linear import linear_attention
+from ..softmax import softmax_attention
+from ..window import sliding_window_attention
+from . import fla
+
+__all__ = ["Method", "METHODS", "OPTIONAL_METHODS", "ALL_METHODS", "MODES", "FEATURE_MAP", "check_method", "check_mode", "log_grid",
+           "make_inputs", "attention_fn", "build_call", "predict_peak_bytes", "predict_seconds"]
+
+MODES = ("forward", "forward+backward")
+FEATURE_MAP = "elu+1"
+
+
+@dataclass(frozen=True)
+class Method:
+    """One attention implementation under test (all causal, SDPA tensor convention).
+
+    exponent: theoretical growth of time with N (2: quadratic, 1: linear) used to extrapolate
+    the time of the next point.  max_n: largest N worth running (the recurrent token loop is
+    a Python loop: short N only).  optional: needs an optional package (FLA) and a GPU.
+    """
+
+    name: str
+    label: str
+    exponent: int
+    max_n: int | None = None
+    optional: bool = False
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("softmax", "naive softmax (dense N×N)", 2),
+        Method("sdpa", "torch SDPA (flash, fused)", 2),
+        Method("linear_quadratic", "linear, quadratic form", 2),
+        Method("chunkwise", "linear, chunkwise", 1),
+        Method("recurrent", "linear, recurrent (token loop)", 1, max_n=1024),
+        Method("window", "sliding window", 1),
+    )
+}
+#: the FLA kernels: only where the flash-linear-attention package imports and a GPU is used
+OPTIONAL_METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("fla_chunk", "FLA chunk_linear_attn (Triton)", 1, optional=True),
+        Method("fla_fused_chunk", "FLA fused_chunk_linear_attn (Triton)", 1, optional=True),
+    )
+}
+ALL_METHODS: dict[str, Method] = {**METHODS, **OPTIONAL_METHODS}
+
+
+def check_method(name: str) -> Method:
+    """The :class:`Method` called ``name``; ValueError naming the choices otherwise."""
+    if name not in ALL_METHODS:
+        raise ValueError(f"method must be one of {list(ALL_METHODS)}; got {name!r}")
+    return ALL_METHODS[name]
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+    return mode
+
+
+def log_grid(n_min: int, n_max: int, points_per_octave: int = 1) -> list[int]:
+    """Sequence lengths n_min·2^(i/p) up to n_max, rounded to multiples of 16 (all powers of two when p = 1).
+
+    >>> log_grid(256, 2048)
+    [256, 512, 1024, 2048]
+    """
+    for name, value in (("n_min", n_min), ("n_max", n_max), ("points_per_octave", points_per_octave)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1; got {value!r}")
+    if n_max < n_min:
+        raise ValueError(f"n_max must be >= n_min = {n_min}; got {n_max}")
+    steps = int(math.floor(points_per_octave * math.log2(n_max / n_min) + 1e-9))
+    grid = {n_min}
+    for i in range(1, steps + 1):
+        n = n_min * 2 ** (i / points_per_octave)
+        grid.add(int(round(n)) if n < 64 else int(16 * round(n / 16)))
+    return sorted(g for g in grid if g <= n_max)
+
+
+def make_inputs(n: int, *, batch: int = 1, heads: int = 4, d: int = 64, dtype=torch.float32,
+                device="cpu", requires_grad: bool = False, seed: int = 0):
+    """q, k, v ~ N(0, 1) of shape (batch, heads, n, d), seeded, optionally requiring grad.
+
+    Drawn on the CPU for a CPU device (the same numbers on every CPU), on the device itself
+    otherwise (no multi-GiB host tensors for GPU shapes).
+    """
+    device = torch.device(device)
+    gen_device = device if device.type == "cuda" else torch.device("cpu")
+    gen = torch.Generator(device=gen_device).manual_seed(seed)
+    shape = (batch, heads, n, d)
+    dt = parse_dtype(dtype)
+    qkv = [torch.randn(shape, generator=gen, device=gen_device).to(device=device, dtype=dt)
+           for _ in range(3)]  # 3 × (B, H, N, d)
+    for t in qkv:
+        t.requires_grad_(requires_grad)
+    return tuple(qkv)
+
+
+def attention_fn(method: str, *, chunk_size: int = 64, window: int = 256) -> Callable:
+    """The forward function ``f(q, k, v) -> out`` of a method, causal, (B, H, N, d) in and out."""
+    check_method(method)
+    if method == "softmax":
+        return lambda q, k, v: softmax_attention(q, k, v, causal=True)
+    if method == "sdpa":
+        return lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    if method == "linear_quadratic":
+        return lambda q, k, v: linear_attention(q, k, v, FEATURE_MAP, causal=True, form="quadratic")
+    if method == "chunkwise":
+        return lambda q, k, v: linear_attention(q, k, v, FEATURE_MAP, causal=True, form="chunkwise",
+                                                chunk_size=chunk_size)
+    if method == "recurrent":
+        return lambda q, k, v: linear_attention(q, k, v, FEATURE_MAP, causal=True, form="recurrent")
+    if method == "window":
+        return lambda q, k, v: sliding_window_attention(q, k, v, window=window, causal=True)
+    return fla.attention_fn(method)
+
+
+def _compiled(f: Callable, example: Callable[[], object]) -> Callable:
+    """torch.compile(f, fullgraph=True), falling back to graph breaks; compiled here by one call of ``example``."""
+    full = torch.compile(f, fullgraph=True)
+    try:
+        example(full)
+        return full
+    except Exception:  # noqa: BLE001 - a graph break (or backend limit): compile with breaks instead
+        torch._dynamo.reset()
+        loose = torch.compile(f)
+        example(loose)
+        return loose
+
+
+def build_call(method: str, n: int, *, mode: str = "forward", batch: int = 1, heads: int = 4, d: int = 64,
+               dtype=torch.float32, device="cpu", chunk_size: int = 64, window: int = 256,
+               seed: int = 0, compile: bool = False) -> Callable[[], object]:
+    """A zero-argument callable running one forward (under no_grad) or one forward+backward.
+
+    forward+backward = out = f(q, k, v); torch.autograd.grad(out, (q, k, v), g) with a fixed
+    random g of out's shape (no .grad accumulation between calls).  FLA methods are checked
+    equal to the library's chunkwise form on the same inputs before they are returned.
+    """
+    spec = check_method(method)
+    check_mode(mode)
+    if spec.optional:
+        fla.require(device)
+    f = attention_fn(method, chunk_size=chunk_size, window=window)
+    q, k, v = make_inputs(n, batch=batch, heads=heads, d=d, dtype=dtype, device=device,
+                          requires_grad=mode != "forward", seed=seed)  # (B, H, N, d) each
+    if spec.optional:
+        fla.check_agrees(f, q, k, v, chunk_size=chunk_size)
+    if mode == "forward":
+        def run_forward(g):
+            with torch.no_grad():
+                return g(q, k, v)  # (B, H, N, d)
+        if compile:
+            f = _compiled(f, run_forward)
+        return lambda: run_forward(f)
+    gen = torch.Generator(device=q.device).manual_seed(seed + 1)
+    grad_out = torch.randn(v.shape, generator=gen, device=q.device).to(v.dtype)  # (B, H, N, d), seeded
+
+    def run_backward(g):
+        out = g(q, k, v)  # (B, H, N, d)
+        return torch.autograd.grad(out, (q, k, v), grad_out)  # 3 × (B, H, N, d)
+    if compile:
+        f = _compiled(f, run_backward)
+    return lambda: run_backward(f)
+
+
+# Guards: predicted memory and time --------------------------------------------------------------
+def predict_peak_bytes(method: str, n: int, *, mode: str = "forward", batch: int = 1, heads: int = 4,
+                       d: int = 64, dtype=torch.float32, chunk_size: int = 64, window: int = 256) -> int:
+    """Predicted peak extra bytes of one call (inputs excluded), from each method's formula.
+
+    With bh = batch·heads, e = bytes per element (float32 compute for half inputs):
+      softmax, linear_quadratic: dense (bh, N, N) scores / weights: k·bh·N²·e (k = 4 / 3 forward,
+          7 / 6 with backward) plus a bool N×N mask;
+      sdpa (flash): O(bh·N·d) (output, log-sum-exp; gradients with backward);
+      chunkwise (ours and FLA's): O(bh·N·(d + C)) (chunked features, the (N/C)·C×C intra-chunk
+          scores) + (N/C)·d² chunk states;  recurrent: O(bh·N·d) forward, bh·N·d² states saved
+          for backward;  window: O(bh·N·w) band of scores (N rounded up to a multiple of w).
+    The coefficients are upper-ish fits to profiler measurements at small N (tests keep the
+    prediction within 0.5–3× of the measurement).
+    """
+    check_method(method)
+    back = check_mode(mode) != "forward"
+    e = max(torch.empty((), dtype=parse_dtype(dtype)).element_size(), 4)  # forms compute in float32 for halves
+    bh, nd = batch * heads, batch * heads * n * d
+    io = (4 if back else 1) * nd * e  # output (and three input gradients)
+    if method in ("softmax", "linear_quadratic"):
+        k = {"softmax": (4, 7), "linear_quadratic": (3, 6)}[method][back]
+        return k * bh * n * n * e + n * n + io + 4 * nd * e
+    if method == "sdpa":
+        return io + (3 if back else 1) * nd * e + 2 * bh * n * e
+    if method in ("chunkwise", "fla_chunk", "fla_fused_chunk"):
+        c = min(chunk_size, n)
+        chunks = -(-n // c)
+        per = (10 if back else 6) * nd * e + (3 if back else 2) * bh * chunks * c * c * e
+        return io + per + (2 if back else 1) * bh * chunks * d * d * e
+    if method == "recurrent":
+        return io + (6 * nd + (bh * n * d * d if back else 0)) * e
+    n_pad = -(-n // window) * window  # the band is computed in blocks of w: N rounds up to a multiple of w
+    return io + (7 if back else 4) * bh * n_pad * 2 * window * e + 6 * nd * e  # window
+
+
+def predict_seconds(method: str, n: int, previous: tuple[int, float] | None) -> float | None:
+    """t(N) ≈ t(N₀)·(N/N₀)^p from the previous measured point (N₀, t₀); None without one."""
+    if previous is None:
+        return None
+    n0, t0 = previous
+    return t0 * (n / n0) ** check_method(method).exponent

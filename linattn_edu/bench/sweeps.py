@@ -1,0 +1,244 @@
+"""Measuring: one guarded point, a sweep over N, the headline at one N, and the per-token decode step.
+
+What one measured point is (method m at length N, forward or forward+backward):
+
+1. **Guard.**  Predict the method's peak extra memory from its formula
+   (:func:`~linattn_edu.bench.methods.predict_peak_bytes`) and skip the point, recorded as
+   ``"skipped: would need X GiB > budget Y GiB"``, instead of crashing.  Predict its time from
+   the method's previous point, t(N) ≈ t(N₀)·(N/N₀)^p, and skip when it would not fit the
+   per-point time budget.
+2. **Time** with :func:`~linattn_edu.bench.timer.time_call` (warm-up, median, IQR, noise flag).
+3. **Peak memory** with one more call (:func:`~linattn_edu.bench.timer.peak_memory`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Sequence
+
+import torch
+
+from .._checks import MemoryBudgetError, dtype_name, parse_dtype
+from ..memory import kv_cache_bytes, linear_state_bytes
+from ..recurrent import LinearAttentionState
+from ..softmax import softmax_attention
+from . import fla
+from .analysis import chunkwise_flops
+from .methods import ALL_METHODS, FEATURE_MAP, MODES, build_call, check_method, check_mode, predict_peak_bytes, \
+    predict_seconds
+from .records import Results, run_metadata
+from .timer import load_average, matmul_gflops, peak_memory, time_call
+
+__all__ = ["GiB", "measure_point", "sweep", "default_methods", "headline", "DECODERS", "decode_sweep"]
+
+GiB = 2**30
+_TIMING_KEYS = ("median_s", "iqr_s", "repeats", "noise", "noisy")
+
+
+def default_methods(device="cpu") -> list[str]:
+    """Every method that can run on ``device`` (the FLA ones only where FLA imports and a GPU is used)."""
+    return [m.name for m in ALL_METHODS.values() if not m.optional or fla.available(device)]
+
+
+def measure_point(method: str, n: int, *, mode: str = "forward", batch: int = 1, heads: int = 4, d: int = 64,
+                  dtype=torch.float32, device="cpu", chunk_size: int = 64, window: int = 256,
+                  memory_budget: int = 4 * GiB, time_budget_s: float | None = 20.0,
+                  previous: tuple[int, float] | None = None, warmup: int = 1, min_repeats: int = 5,
+                  min_run_time: float = 0.2, measure_memory: bool = True, compile: bool = False) -> dict:
+    """One tidy record: guard, warm up, time, then (optionally) measure peak memory.
+
+    status is "ok", "skipped: would need X > budget Y", "skipped: predicted ...", "skipped: N > max_n"
+    or "error: ..." (the point's failure is recorded, the sweep goes on).
+    """
+    spec = check_method(method)
+    check_mode(mode)
+    dt = parse_dtype(dtype)
+    record = {"method": method, "n": n, "mode": mode, "batch": batch, "heads": heads, "d": d,
+              "dtype": dtype_name(dt), "device": str(torch.device(device)), "causal": True,
+              "chunk_size": chunk_size if method == "chunkwise" else None,
+              "window": window if method == "window" else None,
+              "status": "ok", "median_s": None, "iqr_s": None, "repeats": 0, "peak_bytes": None}
+    if compile:
+        record["compiled"] = True
+    predicted = predict_peak_bytes(method, n, mode=mode, batch=batch, heads=heads, d=d, dtype=dt,
+                                   chunk_size=chunk_size, window=window)
+    record["predicted_bytes"] = predicted
+    if spec.max_n is not None and n > spec.max_n:
+        record["status"] = f"skipped: N = {n} > max_n = {spec.max_n} for {method}"
+        return record
+    if predicted > memory_budget:
+        record["status"] = (f"skipped: would need {predicted / GiB:.2f} GiB > budget "
+                            f"{memory_budget / GiB:.2f} GiB")
+        return record
+    guess = predict_seconds(method, n, previous)
+    if guess is not None and time_budget_s is not None and guess * (warmup + 1) > time_budget_s:
+        record["status"] = (f"skipped: predicted {warmup + 1} × {guess:.2f} s > time budget "
+                            f"{time_budget_s:.0f} s")
+        return record
+    try:
+        fn = build_call(method, n, mode=mode, batch=batch, heads=heads, d=d, dtype=dt, device=device,
+                        chunk_size=chunk_size, window=window, compile=compile and not spec.optional)
+        timing = time_call(fn, device=device, warmup=warmup, min_repeats=min_repeats,
+                           min_run_time=min_run_time, budget_s=time_budget_s)
+        record.update({k: timing[k] for k in _TIMING_KEYS})
+        if measure_memory:
+            record["peak_bytes"] = peak_memory(fn, device=device)
+    except MemoryBudgetError as exc:  # the core's own dense-tensor guard
+        record["status"] = f"skipped: {exc}"
+    except (RuntimeError, ValueError, TypeError) as exc:  # e.g. out of memory: record and go on
+        record["status"] = f"error: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    return record
+
+
+def _progress(items: list, enabled: bool, desc: str):
+    if not enabled:
+        return items
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is in the [bench] extra; without it, no bar
+        return items
+    return tqdm(items, desc=desc)
+
+
+def sweep(methods: Sequence[str] | None = ("softmax", "sdpa", "linear_quadratic", "chunkwise", "recurrent", "window"),
+          ns: Iterable[int] = (256, 512, 1024, 2048), *, modes: Sequence[str] = ("forward",),
+          batch: int = 1, heads: int = 4, d: int = 64, dtype=torch.float32, device="cpu",
+          chunk_size: int = 64, window: int = 256, memory_budget: int = 4 * GiB,
+          time_budget_s: float | None = 20.0, min_repeats: int = 5, min_run_time: float = 0.2,
+          measure_memory: bool = True, progress: bool = True, compile: bool = False) -> Results:
+    """Measure every method × N × mode; N is the outer loop so that methods at one N run back to back.
+
+    ``methods=None`` takes :func:`default_methods` of the device.  Each method's previous measured
+    point (per mode) feeds the time guard of its next one.
+    """
+    methods = [check_method(m).name for m in (default_methods(device) if methods is None else methods)]
+    modes = [check_mode(m) for m in modes]
+    ns = sorted(set(int(n) for n in ns))
+    meta = run_metadata(device=device, dtype=dtype, batch=batch, heads=heads, d=d, chunk_size=chunk_size,
+                        window=window, memory_budget_bytes=memory_budget, time_budget_s=time_budget_s,
+                        feature_map=FEATURE_MAP, causal=True, compiled=compile)
+    previous: dict[tuple[str, str], tuple[int, float]] = {}
+    points = [(n, mode, m) for n in ns for mode in modes for m in methods]
+    records = []
+    for n, mode, method in _progress(points, progress, "sweep"):
+        rec = measure_point(method, n, mode=mode, batch=batch, heads=heads, d=d, dtype=dtype, device=device,
+                            chunk_size=chunk_size, window=window, memory_budget=memory_budget,
+                            time_budget_s=time_budget_s, previous=previous.get((method, mode)),
+                            min_repeats=min_repeats, min_run_time=min_run_time, measure_memory=measure_memory,
+                            compile=compile)
+        if rec["status"] == "ok":
+            previous[(method, mode)] = (n, rec["median_s"])
+        records.append(rec)
+    meta["load_average_1m_end"] = load_average()
+    return Results(records=records, metadata=meta)
+
+
+def headline(*, n: int = 16384, batch: int = 1, heads: int = 4, d: int = 64, chunk_size: int = 64,
+             dtype=torch.float32, device="cpu", min_repeats: int = 5, progress: bool = False,
+             compile: bool = False, methods: Sequence[str] | None = None) -> dict:
+    """Causal chunkwise vs SDPA (and FLA where present) at one N, forward and forward+backward, one run.
+
+    Order: matmul, then for each mode every method, then matmul again (the two dense-matmul rates,
+    in the run's dtype, show how much the machine's speed drifted during the run).  On CUDA each
+    point's peak memory is measured too (one more call).  ``compile`` compiles the chunkwise form.
+    Returns a dict: (method, mode) -> timing dict; "errors": {method: message} for methods that
+    could not run (e.g. FLA disagreeing with ours); the shape; "metadata".
+    """
+    if methods is None:
+        methods = ["chunkwise", "sdpa"] + [m for m in ("fla_chunk", "fla_fused_chunk") if fla.available(device)]
+    dt = parse_dtype(dtype)
+    cuda = torch.device(device).type == "cuda"
+    out = {"n": n, "batch": batch, "heads": heads, "d": d, "chunk_size": chunk_size, "dtype": dtype_name(dt),
+           "device": str(torch.device(device)), "compiled": compile, "methods": list(methods), "errors": {},
+           "metadata": run_metadata(device=device, dtype=dt, benchmark="headline", compiled=compile)}
+    out["matmul_gflops_before"] = matmul_gflops(device=device, dtype=dt)
+    kw = dict(batch=batch, heads=heads, d=d, dtype=dt, device=device, chunk_size=chunk_size)
+    steps = [(m, mode) for mode in MODES for m in methods]
+    for method, mode in _progress(steps, progress, "headline"):
+        if method in out["errors"]:
+            continue
+        try:
+            fn = build_call(method, n, mode=mode, compile=compile and method == "chunkwise", **kw)
+        except ValueError as exc:  # an optional method missing or disagreeing: say so, go on
+            out["errors"][method] = str(exc)
+            continue
+        repeats = min_repeats if method != "sdpa" or cuda else max(3, min_repeats // 2)  # CPU SDPA calls take s
+        timing = time_call(fn, device=device, warmup=3 if cuda else 1, min_repeats=repeats, min_run_time=1.0)
+        timing.pop("samples")
+        if cuda:
+            timing["peak_bytes"] = peak_memory(fn, device=device)
+        out[(method, mode)] = timing
+    out["matmul_gflops_after"] = matmul_gflops(device=device, dtype=dt)
+    out["matmul_gflops"] = max(out["matmul_gflops_before"], out["matmul_gflops_after"])
+    if ("chunkwise", "forward") in out:
+        flops = chunkwise_flops(n, d, chunk_size, heads=heads, batch=batch)
+        out["chunkwise_gflops"] = flops / out[("chunkwise", "forward")]["median_s"] / 1e9
+    out["metadata"]["load_average_1m_end"] = load_average()
+    return out
+
+
+# Decode: one token at context N -----------------------------------------------------------------
+def _rand_on(device, seed: int):
+    """randn(*shape) on ``device`` from a seeded generator there (CPU generator for a CPU device)."""
+    gen = torch.Generator(device=torch.device(device)).manual_seed(seed)
+    return lambda dtype, *s: torch.randn(s, generator=gen, device=torch.device(device)).to(dtype)
+
+
+def _kv_cache_step(context: int, *, batch, heads, d, dtype, device, seed=0):
+    """A softmax decoder step at context N: write k_t, v_t into slot N of the cache, attend over N + 1 keys."""
+    rand = _rand_on(device, seed)
+    cache_k, cache_v = rand(dtype, batch, heads, context + 1, d), rand(dtype, batch, heads, context + 1, d)  # (B, H, N+1, d)
+    q_t, k_t, v_t = (rand(dtype, batch, heads, 1, d) for _ in range(3))  # (B, H, 1, d) each
+
+    def step():
+        with torch.no_grad():
+            cache_k[:, :, context:] = k_t  # append: (B, H, 1, d) into slot N
+            cache_v[:, :, context:] = v_t
+            return softmax_attention(q_t, cache_k, cache_v)  # (B, H, 1, d) over (B, H, N+1, d) -> (B, H, 1, d)
+    nbytes = kv_cache_bytes(layers=1, kv_heads=heads, head_dim=d, tokens=context + 1, batch=batch, dtype=dtype)
+    return step, nbytes
+
+
+def _recurrent_step(context: int, *, batch, heads, d, dtype, device, seed=0):
+    """A linear-attention decoder step after prefilling N tokens: S += φ(k_t)v_tᵀ, out = φ(q_t)ᵀS / φ(q_t)ᵀz."""
+    rand = _rand_on(device, seed)
+    state = LinearAttentionState(FEATURE_MAP, d, d, batch_shape=(batch, heads), dtype=dtype, device=device)
+    with torch.no_grad():
+        state.prefill(*(rand(dtype, batch, heads, context, d) for _ in range(3)))  # 3 × (B, H, N, d): S, z after N
+    q_t, k_t, v_t = (rand(dtype, batch, heads, d) for _ in range(3))  # (B, H, d) each
+
+    def step():
+        with torch.no_grad():
+            return state.step(q_t, k_t, v_t)  # (B, H, d)
+    nbytes = linear_state_bytes(layers=1, heads=heads, d_phi=state.S.shape[-2], d_v=d, batch=batch,
+                                dtype=dtype, include_z=True)
+    return step, nbytes
+
+
+DECODERS = {"kv_cache": _kv_cache_step, "recurrent": _recurrent_step}
+
+
+def decode_sweep(contexts: Iterable[int] = (1024, 4096, 16384, 65536), *, batch: int = 1, heads: int = 4,
+                 d: int = 64, dtype=torch.float32, device="cpu", min_repeats: int = 20,
+                 min_run_time: float = 0.3, measure_memory: bool = True, progress: bool = True) -> Results:
+    """Per-token decode step time and memory at each context N: KV-cache softmax vs recurrent state.
+
+    Records: method ("kv_cache" | "recurrent"), n = context, mode "decode", median_s / iqr_s per
+    step (and the noise flag), state_bytes (the cache 2·B·H·(N+1)·d·e, or S and z:
+    B·H·d_φ·(d_v + 1)·e) and peak_bytes (extra allocation of one step).
+    """
+    dt = parse_dtype(dtype)
+    meta = run_metadata(device=device, dtype=dt, batch=batch, heads=heads, d=d, feature_map=FEATURE_MAP,
+                        benchmark="decode")
+    records = []
+    points = [(n, m) for n in sorted(set(int(c) for c in contexts)) for m in DECODERS]
+    for n, method in _progress(points, progress, "decode"):
+        step, nbytes = DECODERS[method](n, batch=batch, heads=heads, d=d, dtype=dt, device=device)
+        timing = time_call(step, device=device, warmup=3, min_repeats=min_repeats, min_run_time=min_run_time)
+        records.append({"method": method, "n": n, "mode": "decode", "batch": batch, "heads": heads, "d": d,
+                        "dtype": dtype_name(dt), "device": str(torch.device(device)), "status": "ok",
+                        **{k: timing[k] for k in _TIMING_KEYS}, "state_bytes": nbytes,
+                        "peak_bytes": peak_memory(step, device=device) if measure_memory else None})
+        del step
+    meta["load_average_1m_end"] = load_average()
+    return Results(records=records, metadata=meta)
