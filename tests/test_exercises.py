@@ -1,4 +1,7 @@
-"""Every exercise checker accepts a right answer and rejects the typical wrong ones with a useful hint."""
+"""Every exercise checker accepts a right answer and rejects the typical wrong ones with a useful hint.
+
+Quizzes are tested in test_quiz.py; the notebooks' exercise cells in test_exercise_notebooks.py.
+"""
 from __future__ import annotations
 
 import math
@@ -158,10 +161,21 @@ def test_checkers_do_not_touch_global_rng():
     assert torch.equal(torch.rand(3), before)
 
 
+NOT_FUNCTION_CHECKERS = {"check_order", "check_choice", "check_hand_output"}  # tested in their own tests
+MODULES = [ex.nb01_softmax, ex.nb02_kernels, ex.nb03_linear, ex.nb04_recurrent, ex.nb05_feature_maps]
+
+
 def test_all_checkers_are_tested():
     names = {c.__name__ for c, _ in RIGHT}
-    public = {n for n in ex.__all__ if n.startswith("check_") and n not in ("check_order", "check_choice")}
+    public = {n for m in MODULES for n in m.__all__ if n.startswith("check_")} - NOT_FUNCTION_CHECKERS
     assert names == public
+
+
+def test_package_reexports_every_notebook_module():
+    assert ex._notebook_modules()[:5] == [m.__name__.rsplit(".", 1)[1] for m in MODULES]
+    for m in MODULES:
+        for name in m.__all__:
+            assert getattr(ex, name) is getattr(m, name) and name in ex.__all__
 
 
 # --------------------------------------------------------------------------- typical wrong answers
@@ -288,67 +302,111 @@ def test_checker_rejects_non_callable(capsys):
     assert "expected a function" in capsys.readouterr().out
 
 
-# --------------------------------------------------------------------------- questions
-
-RIGHT_ORDERS = {
-    "softmax_steps": ["b", "f", "d", "e", "a", "c"],
-    "linear_steps": ["a", "c", "b", "e", "d", "f"],  # S/z and num/den may swap
-    "chunkwise_steps": ["b", "a", "c", "d"],
-}
-RIGHT_CHOICES = {"finite_features": "c", "bandwidth_limit": "b", "denominator_role": "b", "trig_negative": "b"}
+# --------------------------------------------------------------------------- known weaknesses, fixed
 
 
-def test_every_question_is_tested():
-    assert set(RIGHT_ORDERS) | set(RIGHT_CHOICES) == set(ex.QUESTIONS)
+def _inverted_keep_later(q, k, v, causal):  # masks j <= i: the future is kept, the diagonal too is lost
+    s = scores_ok(q, k)
+    if causal:
+        s = s.masked_fill(mask_ok(s.shape[-1]), -math.inf)
+    return softmax_ok(s) @ v
 
 
-@pytest.mark.parametrize("name", sorted(RIGHT_ORDERS))
-def test_check_order_accepts_right_order(name, capsys):
-    assert ex.check_order(name, RIGHT_ORDERS[name]) is True
-    assert ex.check_order(name, [x.upper() for x in RIGHT_ORDERS[name]]) is True
-    assert capsys.readouterr().out.startswith("✓")
+def _inverted_triu(q, k, v, causal):  # keeps j >= i
+    s = scores_ok(q, k)
+    if causal:
+        s = s.masked_fill(~torch.ones(s.shape[-1], s.shape[-1], dtype=torch.bool).triu(), -math.inf)
+    return softmax_ok(s) @ v
 
 
-@pytest.mark.parametrize("name", sorted(RIGHT_ORDERS))
-def test_check_order_rejects_swapped_and_incomplete(name, capsys):
-    right = RIGHT_ORDERS[name]
-    assert ex.check_order(name, right[::-1]) is False
-    assert ex.check_order(name, right[:-1]) is False
-    assert ex.check_order(name, right[:-1] + right[:1]) is False
+@pytest.mark.parametrize("fn", [_inverted_keep_later, _inverted_triu])
+def test_inverted_causal_mask_gets_its_own_diagnosis(fn, capsys):
+    # before: "inf/NaN in your output: use a stable softmax" (the last row is all −∞ -> NaN)
+    assert ex.check_softmax_attention(fn) is False
     out = capsys.readouterr().out
-    assert "should be" in out and "exactly once" in out
+    assert "your mask is inverted: future positions are kept and past ones masked" in out, out
+    assert "stable softmax" not in out
 
 
-def test_check_order_names_first_wrong_step(capsys):
-    # scaling and masking swapped: the first two steps are right
-    assert ex.check_order("softmax_steps", ["b", "d", "f", "e", "a", "c"]) is False
-    assert "the first 1 step(s) are right; step 2 should be 'f'" in capsys.readouterr().out
+def test_nan_from_a_real_overflow_still_says_stable_softmax(capsys):
+    def unstable(q, k, v, causal):
+        s = scores_ok(q, k)
+        if causal:
+            s = s.masked_fill(~mask_ok(s.shape[-1]), -math.inf)
+        e = torch.exp(s)
+        return (e / e.sum(-1, keepdim=True)) @ v
+
+    assert ex.check_softmax_attention(unstable) is False
+    assert "use a stable softmax" in capsys.readouterr().out
 
 
-def test_chunkwise_update_first_is_wrong(capsys):
-    assert ex.check_order("chunkwise_steps", ["d", "a", "b", "c"]) is False
+LIBRARY_SOFTMAXES = [
+    lambda s: torch.softmax(s, dim=-1),
+    lambda s: F.softmax(s, dim=-1),
+    lambda s: s.softmax(-1),
+    lambda s: torch.nn.Softmax(dim=-1)(s),
+    lambda s: torch.special.softmax(s, -1),
+    lambda s: torch.exp(F.log_softmax(s, dim=-1)),
+]
 
 
-@pytest.mark.parametrize("name", sorted(RIGHT_CHOICES))
-def test_check_choice(name, capsys):
-    assert ex.check_choice(name, RIGHT_CHOICES[name]) is True
-    wrong = next(x for x in ex.QUESTIONS[name].options if x != RIGHT_CHOICES[name])
-    assert ex.check_choice(name, wrong) is False
-    assert ex.check_choice(name, "z") is False
+@pytest.mark.parametrize("fn", LIBRARY_SOFTMAXES, ids=["torch", "F", "Tensor", "module", "special", "log_softmax"])
+def test_library_softmax_does_not_pass_write_a_softmax(fn, capsys):
+    # before: torch.softmax passed "write a stable softmax"
+    assert ex.check_stable_softmax(fn) is False
     out = capsys.readouterr().out
-    assert "✓" in out and "not this one" in out and "expected one of" in out
+    assert "write it yourself: subtract the row max, exp, divide" in out, out
 
 
-def test_question_errors_name_the_problem():
-    with pytest.raises(ValueError, match="unknown question"):
-        ex.check_order("nope", [])
-    with pytest.raises(ValueError, match="use check_choice"):
-        ex.check_order("trig_negative", ["b"])
-    with pytest.raises(ValueError, match="use check_order"):
-        ex.check_choice("softmax_steps", "a")
+def test_the_librarys_own_stable_softmax_does_not_pass(capsys):
+    from linattn_edu.softmax import stable_softmax
+
+    assert ex.check_stable_softmax(stable_softmax) is False
+    assert "write it yourself" in capsys.readouterr().out
 
 
-def test_show_question_lists_options(capsys):
-    ex.show_question("softmax_steps")
+def test_softmax_attention_may_use_torch_softmax(capsys):  # only the "write a softmax" exercise forbids it
+    def with_torch(q, k, v, causal):
+        s = scores_ok(q, k)
+        if causal:
+            s = s.masked_fill(~mask_ok(s.shape[-1]), -math.inf)
+        return torch.softmax(s, -1) @ v
+
+    assert ex.check_softmax_attention(with_torch) is True
+
+
+# --------------------------------------------------------------------------- the hand computation (04)
+
+HAND_RIGHT = ([[2, 2], [1, 4]], [3, 3], [5 / 9, 8 / 9])
+
+
+def test_hand_example_by_hand_matches_the_library(capsys):
+    # φ(k) = k + 1: φ(k_1) = [2, 1], φ(k_2) = [1, 2]; S_2 = [2,1]ᵀ[1,0] + [1,2]ᵀ[0,2]; φ(q_2) = [2, 1]
+    assert ex.check_hand_output(*HAND_RIGHT) is True
+    assert ex.check_hand_output([[2.0, 2.0], [1.0, 4.0]], [3.0, 3.0], [0.556, 0.889]) is True  # 3 decimals
+    assert ex.check_hand_output(torch.tensor(HAND_RIGHT[0]), torch.tensor(HAND_RIGHT[1]),
+                                torch.tensor(HAND_RIGHT[2])) is True
+    assert capsys.readouterr().out.count("✓") == 3
+
+
+@pytest.mark.parametrize("answer, phrase", [
+    (([[4, 4], [3, 6]], [5, 5], [11 / 15, 14 / 15]), "summed all three tokens"),
+    (([[2, 0], [1, 0]], [2, 1], [1, 0]), "include token 2 itself"),
+    (([[2, 1], [2, 4]], [3, 3], [5 / 9, 8 / 9]), "transposed"),
+    (([[1, 0], [0, 2]], [1, 1], [1, 0]), "apply φ to the keys"),
+    (([[2, 2], [1, 4]], [3, 3], [2 / 3, 2 / 3]), "apply φ to the query"),
+    (([[2, 2], [1, 4]], [3, 3], [5, 8]), "denominator"),
+    (([[2, 2], [1, 4]], [3, 3], [0.5, 0.9]), "largest difference"),
+    (("two", [3, 3], [5, 8]), "nested lists"),
+])
+def test_hand_example_wrong_answers(answer, phrase, capsys):
+    assert ex.check_hand_output(*answer) is False
     out = capsys.readouterr().out
-    assert "a) divide each row by its sum" in out and "check_order" in out
+    assert out.startswith("✗") and phrase in out, out
+
+
+def test_show_hand_example_prints_the_problem_not_the_answer(capsys):
+    ex.show_hand_example()
+    out = capsys.readouterr().out
+    assert "token 3:" in out and "check_hand_output" in out
+    assert "0.556" not in out and "0.889" not in out

@@ -1,0 +1,61 @@
+"""Auto-checkers for the read-along notebooks' self-check exercises, and their quizzes.
+
+Every ``check_<name>(your_fn)`` calls the reader's function on a few random inputs (a fixed
+private seed, so the verdict reads the same on every run and the global RNG is left alone),
+compares the result with the library, prints a verdict and returns ``True`` or ``False``. On a
+miss it prints what was expected, what came, the largest difference and a hint; common mistakes
+(a missing √d, no max subtraction, an inverted mask, a non-causal prefix, …) get a hint that
+names them.
+
+Quizzes: ``show_question(name)`` prints a question (never its answer), ``check_order(name,
+[...])`` and ``check_choice(name, "b")`` mark an answer and explain it once it is right.
+
+==========  ===========================================  ==========================================
+notebook    checkers                                     questions
+==========  ===========================================  ==========================================
+01          check_scaled_scores, check_stable_softmax,   softmax_steps
+            check_causal_mask, check_softmax_attention
+02          check_gaussian_kernel, check_nadaraya_watson, finite_features, bandwidth_limit
+            check_exp_kernel
+03          check_kv_summary, check_linear_attention,    denominator_role, reorder_buys,
+            check_linear_weights                         identity_kernel, linear_steps
+04          check_hand_output, check_prefix_states,      aggregated_state, chunkwise_steps
+            check_recurrent_step, check_chunkwise,
+            check_causal_backward
+05          check_elu_plus_one, check_taylor_features,   trig_negative; design scenarios:
+            check_favor_features                         long_context_latency, kv_budget,
+                                                         device_60k, multi_tenant
+==========  ===========================================  ==========================================
+
+Layout: ``runner`` (cases, comparison, diagnoses, the call spies, quiz marking), ``questions``
+(the question data), and one checker module per notebook, ``nbNN_<topic>.py``.
+
+Adding a notebook's checkers: create ``linattn_edu/exercises/nbNN_<topic>.py`` that imports what it
+needs with ``from .runner import Case, run_cases, gen, qkv_cases, close, ...`` (and
+``Question, add_questions`` for quiz questions, registered at import), and lists its public
+``check_*`` names in ``__all__``. Nothing else: this package imports every ``nbNN_*`` module it
+finds at import time and re-exports its ``__all__`` as ``linattn_edu.exercises.<name>``.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+
+from . import questions as _questions  # noqa: F401  (registers the questions)
+from .runner import QUESTIONS, check_choice, check_order, show_question
+
+__all__ = ["QUESTIONS", "show_question", "check_order", "check_choice"]
+
+
+def _notebook_modules() -> list[str]:
+    """Names of the nbNN_* checker modules in this package, in notebook order."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if re.fullmatch(r"nb\d\d_\w+", m.name))
+
+
+for _name in _notebook_modules():
+    _module = importlib.import_module(f"{__name__}.{_name}")
+    for _public in _module.__all__:
+        globals()[_public] = getattr(_module, _public)
+        __all__.append(_public)
+del _name, _module, _public

@@ -1,0 +1,119 @@
+"""Checkers for notebook 01 (softmax attention): scores, a stable softmax, the causal mask, attention."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..softmax import attention_scores, softmax_attention, stable_softmax
+from .runner import LIBRARY_SOFTMAX, Case, close, fail, gen, qkv_cases, randn, run_cases, shape_of
+
+__all__ = ["check_scaled_scores", "check_stable_softmax", "check_causal_mask", "check_softmax_attention"]
+
+_SHAPES = [((), 5, 5, 4, 3), ((2, 3), 7, 7, 16, 5), ((2,), 1, 1, 8, 2), ((3,), 9, 9, 64, 4)]
+
+
+def check_scaled_scores(your_fn) -> bool:
+    """your_fn(q (..., N, d), k (..., M, d)) -> scores (..., N, M) = Q Kᵀ / √d."""
+    g, cases = gen(), []
+    for q, k, _ in qkv_cases(g, [((), 4, 6, 9, 1), ((2, 3), 5, 7, 16, 1), ((2,), 1, 3, 64, 1)]):
+        cases.append(Case((q, k), attention_scores(q, k, 1 / math.sqrt(q.shape[-1])),
+                          f"q {shape_of(q)}, k {shape_of(k)}"))
+    sqrt_d = lambda c: math.sqrt(c.args[0].shape[-1])  # noqa: E731
+    return run_cases(
+        "check_scaled_scores", your_fn, cases, names=["scores"],
+        hint="scores_ij = q_i·k_j / √d with d = q.shape[-1]; use k.transpose(-2, -1) so batch dims work.",
+        diagnoses=[
+            (lambda e, g, c: close(g, e * sqrt_d(c)), "you did not divide by √d (d = q.shape[-1])."),
+            (lambda e, g, c: close(g, e / sqrt_d(c)), "you divided by d; divide by √d."),
+            (lambda e, g, c: close(g, e * math.sqrt(sqrt_d(c))), "you divided by d^¼; divide by √d."),
+            (lambda e, g, c: close(g, e.transpose(-2, -1)), "your scores are transposed: rows are queries."),
+        ])
+
+
+def check_stable_softmax(your_fn) -> bool:
+    """your_fn(scores (..., N, M)) -> row softmax (..., N, M), stable for huge scores and −∞ entries.
+
+    Written by hand: calling torch's softmax (torch.softmax, F.softmax, Tensor.softmax) fails.
+    """
+    g = gen()
+    small = randn(g, 3, 5)  # (N, M)
+    huge = randn(g, 2, 4, 6, scale=400.0)  # (B, N, M): exp overflows without max subtraction
+    masked = randn(g, 4, 4, scale=3.0).masked_fill(~torch.ones(4, 4, dtype=torch.bool).tril(), -math.inf)
+    cases = [Case((x,), stable_softmax(x), about)
+             for x, about in [(small, "ordinary scores (3, 5)"),
+                              (huge, "scores of size ~±1000, shape (2, 4, 6)"),
+                              (masked, "causally masked scores with −∞ above the diagonal")]]
+    write_it = "write it yourself: subtract the row max, exp, divide by the row sum."
+    if your_fn is stable_softmax:
+        return fail("check_stable_softmax", ["  that is linattn_edu's own stable_softmax"], write_it)
+    return run_cases(
+        "check_stable_softmax", your_fn, cases, names=["softmax"],
+        hint="p_ij = exp(s_ij − m_i) / Σ_j exp(s_ij − m_i) with m_i = max_j s_ij (keepdim=True).",
+        forbidden={name: write_it for name in LIBRARY_SOFTMAX},
+        diagnoses=[
+            (lambda e, g, c: not torch.isfinite(g).all(),
+             "your output has inf/NaN: exp(s) overflows float32 past s ≈ 88. Subtract each row's max first."),
+            (lambda e, g, c: close(g, torch.softmax(c.args[0], dim=-2)),
+             "you normalised columns; normalise each row (dim=-1: over the keys)."),
+            (lambda e, g, c: not close(g.sum(-1), torch.ones_like(g.sum(-1))),
+             "each row must sum to 1: divide by the row sum (dim=-1, keepdim=True)."),
+        ])
+
+
+def check_causal_mask(your_fn) -> bool:
+    """your_fn(n) -> bool (n, n): True where query i may attend key j, i.e. j <= i."""
+    cases = [Case((n,), torch.ones(n, n, dtype=torch.bool).tril(), f"n = {n}") for n in (4, 7, 1)]
+
+    def dtype_ok(case, got):
+        return None if got.dtype == torch.bool else f"return a bool tensor (True = attend); got {got.dtype}"
+
+    return run_cases(
+        "check_causal_mask", your_fn, cases, names=["mask"], after=dtype_ok,
+        hint="row i is the query, column j the key: allow j <= i (torch.tril of a bool ones matrix).",
+        diagnoses=[
+            (lambda e, g, c: close(g.bool().to(torch.float), e.tril(-1).float()),
+             "you left out the diagonal: a token may attend to itself (j = i)."),
+            (lambda e, g, c: close(g.bool().to(torch.float), e.T.float()),
+             "that is the upper triangle: query i must see keys j <= i, the past."),
+            (lambda e, g, c: close(g.bool().to(torch.float), (~e).float()),
+             "True means 'may attend' here; you marked the forbidden entries."),
+        ])
+
+
+_INVERTED = ("your mask is inverted: future positions are kept and past ones masked. "
+             "Query i may attend keys j <= i: mask the entries *above* the diagonal (j > i).")
+
+
+def _inverted(c, *, diagonal: int) -> torch.Tensor:
+    """The output with the causal mask turned around: keys j >= i (diagonal=0) or j > i (diagonal=1) kept."""
+    q, k, v, _ = c.args
+    n = q.shape[-2]
+    keep = torch.ones(n, n, dtype=torch.bool).triu(diagonal)  # (N, N)
+    return softmax_attention(q, k, v, mask=keep)  # rows with no key left come out 0
+
+
+def check_softmax_attention(your_fn) -> bool:
+    """your_fn(q, k, v, causal) -> out (..., N, d_v) = softmax(QKᵀ/√d + mask) V."""
+    g, cases = gen(), []
+    for i, (q, k, v) in enumerate(qkv_cases(g, _SHAPES)):
+        causal = i % 2 == 1
+        cases.append(Case((q, k, v, causal), softmax_attention(q, k, v, causal=causal),
+                          f"q {shape_of(q)}, v {shape_of(v)}, causal={causal}"))
+    q, k, v = (x * 30 for x in next(qkv_cases(g, [((2,), 6, 6, 8, 3)])))
+    cases.append(Case((q, k, v, True), softmax_attention(q, k, v, causal=True), "large scores, causal"))
+    # A fully masked row is 0/0 = NaN in a plain softmax: compare the other rows (NaN read as 0).
+    finite = lambda x: torch.nan_to_num(x, nan=0.0)  # noqa: E731
+    return run_cases(
+        "check_softmax_attention", your_fn, cases, names=["out"],
+        hint="out = softmax(Q Kᵀ/√d, masked with −∞ above the diagonal when causal) @ V.",
+        diagnoses=[
+            (lambda e, g, c: c.args[3] and c.args[0].shape[-2] > 1 and (
+                close(finite(g), _inverted(c, diagonal=0)) or close(finite(g), _inverted(c, diagonal=1))),
+             _INVERTED),
+            (lambda e, g, c: not torch.isfinite(g).all(), "inf/NaN in your output: use a stable softmax."),
+            (lambda e, g, c: close(g, softmax_attention(*c.args[:3], causal=c.args[3], scale=1.0)),
+             "you forgot the 1/√d scale."),
+            (lambda e, g, c: c.args[3] and close(g, softmax_attention(*c.args[:3])),
+             "with causal=True query i may only see keys j <= i: mask the upper triangle."),
+        ])

@@ -1,0 +1,107 @@
+"""Checkers for notebook 03 (linear attention): the key–value summary, O(N) attention, implied weights."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..feature_maps import elu_plus_one
+from ..linear import linear_attention
+from ..softmax import softmax_attention
+from .runner import CallSpy, Case, close, gen, qkv_cases, run_cases, shape_of, state_after
+
+__all__ = ["check_kv_summary", "check_linear_attention", "check_linear_weights"]
+
+
+def _lin_cases(g, shapes, phi=elu_plus_one, causal=False, form="quadratic"):
+    cases = []
+    for q, k, v in qkv_cases(g, shapes):
+        exp = linear_attention(q, k, v, phi, causal=causal, form=form)
+        cases.append(Case((q, k, v, phi), exp, f"q {shape_of(q)}, v {shape_of(v)}, φ = {phi.name}"))
+    return cases
+
+
+def check_kv_summary(your_fn) -> bool:
+    """your_fn(k (..., N, d), v (..., N, d_v), phi) -> (S (..., d_φ, d_v), z (..., d_φ)).
+
+    S = Σ_j φ(k_j) v_jᵀ = φ(K)ᵀV and z = Σ_j φ(k_j) = φ(K)ᵀ1: everything linear attention keeps.
+    """
+    g, cases = gen(), []
+    for q, k, v in qkv_cases(g, [((), 6, 6, 4, 3), ((2, 3), 9, 9, 5, 2), ((2,), 1, 1, 8, 4)]):
+        cases.append(Case((k, v, elu_plus_one), state_after(elu_plus_one, q, k, v),
+                           f"k {shape_of(k)}, v {shape_of(v)}, φ = elu+1"))
+    return run_cases(
+        "check_kv_summary", your_fn, cases, names=["S", "z"],
+        hint="S = φ(K).transpose(-2, -1) @ V has shape (..., d_φ, d_v); z = φ(K).sum(dim=-2) has (..., d_φ).",
+        diagnoses=[
+            (lambda e, g, c: close(g[0], e[0].transpose(-2, -1)) or close(g[0].transpose(-2, -1), e[0]),
+             "S is transposed: it should be (..., d_φ, d_v) = φ(K)ᵀ V."),
+            (lambda e, g, c: close(g[0], c.args[1].transpose(-2, -1) @ c.args[0]) or
+             close(g[0], c.args[0].transpose(-2, -1) @ c.args[1]),
+             "apply φ to the keys before summing: S = φ(K)ᵀ V."),
+            (lambda e, g, c: close(g[0], e[0]), "S is right; z = Σ_j φ(k_j) sums over the tokens (dim=-2)."),
+        ])
+
+
+def check_linear_attention(your_fn) -> bool:
+    """your_fn(q, k, v, phi) -> out (..., N, d_v), non-causal, in O(N): never build an N×N matrix.
+
+    out_i = φ(q_i)ᵀ S / φ(q_i)ᵀ z,  S = φ(K)ᵀV (d_φ, d_v),  z = φ(K)ᵀ1 (d_φ).
+    """
+    g = gen()
+    # N = 37 is distinct from every d, d_φ and d_v used, so an (N, N) tensor is unambiguous.
+    cases = _lin_cases(g, [((), 37, 37, 4, 3), ((2, 3), 37, 37, 6, 5), ((2,), 1, 1, 8, 2)])
+    spy: dict = {}
+
+    def watched(*args):
+        n = args[0].shape[-2]
+        with CallSpy(n) as mode:
+            out = your_fn(*args)
+        spy["seen"] = mode.nxn if n > 1 else None
+        return out
+
+    def no_nxn(case, got):
+        if spy.get("seen"):
+            fname, shape = spy["seen"]
+            return (f"right values, but your function built an N×N tensor {shape} (in {fname}): compute "
+                    f"φ(K)ᵀV first, so that the cost is O(N·d_φ·d_v), not O(N²)")
+        return None
+
+    def unnormalised(c):
+        fq, fk = c.args[3](c.args[0]), c.args[3](c.args[1])
+        return fq @ (fk.transpose(-2, -1) @ c.args[2])  # (..., N, d_v)
+
+    return run_cases(
+        "check_linear_attention", watched, cases, names=["out"], after=no_nxn,
+        hint="S = φ(K)ᵀV, z = φ(K).sum(-2); out = (φ(Q) @ S) / (φ(Q) @ z)[..., None].",
+        diagnoses=[
+            (lambda e, g, c: close(g, unnormalised(c)),
+             "you left out the denominator φ(q_i)ᵀz: without it the weights don't sum to 1."),
+            (lambda e, g, c: close(g, softmax_attention(*c.args[:3])),
+             "that is softmax attention; use the feature map phi instead of exp."),
+        ])
+
+
+def check_linear_weights(your_fn) -> bool:
+    """your_fn(q, k, phi) -> A (..., N, N): the attention matrix linear attention implies (non-causal).
+
+    A_ij = φ(q_i)ᵀφ(k_j) / Σ_l φ(q_i)ᵀφ(k_l)  (rows sum to 1; only for pictures: it is O(N²)).
+    """
+    g, cases = gen(), []
+    for q, k, v in qkv_cases(g, [((), 5, 5, 4, 2), ((2, 3), 8, 8, 6, 2), ((2,), 1, 1, 8, 2)]):
+        _, weights = linear_attention(q, k, v, elu_plus_one, form="quadratic", return_weights=True)
+        cases.append(Case((q, k, elu_plus_one), weights, f"q {shape_of(q)}, φ = elu+1"))
+
+    def gram(c):
+        return c.args[2](c.args[0]) @ c.args[2](c.args[1]).transpose(-2, -1)  # (..., N, N)
+
+    return run_cases(
+        "check_linear_weights", your_fn, cases, names=["weights"],
+        hint="A = φ(Q) φ(K)ᵀ, then divide each row by its sum (dim=-1, keepdim=True).",
+        diagnoses=[
+            (lambda e, g, c: close(g, gram(c)), "divide each row by its sum: attention weights sum to 1."),
+            (lambda e, g, c: close(g, gram(c) / gram(c).sum(-2, keepdim=True)),
+             "you normalised columns; normalise each row (a query's weights over the keys)."),
+            (lambda e, g, c: close(g, torch.softmax(gram(c), dim=-1)),
+             "no softmax here: the kernel values are already non-negative, just divide by the row sum."),
+        ])

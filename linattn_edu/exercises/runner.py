@@ -1,0 +1,373 @@
+"""The case machinery every checker module uses: random cases, comparison, diagnoses, spies, quizzes.
+
+A checker builds a few :class:`Case` objects (the reader's arguments and the library's answer),
+then calls :func:`run_cases`, which calls the reader's function on each case, compares every
+output with the library's, and on a miss prints what was expected, what came, the largest
+difference and the first matching *diagnosis* — a named common mistake — or the general hint.
+
+Quizzes: :class:`Question` objects live in one registry (:data:`QUESTIONS`, filled with
+:func:`add_questions`); :func:`show_question` prints the question only, :func:`check_order` and
+:func:`check_choice` mark an answer and print the explanation once the right answer is given.
+Ordering questions are written with their steps in the right order and shown relabelled in a
+shuffled order (fixed seed per question, never the right order).
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+from ..recurrent import LinearAttentionState
+
+__all__ = [
+    "SEED", "ATOL", "RTOL", "Case", "Diagnosis", "gen", "randn", "shape_of", "close", "fail",
+    "run_cases", "qkv_cases", "state_after", "CallSpy", "LIBRARY_SOFTMAX", "as_tensor",
+    "Question", "QUESTIONS", "add_questions", "show_question", "check_order", "check_choice",
+    "displayed_options",
+]
+
+SEED = 20240611
+ATOL, RTOL = 1e-4, 1e-4  # float32 inputs: a right answer is within ~1e-6, a wrong one far off
+
+
+# --------------------------------------------------------------------------- cases
+
+
+@dataclass
+class Case:
+    """One random test case: the reader's arguments, the library's answer, a description."""
+
+    args: tuple
+    expected: Any  # a tensor or a tuple of tensors
+    about: str
+    extra: dict = field(default_factory=dict)
+
+
+# A diagnosis is (test(expected, got, case) -> bool, hint): the first that matches explains the miss.
+Diagnosis = tuple[Callable[[Any, Any, Case], bool], str]
+
+
+def gen() -> torch.Generator:
+    """A private generator with the fixed seed: verdicts read the same every run; the global RNG is untouched."""
+    return torch.Generator().manual_seed(SEED)
+
+
+def randn(g: torch.Generator, *shape: int, scale: float = 1.0) -> torch.Tensor:
+    return torch.randn(*shape, generator=g) * scale  # float32
+
+
+def shape_of(x) -> str:
+    return str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
+
+
+def close(a, b, atol: float = ATOL, rtol: float = RTOL) -> bool:
+    """Same shape and allclose (in float64); False for anything that is not a tensor."""
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape:
+        return False
+    return bool(torch.allclose(a.detach().double(), b.detach().double(), atol=atol, rtol=rtol))
+
+
+def as_tensor(x) -> torch.Tensor | None:
+    """A float64 tensor from a tensor, number or nested list of numbers; None if it is none of these."""
+    try:
+        return torch.as_tensor(x, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+
+
+def _preview(x: torch.Tensor, n: int = 4) -> str:
+    flat = x.detach().flatten()[:n].tolist()
+    body = ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in flat)
+    return f"[{body}{', …' if x.numel() > n else ''}]"
+
+
+def _describe_miss(name: str, exp: torch.Tensor, got) -> list[str]:
+    if not isinstance(got, torch.Tensor):
+        return [f"  {name}: expected a torch.Tensor of shape {shape_of(exp)}; got {type(got).__name__}"]
+    if got.shape != exp.shape:
+        return [f"  {name}: expected shape {shape_of(exp)}; got shape {shape_of(got)}"]
+    diff = (got.detach().double() - exp.detach().double()).abs()
+    diff = torch.where(torch.isnan(diff), torch.full_like(diff, math.inf), diff)
+    where = tuple(int(i) for i in torch.unravel_index(diff.argmax(), diff.shape))
+    return [
+        f"  {name}: expected {_preview(exp)}",
+        f"  {' ' * len(name)}  got      {_preview(got)}",
+        f"  largest difference {diff.max().item():.3g} at index {where}",
+    ]
+
+
+def _as_tuple(x) -> tuple:
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def fail(title: str, lines: list[str], hint: str) -> bool:
+    """Print a miss (title, detail lines, hint) and return False."""
+    print(f"✗ {title}")
+    for line in lines:
+        print(line)
+    print(f"  hint: {hint}")
+    return False
+
+
+def _safe(test, expected, got, case) -> bool:
+    try:
+        return bool(test(expected, got, case))
+    except Exception:
+        return False
+
+
+# --------------------------------------------------------------------------- spies
+
+
+#: torch functions that compute a softmax for the caller (by ``__name__``); an exercise that asks the
+#: reader to *write* a softmax forbids them.
+LIBRARY_SOFTMAX = frozenset({"softmax", "_softmax", "log_softmax", "_log_softmax", "special_softmax",
+                             "special_log_softmax"})
+
+
+class CallSpy(TorchFunctionMode):
+    """Watches the torch calls made inside the mode.
+
+    Records the first tensor produced whose last two dims are (n, n) (when ``n`` is given) and the
+    first call of a function whose ``__name__`` is in ``forbidden``.
+    """
+
+    def __init__(self, n: int | None = None, forbidden: frozenset = frozenset()):
+        super().__init__()
+        self.n, self.forbidden = n, forbidden
+        self.nxn, self.called = None, None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", str(func))
+        if self.called is None and name in self.forbidden:
+            self.called = name
+        out = func(*args, **(kwargs or {}))
+        if self.n is not None and self.nxn is None:
+            for t in _as_tuple(out):
+                if isinstance(t, torch.Tensor) and t.dim() >= 2 and t.shape[-2:] == (self.n, self.n):
+                    self.nxn = (name, tuple(t.shape))
+        return out
+
+
+# --------------------------------------------------------------------------- the runner
+
+
+def _check_one(title: str, fn: Callable, case: Case, names: Sequence[str], hint: str,
+               diagnoses: Sequence[Diagnosis], atol: float, rtol: float, forbidden: dict[str, str],
+               after: Callable[[Case, Any], str | None] | None) -> tuple[bool, Any]:
+    """Run one case; print and return (False, None) on a miss, (True, got) on a match."""
+    spy = CallSpy(forbidden=frozenset(forbidden))
+    try:
+        if forbidden:
+            with spy:
+                got = fn(*case.args)
+        else:
+            got = fn(*case.args)
+    except Exception as err:  # the reader's code: report, don't crash the notebook
+        return fail(title, [f"  your function raised {type(err).__name__}: {err}"], hint), None
+    exp_t, got_t = _as_tuple(case.expected), _as_tuple(got)
+    if len(got_t) != len(exp_t):
+        return fail(title, [f"  expected {len(exp_t)} output(s) ({', '.join(names)}); got {len(got_t)}"],
+                    hint), None
+    bad = [j for j, (e, g) in enumerate(zip(exp_t, got_t)) if not close(e, g, atol, rtol)]
+    if bad:
+        lines = [line for j in bad for line in _describe_miss(names[j], exp_t[j], got_t[j])]
+        reason = next((h for test, h in diagnoses if _safe(test, case.expected, got, case)), hint)
+        return fail(title, lines, reason), None
+    if spy.called:
+        return fail(title, [f"  right values, but your function called torch's {spy.called}()"],
+                    forbidden[spy.called]), None
+    msg = after(case, got) if after is not None else None
+    if msg:
+        return fail(title, [f"  {msg}"], hint), None
+    return True, got
+
+
+def run_cases(title: str, fn: Callable, cases: Sequence[Case], *, names: Sequence[str], hint: str,
+              diagnoses: Sequence[Diagnosis] = (), atol: float = ATOL, rtol: float = RTOL,
+              forbidden: dict[str, str] | None = None,
+              after: Callable[[Case, Any], str | None] | None = None, success: str | None = None) -> bool:
+    """Call fn(*case.args) for each case and compare every output with case.expected.
+
+    ``diagnoses`` explain a miss (the first whose test matches wins, else ``hint``).
+    ``forbidden`` maps torch function names to a message: calling one fails even with right values
+    (e.g. ``torch.softmax`` in "write a softmax"). ``after(case, got)`` may return a failure message
+    for a property that values alone do not show (e.g. "built an N×N matrix"). ``success`` replaces
+    the verdict line printed when every case matches.
+    Prints one verdict line (plus details on a miss) and returns True or False.
+    """
+    if not callable(fn):
+        return fail(f"{title}: expected a function; got {type(fn).__name__}", [], hint)
+    for i, case in enumerate(cases, 1):
+        where = f"{title}: case {i} of {len(cases)} ({case.about})"
+        ok, _ = _check_one(where, fn, case, names, hint, diagnoses, atol, rtol, forbidden or {}, after)
+        if not ok:
+            return False
+    print(f"✓ {title}: " + (success or f"your function matches linattn_edu on all {len(cases)} random cases."))
+    return True
+
+
+def qkv_cases(g: torch.Generator, shapes):
+    """Random (q, k, v) triples for the given ((batch...), N, M, d, d_v) shapes."""
+    for batch, n, m, d, dv in shapes:
+        q = randn(g, *batch, n, d)  # (..., N, d)
+        k = randn(g, *batch, m, d)  # (..., M, d)
+        v = randn(g, *batch, m, dv)  # (..., M, d_v)
+        yield q, k, v
+
+
+def state_after(phi, q, k, v) -> tuple[torch.Tensor, torch.Tensor]:
+    """(S, z) of a LinearAttentionState that has read every token of q, k, v (..., N, ·)."""
+    state = LinearAttentionState(phi, q.shape[-1], v.shape[-1], batch_shape=tuple(q.shape[:-2]))
+    state.prefill(q, k, v)
+    return state.snapshot()
+
+
+# --------------------------------------------------------------------------- quizzes
+
+
+@dataclass(frozen=True)
+class Question:
+    """A quiz question.
+
+    kind "order": ``options`` lists the steps *in the right order* (keys are internal labels);
+    ``answer`` groups the keys, any order inside a group (steps that commute). The reader sees
+    the steps relabelled a, b, c, … in a shuffled order (see :func:`displayed_options`).
+    kind "choice": ``options`` are lettered as shown; ``answer`` holds the right letter(s) —
+    several letters make it a "select all that apply" question.
+    ``explanation`` (a string, or a function returning one, e.g. to compute numbers with the
+    library) is printed only once the right answer is given; ``hint`` after a wrong one.
+    """
+
+    prompt: str
+    options: dict[str, str]
+    answer: tuple
+    explanation: str | Callable[[], str]
+    kind: str = "order"
+    hint: str = "re-read the section above and try again."
+
+    def explain(self) -> str:
+        return self.explanation() if callable(self.explanation) else self.explanation
+
+
+#: Every registered question by name; checker modules add theirs with :func:`add_questions`.
+QUESTIONS: dict[str, Question] = {}
+
+
+def add_questions(questions: dict[str, Question]) -> None:
+    """Register questions (a name may be registered once)."""
+    for name, q in questions.items():
+        if name in QUESTIONS and QUESTIONS[name] is not q:
+            raise ValueError(f"question {name!r} is already registered")
+        if q.kind not in ("order", "choice"):
+            raise ValueError(f"question {name!r}: kind must be 'order' or 'choice'; got {q.kind!r}")
+        QUESTIONS[name] = q
+
+
+def _get(name: str, kind: str | None = None) -> Question:
+    if name not in QUESTIONS:
+        raise ValueError(f"unknown question {name!r}; expected one of {sorted(QUESTIONS)}")
+    q = QUESTIONS[name]
+    if kind is not None and q.kind != kind:
+        other = "check_choice" if q.kind == "choice" else "check_order"
+        raise ValueError(f"question {name!r} is a {q.kind} question: use {other}")
+    return q
+
+
+def _in_right_order(q: Question, keys: Sequence[str]) -> bool:
+    pos = 0
+    for group in q.answer:
+        if sorted(keys[pos:pos + len(group)]) != sorted(group):
+            return False
+        pos += len(group)
+    return True
+
+
+def displayed_options(name: str) -> dict[str, str]:
+    """The letters the reader sees -> internal option keys.
+
+    Choice questions: unchanged. Ordering questions: the steps shuffled with a fixed seed (the
+    same on every run and machine), redrawn until the listed order is not a right order.
+    """
+    q = _get(name)
+    keys = list(q.options)
+    if q.kind == "choice":
+        return {k: k for k in keys}
+    rng = random.Random(f"{SEED}:{name}")
+    shuffled = keys[:]
+    while len(keys) > 1 and _in_right_order(q, shuffled):
+        rng.shuffle(shuffled)
+    return {chr(ord("a") + i): key for i, key in enumerate(shuffled)}
+
+
+def show_question(name: str) -> None:
+    """Print a question and its lettered options (never the answer or its explanation)."""
+    q = _get(name)
+    print(q.prompt)
+    for letter, key in displayed_options(name).items():
+        print(f"  {letter}) {q.options[key]}")
+    if q.kind == "order":
+        how = 'check_order(name, ["x", "y", …])'
+    elif len(q.answer) > 1:
+        how = 'check_choice(name, "xy…")  (select all that apply)'
+    else:
+        how = 'check_choice(name, "x")'
+    print(f"answer with {how}")
+
+
+def _letters(answer) -> list[str] | None:
+    if isinstance(answer, str):
+        return [c for c in answer.lower() if c.isalpha()]
+    if isinstance(answer, (list, tuple)) and all(isinstance(a, str) for a in answer):
+        return [str(a).strip().lower() for a in answer]
+    return None
+
+
+def check_order(name: str, answer: Sequence[str]) -> bool:
+    """Mark an ordering: ``answer`` lists every shown letter once, first step first."""
+    q = _get(name, "order")
+    title = f"check_order({name!r})"
+    shown = displayed_options(name)
+    letters = _letters(answer) if isinstance(answer, (list, tuple)) else None
+    if letters is None or sorted(letters) != sorted(shown):
+        return fail(title, [f"  expected each of {sorted(shown)} exactly once; got {answer!r}"],
+                    "list every letter once, first step first.")
+    keys = [shown[x] for x in letters]
+    back = {key: letter for letter, key in shown.items()}
+    pos = 0
+    for group in q.answer:
+        if sorted(keys[pos:pos + len(group)]) != sorted(group):
+            step = letters[pos]
+            return fail(title, [f"  the first {pos} step(s) are right; step {pos + 1} should be "
+                                f"{' or '.join(repr(back[g]) for g in group)}, got {step!r} "
+                                f"({q.options[shown[step]]})"], q.hint)
+        pos += len(group)
+    print(f"✓ {title}: right order. Why: {q.explain()}")
+    return True
+
+
+def check_choice(name: str, answer) -> bool:
+    """Mark a multiple-choice answer: one letter, or every right letter ("ce", ["c", "e"]) where several are."""
+    q = _get(name, "choice")
+    title = f"check_choice({name!r})"
+    letters = _letters(answer)
+    many = len(q.answer) > 1
+    if not letters or any(x not in q.options for x in letters) or (not many and len(letters) != 1):
+        what = "one or more letters" if many else "one letter"
+        return fail(title, [f"  expected {what} from {sorted(q.options)}; got {answer!r}"],
+                    f"answer with {what}.")
+    picked, right = set(letters), set(q.answer)
+    if picked != right:
+        if not many:
+            x = letters[0]
+            return fail(title, [f"  {x}) {q.options[x]} — not this one."], q.hint)
+        lines = [f"  {x}) {q.options[x]} — does not hold." for x in sorted(picked - right)]
+        if right - picked:
+            lines.append(f"  and {len(right - picked)} right option(s) are missing.")
+        return fail(title, lines, q.hint)
+    print(f"✓ {title}: right. Why: {q.explain()}")
+    return True

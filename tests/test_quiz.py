@@ -1,0 +1,178 @@
+"""Quiz questions: marking, no explanation before an answer, shuffled ordering questions, design numbers."""
+from __future__ import annotations
+
+import pytest
+
+from linattn_edu import exercises as ex
+from linattn_edu import memory
+from linattn_edu.exercises import questions as qs
+from linattn_edu.exercises.runner import displayed_options
+
+# Right answers in the letters the reader sees (ordering questions are shown shuffled).
+RIGHT_ORDERS = {
+    "softmax_steps": ["f", "b", "a", "d", "c", "e"],
+    "linear_steps": ["c", "e", "b", "f", "d", "a"],  # S/z and num/den may swap
+    "chunkwise_steps": ["c", "b", "d", "a"],         # intra/inter may swap
+}
+RIGHT_CHOICES = {
+    "finite_features": "c", "bandwidth_limit": "b", "denominator_role": "b", "reorder_buys": "c",
+    "identity_kernel": "c", "aggregated_state": "b", "trig_negative": "b",
+    "long_context_latency": "d", "kv_budget": "a", "device_60k": "cde", "multi_tenant": "cd",
+}
+
+
+def test_every_question_is_tested():
+    assert set(RIGHT_ORDERS) | set(RIGHT_CHOICES) == set(qs.CORE_QUESTIONS) | set(qs.DESIGN_QUESTIONS)
+    assert set(qs.CORE_QUESTIONS) | set(qs.DESIGN_QUESTIONS) <= set(ex.QUESTIONS)
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT_ORDERS))
+def test_check_order_accepts_right_order(name, capsys):
+    assert ex.check_order(name, RIGHT_ORDERS[name]) is True
+    assert ex.check_order(name, [x.upper() for x in RIGHT_ORDERS[name]]) is True
+    assert capsys.readouterr().out.startswith("✓")
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT_ORDERS))
+def test_ordering_questions_are_never_shown_in_the_right_order(name, capsys):
+    shown = list(displayed_options(name))
+    assert shown == sorted(shown)  # letters a, b, c, … in the order listed
+    with pytest.raises(AssertionError):
+        assert ex.check_order(name, shown) is True
+    assert displayed_options(name) == displayed_options(name)  # fixed seed: the same every call
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT_ORDERS))
+def test_check_order_rejects_swapped_and_incomplete(name, capsys):
+    right = RIGHT_ORDERS[name]
+    assert ex.check_order(name, right[::-1]) is False
+    assert ex.check_order(name, right[:-1]) is False
+    assert ex.check_order(name, right[:-1] + right[:1]) is False
+    out = capsys.readouterr().out
+    assert "should be" in out and "exactly once" in out
+
+
+def test_check_order_names_first_wrong_step(capsys):
+    # scaling and masking swapped: the first step is right
+    assert ex.check_order("softmax_steps", ["f", "a", "b", "d", "c", "e"]) is False
+    assert "the first 1 step(s) are right; step 2 should be 'b'" in capsys.readouterr().out
+
+
+def test_chunkwise_update_first_is_wrong(capsys):
+    assert ex.check_order("chunkwise_steps", ["a", "b", "c", "d"]) is False
+    assert "step 1 should be" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT_CHOICES))
+def test_check_choice(name, capsys):
+    right = RIGHT_CHOICES[name]
+    assert ex.check_choice(name, right) is True
+    assert ex.check_choice(name, right.upper()) is True
+    wrong = next(x for x in ex.QUESTIONS[name].options if x not in right)
+    assert ex.check_choice(name, wrong) is False
+    assert ex.check_choice(name, "z") is False
+    out = capsys.readouterr().out
+    assert "✓" in out and "expected" in out
+    assert ("not this one" in out) if len(right) == 1 else ("does not hold" in out)
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT_ORDERS) + sorted(RIGHT_CHOICES))
+def test_explanation_only_after_the_right_answer(name, capsys):
+    explanation = ex.QUESTIONS[name].explain()
+    ex.show_question(name)
+    shown = capsys.readouterr().out
+    assert explanation not in shown and "Why:" not in shown
+    if name in RIGHT_ORDERS:
+        ex.check_order(name, RIGHT_ORDERS[name][::-1])
+    else:
+        ex.check_choice(name, next(x for x in ex.QUESTIONS[name].options if x not in RIGHT_CHOICES[name]))
+    assert explanation not in capsys.readouterr().out  # a wrong answer gets the hint, not the explanation
+    if name in RIGHT_ORDERS:
+        ex.check_order(name, RIGHT_ORDERS[name])
+    else:
+        ex.check_choice(name, RIGHT_CHOICES[name])
+    assert explanation in capsys.readouterr().out
+
+
+def test_select_all_that_apply(capsys):
+    assert ex.check_choice("device_60k", ["c", "d", "e"]) is True
+    assert ex.check_choice("device_60k", "c, e, d") is True
+    assert ex.check_choice("device_60k", "ce") is False
+    assert "1 right option(s) are missing" in capsys.readouterr().out
+    assert ex.check_choice("device_60k", "cdef") is False
+    assert "f) MLA" in capsys.readouterr().out
+    assert ex.check_choice("kv_budget", "ab") is False  # single-answer question: one letter
+    assert "expected one letter" in capsys.readouterr().out
+
+
+def test_question_errors_name_the_problem():
+    with pytest.raises(ValueError, match="unknown question"):
+        ex.check_order("nope", [])
+    with pytest.raises(ValueError, match="use check_choice"):
+        ex.check_order("trig_negative", ["b"])
+    with pytest.raises(ValueError, match="use check_order"):
+        ex.check_choice("softmax_steps", "a")
+    with pytest.raises(ValueError, match="already registered"):
+        ex.runner.add_questions({"kv_budget": qs.CORE_QUESTIONS["trig_negative"]})
+
+
+def test_show_question_lists_options(capsys):
+    ex.show_question("softmax_steps")
+    out = capsys.readouterr().out
+    assert "divide each row by its sum" in out and "check_order" in out
+    ex.show_question("device_60k")
+    assert "select all that apply" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- the numbers behind the answers
+
+
+def test_identity_kernel_example_is_what_the_library_computes():
+    num, den, out = qs.identity_kernel_example()
+    assert (num, den, out) == pytest.approx((-1.0, 1.0, -1.0), abs=1e-12)
+    assert "−1, outside the range" in ex.QUESTIONS["identity_kernel"].options["c"]
+
+
+def test_kv_budget_answer_follows_from_the_memory_calculator():
+    per_conv = [memory.cache_bytes(memory.get_preset(p), 8192) for p in ("llama-2-7b", "llama-3-8b")]
+    fits = [40 * 2**30 // b for b in per_conv]
+    assert ex.QUESTIONS["kv_budget"].options["a"] == f"{fits[0]} and {fits[1]}"
+    assert f"{fits[0]} and {fits[1]} conversations fit" in ex.QUESTIONS["kv_budget"].explain()
+
+
+def test_device_60k_answer_is_exactly_the_designs_that_fit():
+    s, n, budget = memory.get_preset("llama-2-7b"), 60000, 2 * 2**30
+    sizes = {
+        "a": memory.cache_bytes(s, n),
+        "b": memory.cache_bytes(s.with_(kv_heads=8, kind="GQA"), n),
+        "c": memory.cache_bytes(s.with_(kv_heads=1, kind="MQA"), n),
+        "d": memory.cache_bytes(s, 2048),
+        "e": memory.state_bytes(s),
+        "f": memory.cache_bytes(s.with_(kind="MLA", latent_dim=512, rope_dim=64), n),
+    }
+    assert {x for x, b in sizes.items() if b <= budget} == set(ex.QUESTIONS["device_60k"].answer)
+    text = ex.QUESTIONS["device_60k"].explain()
+    assert all(memory.format_bytes(b) in text for b in sizes.values())
+
+
+def test_long_context_answer_is_the_only_design_that_fits_and_recalls():
+    s, n, budget = memory.get_preset("llama-3-8b"), 131072, 1.5 * 2**30
+    assert memory.cache_bytes(s, n) > budget                                      # a) GQA
+    assert memory.cache_bytes(s.with_(kv_heads=1, kind="MQA"), n) > budget        # b) MQA
+    assert memory.cache_bytes(s, 4096) <= budget                                  # c) fits, but forgets
+    hybrid = memory.cache_bytes(s.with_(layers=2), n) + memory.state_bytes(s.with_(layers=30))
+    assert hybrid <= budget                                                       # d) fits and recalls
+    assert memory.format_bytes(hybrid) in ex.QUESTIONS["long_context_latency"].explain()
+
+
+def test_multi_tenant_answer_is_exactly_the_bounded_designs():
+    s = memory.get_preset("llama-2-7b")
+    grows = {
+        "a": memory.cache_bytes(s, 100_000) > memory.cache_bytes(s, 1024),
+        "b": memory.cache_bytes(s.with_(kv_heads=8, kind="GQA"), 100_000) > memory.cache_bytes(
+            s.with_(kv_heads=8, kind="GQA"), 1024),
+        "c": False,  # state_bytes takes no token count
+        "d": False,  # a window caches at most 4096 tokens
+        "e": memory.cache_bytes(s.with_(layers=4), 100_000) > memory.cache_bytes(s.with_(layers=4), 1024),
+    }
+    assert {x for x, g in grows.items() if not g} == set(ex.QUESTIONS["multi_tenant"].answer)
