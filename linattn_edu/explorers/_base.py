@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - only without the [viz] extra
     raise ImportError("linattn_edu.explorers needs plotly, ipywidgets and anywidget: "
                       "pip install 'linattn-edu[viz]'") from exc
 
-__all__ = ["Explorer", "sync_figure", "check_value", "seed_box", "torch_threads"]
+__all__ = ["Explorer", "sync_figure", "trace_structure", "check_value", "seed_box", "torch_threads"]
 
 
 @contextmanager
@@ -55,23 +55,44 @@ def seed_box() -> widgets.BoundedIntText:
     return widgets.BoundedIntText(min=0, max=2 ** 31 - 1, description="seed", layout=widgets.Layout(width="160px"))
 
 
-def sync_figure(target: go.FigureWidget, source: go.Figure) -> None:
-    """Make ``target`` show ``source`` with one front-end message when the trace layout is unchanged.
+def _shape_of(value: Any) -> Any:
+    """The structure of a JSON-like value: dicts keep their keys (recursively), arrays and scalars collapse.
 
-    Same number and types of traces: every trace and the changed top-level layout keys are
-    overwritten inside one ``batch_update`` (one ``update`` message, one redraw).  Otherwise the
-    traces are replaced (a rare structural change: a few messages).
+    Two traces with equal structure differ only in values, so overwriting every key of one with the
+    other's leaves nothing stale; any other difference (a key such as ``error_y`` present in one only,
+    another trace type) needs the traces rebuilt.
     """
-    same = len(target.data) == len(source.data) and all(
-        a.type == b.type for a, b in zip(target.data, source.data)
-    )
+    if isinstance(value, Mapping):
+        return tuple(sorted((k, _shape_of(v)) for k, v in value.items() if k != "uid"))
+    return None
+
+
+def trace_structure(fig: go.Figure) -> tuple:
+    """One entry per trace: its type and the structure of its properties (uids ignored)."""
+    return tuple((trace.type, _shape_of(trace.to_plotly_json())) for trace in fig.data)
+
+
+def sync_figure(target: go.FigureWidget, source: go.Figure) -> str:
+    """Make ``target`` (what the browser shows) hold exactly ``source``; the one redraw path of every explorer.
+
+    * Same traces (count, types and property structure, see :func:`trace_structure`): every trace and
+      every changed layout key is overwritten inside one ``batch_update`` — one ``update`` message, one
+      redraw (a slider move).
+    * Otherwise the set of traces changed (1-D ↔ 2-D, a method ticked, another mode): the widget's traces
+      are deleted and the new ones added, then the layout is synced — three messages in order
+      (``deleteTraces``, ``addTraces``, ``update``), each sent on its own.  They must not be sent under
+      ``hold_trait_notifications``: plotly sends each message by setting a trait and resetting it to
+      None at once, and held notifications collapse the pair to None, so the browser never hears of it.
+
+    Returns ``"update"`` or ``"rebuild"`` (which path ran).
+    """
+    same = trace_structure(target) == trace_structure(source)
     new_layout = source.layout.to_plotly_json()
     old_layout = target.layout.to_plotly_json()
     if not same:
-        with target.hold_trait_notifications():
-            target.data = ()
-            target.add_traces(list(source.data))
-    with target.batch_update():
+        target.data = ()  # -> deleteTraces
+        target.add_traces(list(source.data))  # -> addTraces
+    with target.batch_update():  # -> one update (restyle + relayout)
         if same:
             for trace, new in zip(target.data, source.data):
                 trace.update(new.to_plotly_json(), overwrite=True)
@@ -80,6 +101,15 @@ def sync_figure(target: go.FigureWidget, source: go.Figure) -> None:
                 target.layout[key] = None
         changed = {k: v for k, v in new_layout.items() if old_layout.get(k) != v}
         target.layout.update(changed, overwrite=True)
+    return "update" if same else "rebuild"
+
+
+def try_this_html(text: str) -> str:
+    """The "Try this → … you should see …" line as HTML (empty when there is no text)."""
+    if not text:
+        return ""
+    return (f'<div style="margin:2px 0 6px 0;padding:4px 8px;border-left:3px solid #1f77b4;'
+            f'background:#f4f8fb">💡 {html.escape(text)}</div>')
 
 
 def check_value(name: str, widget: widgets.Widget, value: Any) -> str | None:
@@ -120,6 +150,8 @@ class Explorer:
     #: torch intra-op threads while computing (1 for tiny tensors; None leaves torch's setting,
     #: e.g. for an explorer that measures timings)
     compute_threads: int | None = None
+    #: the line under the figure: what to do and what the student should see ("Try this → … → …")
+    try_this: str = ""
 
     def __init__(self, controls: dict[str, widgets.Widget], values: Mapping[str, Any], *,
                  extra: list[widgets.Widget] = ()) -> None:
@@ -133,13 +165,17 @@ class Explorer:
         self.figure = go.FigureWidget()
         self.message = ""
         self.redraws = 0
+        self.last_sync = ""  # "update" (one message) or "rebuild" (the set of traces changed)
         self._message_box = widgets.HTML(value="")
+        self.try_this_box = widgets.HTML(value=try_this_html(self.try_this))
         for widget in controls.values():
             if "value" in widget.trait_names():
                 widget.observe(self._on_control, names="value")
         boxes = [w for w in controls.values()] + list(extra)
         self.widget = widgets.VBox(
-            [widgets.HBox(boxes, layout=widgets.Layout(flex_flow="row wrap")), self._message_box, self.figure]
+            [widgets.HBox(boxes, layout=widgets.Layout(flex_flow="row wrap")), self._message_box, self.figure,
+             self.try_this_box],
+            layout=widgets.Layout(width="100%"),
         )
         self.adjust()
         self.refresh()
@@ -184,7 +220,7 @@ class Explorer:
             self._show_message(f"{type(exc).__name__}: {exc}")
             return
         self._show_message("")
-        sync_figure(self.figure, fig)
+        self.last_sync = sync_figure(self.figure, fig)
         self.redraws += 1
 
     @contextmanager

@@ -40,8 +40,8 @@ def _word_vector(word: str, d: int) -> torch.Tensor:
 def make_inputs(kind: str, n: int, d: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[str] | None]:
     """Queries and keys ``(n, d)`` float64 for one input kind, plus token labels for "tokens".
 
-    random: q, k ~ N(0, I).  clustered: 4 centres ~ N(0, 2²I), keys and queries = a centre + N(0, 0.3²I)
-    (queries concentrate on their cluster's keys).  tokens: the first n words of :data:`SENTENCE`
+    random: q, k ~ N(0, I).  clustered: 4 centres ~ N(0, 2²I), keys and queries = a centre + N(0, 0.3²I),
+    both sorted by cluster (queries concentrate on their cluster's keys: the map shows square blocks).  tokens: the first n words of :data:`SENTENCE`
     (cycled) embedded by a fixed random vector per word plus a sinusoidal position code; q = k.
     """
     if kind not in INPUT_KINDS:
@@ -53,8 +53,8 @@ def make_inputs(kind: str, n: int, d: int, seed: int = 0) -> tuple[torch.Tensor,
         return q, k, None
     if kind == "clustered":
         centres = 2.0 * torch.randn(4, d, generator=gen, dtype=torch.float64)  # (4, d)
-        k_id = torch.arange(n) % 4  # (n,)
-        q_id = torch.randint(0, 4, (n,), generator=gen)  # (n,)
+        k_id = torch.arange(n) * 4 // n  # (n,) keys in 4 contiguous blocks: the map shows blocks
+        q_id = torch.randint(0, 4, (n,), generator=gen).sort().values  # (n,) queries sorted by cluster
         k = centres[k_id] + 0.3 * torch.randn(n, d, generator=gen, dtype=torch.float64)  # (n, d)
         q = centres[q_id] + 0.3 * torch.randn(n, d, generator=gen, dtype=torch.float64)  # (n, d)
         return q, k, None
@@ -72,9 +72,13 @@ class AttentionMapExplorer(Explorer):
 
     limits = {"n": "the explorer draws dense N × N maps"}
     compute_threads = 1  # tiny tensors: threads only add overhead
+    try_this = ("Try this → set inputs to “clustered”, φ to favor+ and move FAVOR+ m from 4 to 1024 → you should "
+                "see the linear map's four blocks sharpen toward softmax's and the row error in the title fall; "
+                "for a flat-looking map pick view “row profiles”.")
 
     def __init__(self, *, n: int = 32, d: int = 16, feature_map: str = "elu+1", m: int = 64,
-                 causal: bool = False, temperature: float = 1.0, inputs: str = "random", seed: int = 0):
+                 causal: bool = False, temperature: float = 1.0, inputs: str = "random", view: str = "maps",
+                 seed: int = 0):
         self.max_row_error = float("nan")
         self.mean_row_error = float("nan")
         self.softmax_weights = self.linear_weights = None
@@ -89,15 +93,17 @@ class AttentionMapExplorer(Explorer):
             "temperature": widgets.FloatSlider(min=0.1, max=4.0, step=0.05, description="temperature τ",
                                                style=style),
             "inputs": widgets.Dropdown(options=INPUT_KINDS, description="inputs"),
+            "view": widgets.ToggleButtons(options=(("maps", "maps"), ("row profiles", "rows")), description="view",
+                                          style={"button_width": "96px"}),
             "seed": seed_box(),
         }
         super().__init__(controls, dict(n=n, d=d, feature_map=feature_map, m=m, causal=causal,
-                                        temperature=temperature, inputs=inputs, seed=seed))
+                                        temperature=temperature, inputs=inputs, view=view, seed=seed))
 
     def adjust(self) -> None:
         self.controls["m"].disabled = self.controls["feature_map"].value != "favor+"
 
-    def compute(self, *, n, d, feature_map, m, causal, temperature, inputs, seed) -> go.Figure:
+    def compute(self, *, n, d, feature_map, m, causal, temperature, inputs, view, seed) -> go.Figure:
         q, k, labels = make_inputs(inputs, n, d, seed)  # (n, d), (n, d)
         q, k = q / math.sqrt(temperature), k / math.sqrt(temperature)  # q'ᵀk' = qᵀk / τ
         v = torch.zeros(n, 1, dtype=torch.float64)  # (n, 1): only the weights are drawn
@@ -109,11 +115,13 @@ class AttentionMapExplorer(Explorer):
         self.softmax_weights, self.linear_weights = p, a
         self.max_row_error, self.mean_row_error = float(row_err.max()), float(row_err.mean())
         name = f"favor+ (m={m})" if feature_map == "favor+" else feature_map
+        if view == "rows":
+            return viz.attention_rows(p, a, linear_name=name)
         return viz.attention_comparison(p, a, linear_name=name, labels=labels if n <= 48 else None)
 
 
 def attention_map_explorer(**defaults) -> AttentionMapExplorer:
-    """Softmax vs linear attention maps; controls N, d, φ, FAVOR+ m, causal, τ, input kind, seed.
+    """Softmax vs linear attention maps; controls N, d, φ, FAVOR+ m, causal, τ, input kind, view, seed.
 
     >>> ex = attention_map_explorer(n=32, feature_map="favor+", m=256)
     >>> ex.max_row_error, ex.mean_row_error

@@ -67,6 +67,9 @@ class KernelSmootherExplorer(Explorer):
     """Nadaraya–Watson with a chosen kernel; readouts ``weights`` (one query's row) and ``prediction``."""
 
     compute_threads = 1  # tiny tensors: threads only add overhead
+    try_this = ("Try this → with the Gaussian kernel slide the bandwidth h from 1 down to 0.05 → you should see the "
+                "fit go from a smooth, flattened curve to a jagged one through every point; then pick "
+                "“exp (softmax)”: its weights pile onto the keys with the largest x·x*, not the nearest ones.")
 
     def __init__(self, *, kernel: str = "gaussian", bandwidth: float = 0.4, query: float = 0.5,
                  query2: float = 0.0, n_points: int = 40, noise: float = 0.3, dim: int = 1, seed: int = 0):

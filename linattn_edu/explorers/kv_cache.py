@@ -35,7 +35,10 @@ class KVCacheCalculator(Explorer):
     """Readouts: ``shape`` (AttentionShape), ``cache_bytes`` at ``tokens``, ``state_bytes``, ``crossover``
     (tokens at which the cache reaches the state's size) and ``summary`` (one sentence)."""
 
-    apply_order = ("preset",)
+    apply_order = ("preset", "kind", "heads")
+    try_this = ("Try this → slide context N from 1k to 1M → you should see the KV cache in the summary grow 1024× "
+                "while the linear state stays put; then pick falcon-7b (MQA: one KV head) to see how much "
+                "sharing KV heads shrinks the cache.")
 
     def __init__(self, *, preset: str = "llama-2-7b", tokens: int = 32768, dtype: int = 2, batch: int = 1,
                  feature_map: str = "elu+1", **shape_fields):
@@ -46,6 +49,7 @@ class KVCacheCalculator(Explorer):
         self.cache_bytes = self.state_bytes = self.crossover = None
         self.summary = ""
         self._preset_shown = None
+        self._heads_kind = None  # (query heads, kind) last seen by _follow_kind
         self._readout = widgets.HTML()
         style = {"description_width": "initial"}
         slider = lambda lo, hi, text: widgets.IntSlider(min=lo, max=hi, description=text, style=style)  # noqa: E731
@@ -84,6 +88,7 @@ class KVCacheCalculator(Explorer):
         preset = c["preset"].value
         if preset != "custom" and preset != self._preset_shown:
             shape = PRESETS[preset]
+            c["heads"].min, c["kv_heads"].max = 1, c["heads"].max  # open the ranges a GQA shape narrowed
             for f in SHAPE_FIELDS:
                 value = getattr(shape, f)
                 if value is not None:
@@ -96,11 +101,32 @@ class KVCacheCalculator(Explorer):
             self._preset_shown = "custom"
         if c["preset"].value == "custom":
             self._preset_shown = "custom"
+        self._follow_kind()
         mla = c["kind"].value == "MLA"
         c["latent_dim"].disabled = c["rope_dim"].disabled = not mla
 
+    def _follow_kind(self) -> None:
+        """Keep kv heads consistent with the kind, so moving query heads never gives an impossible shape.
+
+        MHA: kv heads = query heads (slider locked); MQA: kv heads = 1 (locked); GQA: 1 ≤ kv heads < query
+        heads (query heads ≥ 2); MLA: kv heads are not cached, left free.
+        """
+        c = self.controls
+        kind, heads, kv = c["kind"].value, c["heads"], c["kv_heads"]
+        heads.min = 2 if kind == "GQA" else 1
+        kv.disabled = kind in ("MHA", "MQA")
+        if (heads.value, kind) != self._heads_kind:  # only a move of query heads or kind drags kv heads along
+            self._heads_kind = (heads.value, kind)
+            target = {"MHA": heads.value, "MQA": 1}.get(kind, kv.value)
+            if kind == "GQA" and kv.value >= heads.value:
+                target = max(heads.value // 2, 1)
+            kv.max = heads.max
+            kv.value = target
+        kv.max = max(heads.value - 1, 1) if kind == "GQA" else heads.max
+
     def compute(self, *, preset, layers, heads, kv_heads, head_dim, kind, latent_dim, rope_dim, dtype, batch,
                 tokens, feature_map) -> go.Figure:
+        self._readout.value = ""  # no stale numbers beside a warning
         name = PRESETS[preset].name if preset in PRESETS else "custom"
         mla = dict(latent_dim=latent_dim, rope_dim=rope_dim) if kind == "MLA" else {}
         shape = AttentionShape(name, layers=layers, heads=heads, kv_heads=kv_heads, head_dim=head_dim,

@@ -70,6 +70,9 @@ class StateStepper(Explorer):
     limits = {"t": "t is a 0-based token index < N", "n": "the stepper draws one row per token"}
     apply_order = ("n",)  # t's range depends on N
     compute_threads = 1  # tiny tensors: threads only add overhead
+    try_this = ("Try this → press play (or drag token t from 0 to N − 1) → you should see S_t and z_t change by "
+                "one outer product φ(k_t)v_tᵀ per step, one more output row appear, and the readout − quadratic "
+                "difference in the title stay near 1e-16.")
 
     def __init__(self, *, n: int = 12, d: int = 4, d_v: int = 4, feature_map: str = "elu+1", t: int = 5,
                  seed: int = 0):
