@@ -10,11 +10,17 @@ nbval (``pytest --nbval-lax``) re-runs the notebooks and compares the cells mark
   (a cell that may legitimately show nothing says so with a ``# output optional`` comment);
 - at least 3 ``# NBVAL_CHECK_OUTPUT`` cells, each with outputs to compare;
 - widget outputs only in cells marked ``# NBVAL_IGNORE_OUTPUT`` (widget state is not reproducible);
-- no absolute paths (/work, /root, /home, /tmp, /Users) or this machine's name in any output.
+- no absolute paths (/work, /root, /home, /tmp, /Users) or this machine's name in any output;
+- each ``NN_topic.ipynb`` has its MyST text source ``NN_topic.md`` and the two agree (jupytext pairs
+  them: same cells, types, sources and nbval tags);
+- readable without a kernel: every plotly output carries an ``image/png`` beside its JSON, and no
+  output is only a widget's text repr (``VBox(children=(…``): an explorer is stored as a snapshot PNG
+  and the note "Run this cell to use the explorer" (``scripts/execute_notebooks.py`` does both).
 """
 from __future__ import annotations
 
 import ast
+import difflib
 import json
 import re
 import socket
@@ -24,6 +30,10 @@ import pytest
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+SOURCES = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.md"))
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+WIDGET_REPR = re.compile(r"^(VBox|HBox|Box|GridBox|Tab|Accordion|FigureWidget)\(")
+EXPLORER_NOTE = "Run this cell to use the explorer"
 CHECK, IGNORE = "# NBVAL_CHECK_OUTPUT", "# NBVAL_IGNORE_OUTPUT"
 OPTIONAL = "# output optional"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -87,6 +97,55 @@ def should_have_output(source: str) -> bool:
 
 def test_there_are_notebooks():
     assert NOTEBOOKS, f"no notebooks found in {NOTEBOOK_DIR}"
+
+
+def test_every_notebook_has_its_text_source_and_back():
+    """NN_topic.ipynb <-> NN_topic.md, both ways (jupytext.toml: formats "ipynb,md:myst")."""
+    ipynb = {p.stem for p in NOTEBOOKS}
+    md = {p.stem for p in SOURCES}
+    assert ipynb == md, (f"unpaired notebooks: .ipynb without .md {sorted(ipynb - md)}, "
+                         f".md without .ipynb {sorted(md - ipynb)}; pair them with "
+                         "`jupytext --sync notebooks/NN_topic.md` (or scripts/execute_notebooks.py NN)")
+
+
+_NBVAL_TAGS = ("nbval-ignore-output", "nbval-check-output", "nbval-skip", "nbval-raises-exception", "raises-exception")
+
+
+def _cell_signature(cell) -> tuple:
+    """What must agree between a pair: the cell's type, source and the tags nbval/editions read."""
+    tags = tuple(t for t in cell.get("metadata", {}).get("tags", []) if t in _NBVAL_TAGS or t.startswith("solution"))
+    return cell["cell_type"], _source(cell).rstrip("\n"), tags
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[p.name for p in SOURCES])
+def test_text_source_and_notebook_agree(source):
+    jupytext = pytest.importorskip("jupytext")
+    ipynb = source.with_suffix(".ipynb")
+    if not ipynb.exists():
+        pytest.fail(f"{source.name} has no {ipynb.name}: run `jupytext --sync notebooks/{source.name}`")
+    from_md = [_cell_signature(c) for c in jupytext.read(source).cells]
+    from_ipynb = [_cell_signature(c) for c in jupytext.read(ipynb).cells]
+    if from_md == from_ipynb:
+        return
+    for i, (a, b) in enumerate(zip(from_md, from_ipynb)):
+        if a != b:
+            diff = "\n".join(list(difflib.unified_diff(b[1].splitlines(), a[1].splitlines(), ".ipynb", ".md",
+                                                        lineterm="", n=0))[:12])
+            pytest.fail(f"{source.name} and {ipynb.name} differ at cell {i} ({a[0]} vs {b[0]}, tags {a[2]} vs "
+                        f"{b[2]}):\n{diff}\nEdit one side and run "
+                        f"`jupytext --sync notebooks/{source.name}` (newest wins), then re-execute: "
+                        f"`.venv/bin/python scripts/execute_notebooks.py {source.name[:2]}`")
+    pytest.fail(f"{source.name} has {len(from_md)} cells, {ipynb.name} has {len(from_ipynb)}: "
+                f"run `jupytext --sync notebooks/{source.name}`")
+
+
+def test_cell_signature_sees_a_changed_source_type_or_tag():
+    base = {"cell_type": "code", "source": "x = 1\n", "metadata": {"tags": ["nbval-ignore-output", "other"]}}
+    same = {"cell_type": "code", "source": "x = 1", "metadata": {"tags": ["nbval-ignore-output"]}}
+    assert _cell_signature(base) == _cell_signature(same)
+    assert _cell_signature(base) != _cell_signature({**same, "source": "x = 2"})
+    assert _cell_signature(base) != _cell_signature({**same, "cell_type": "markdown"})
+    assert _cell_signature(base) != _cell_signature({**same, "metadata": {}})
 
 
 @pytest.fixture(params=NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
@@ -153,6 +212,56 @@ def test_no_absolute_paths_or_machine_name_in_outputs(notebook):
                 context = text[max(0, match.start() - 40):match.end() + 40]
                 pytest.fail(f"{name}, code cell {i}: absolute path in output: …{context}…")
             assert not (host_re and host_re.search(text)), f"{name}, code cell {i}: machine name {host!r} in output"
+
+
+def test_plotly_outputs_carry_a_png(notebook):
+    """GitHub and nbviewer cannot run plotly.js from a notebook: each figure also needs its PNG."""
+    name, nb = notebook
+    missing = [f"code cell {i} ({_first_line(c)!r})" for i, c in enumerate(_code_cells(nb))
+               for out in c.get("outputs", []) if PLOTLY_MIME in out.get("data", {})
+               and "image/png" not in out["data"]]
+    assert not missing, (f"{name}: plotly outputs without image/png: {missing}; "
+                         f"re-execute with scripts/execute_notebooks.py {name[:2]}")
+
+
+def _shows_only_a_widget_repr(output: dict) -> bool:
+    data = output.get("data", {})
+    text = data.get("text/plain", "")
+    text = "".join(text) if isinstance(text, list) else text
+    return set(data) <= {"text/plain"} and bool(WIDGET_REPR.match(text.strip()))
+
+
+def test_no_output_is_only_a_widget_repr(notebook):
+    """An explorer is stored as its snapshot (PNG) and the note to run the cell, not ``VBox(children=(…``."""
+    name, nb = notebook
+    for i, cell in enumerate(_code_cells(nb)):
+        outputs = cell.get("outputs", [])
+        bad = [out for out in outputs if _shows_only_a_widget_repr(out) or WIDGET_MIME in out.get("data", {})]
+        assert not bad, (f"{name}, code cell {i} ({_first_line(cell)!r}): a widget view/repr is stored; "
+                         f"re-execute with scripts/execute_notebooks.py {name[:2]}")
+        notes = [j for j, out in enumerate(outputs) if EXPLORER_NOTE in _output_text(out)]
+        for j in notes:
+            assert any("image/png" in out.get("data", {}) for out in outputs[j:]), \
+                f"{name}, code cell {i}: the explorer note has no snapshot image after it"
+
+
+def test_explorer_cells_show_their_snapshot(notebook):
+    """A cell whose last line builds an explorer stores the note and a PNG snapshot."""
+    name, nb = notebook
+    for i, cell in enumerate(_code_cells(nb)):
+        last = _source(cell).strip().splitlines()[-1]
+        if not re.match(r"^\w*(explorer|stepper|calculator)\w*\(", last):
+            continue
+        text = "\n".join(_output_text(out) for out in cell.get("outputs", []))
+        assert EXPLORER_NOTE in text, f"{name}, code cell {i} ({last!r}): no explorer note stored"
+        assert any("image/png" in out.get("data", {}) for out in cell.get("outputs", [])), \
+            f"{name}, code cell {i} ({last!r}): no snapshot image stored"
+
+
+def test_widget_repr_rule():
+    assert _shows_only_a_widget_repr({"data": {"text/plain": "VBox(children=(HBox(children=(IntSlider(…"}})
+    assert not _shows_only_a_widget_repr({"data": {"text/plain": "VBox(…", "image/png": "iVBOR"}})
+    assert not _shows_only_a_widget_repr({"data": {"text/plain": "AttentionMapExplorer(n=24)"}})
 
 
 # --------------------------------------------------------------------------- the checker's own rules
