@@ -12,7 +12,7 @@ d_φ × d_v state S = Σ_i φ(k_i) v_iᵀ, where the pairs interfere once n grow
 * :func:`run_mqar` — train one mixer and return test accuracy, seconds, state bytes, loss curve.
 
 Every mixer calls the library's own attention functions (softmax_attention, linear_attention,
-sliding_window_attention, and the gated / delta-rule forms where the library has them).
+sliding_window_attention, window_linear_attention, gated_linear_attention, delta_rule_attention).
 """
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_bool, check_number, check_positive_int
+from .delta import delta_rule_attention
+from .gated import gated_linear_attention
+from .hybrid import window_linear_attention
 from .linear import linear_attention
 from .softmax import softmax_attention
 from .window import sliding_window_attention
@@ -110,19 +113,18 @@ class BaseConv(nn.Module):
 class Mixer(nn.Module):
     """One attention head over the sequence, through the library's function for ``kind``.
 
-    (B, L, d) -> (B, L, d). q/k are d-dimensional (16 for "taylor"); v and the output are d.
+    (B, L, d) -> (B, L, d). q/k are d-dimensional (16 for "taylor" and "hybrid", whose Taylor map
+    then has 1 + 16 + 16² = 273 features, as in Based); v and the output are d-dimensional.
     """
 
     def __init__(self, kind: str, d_model: int, window: int = WINDOW):
         super().__init__()
         self.kind, self.window = kind, window
-        d_qk = TAYLOR_DIM if kind == "taylor" else d_model
+        d_qk = TAYLOR_DIM if kind in ("taylor", "hybrid") else d_model
         self.qkv = nn.Linear(d_model, 2 * d_qk + d_model)
         self.out = nn.Linear(d_model, d_model)
         self.d_qk = d_qk
-        if kind == "hybrid":  # a second q/k pair for the linear (Taylor) part
-            self.qk2 = nn.Linear(d_model, 2 * TAYLOR_DIM)
-        if kind in ("delta", "gla"):  # β_t (delta) or the forget gate (gla), one per token
+        if kind in ("delta", "gla"):  # β_t (delta: write strength) or g_t (gla: forget gate), per token
             self.gate = nn.Linear(d_model, 1)
 
     def forward(self, x):
@@ -147,21 +149,24 @@ def _window(m, x, q, k, v):
 
 
 def _hybrid(m, x, q, k, v):
-    """Based's layer in one head: a sliding window (exact nearby) + Taylor linear attention (far)."""
-    q2, k2 = m.qk2(x).chunk(2, dim=-1)  # (B, L, 16) ×2
-    return _window(m, x, q, k, v) + linear_attention(q2, k2, v, "taylor", causal=True)  # (B, L, d)
-
-
-def _delta(m, x, q, k, v):
-    from .delta import delta_rule_attention  # written alongside; imported when used
-    beta = torch.sigmoid(m.gate(x)).squeeze(-1)  # (B, L) in (0, 1)
-    return delta_rule_attention(q, F.normalize(k, dim=-1), v, beta)  # (B, L, d)
+    """Based's idea in one head: exact softmax over a window + Taylor linear attention over everything."""
+    return window_linear_attention(q, k, v, window=m.window, feature_map="taylor")  # (B, L, 16) -> (B, L, d)
 
 
 def _gla(m, x, q, k, v):
-    from .gated import gated_linear_attention  # written alongside; imported when used
-    log_g = F.logsigmoid(m.gate(x)).squeeze(-1)  # (B, L) log forget gate <= 0
-    return gated_linear_attention(q, k, v, log_g)  # (B, L, d)
+    """Gated linear attention with one data-dependent forget gate per token (FLA's "simple GLA"):
+
+    S_t = exp(g_t) S_{t−1} + k_t v_tᵀ, g_t = logsigmoid(w·x_t + b)/16 (GLA's temperature 16).
+    (A gate per key channel, as in GLA proper, makes the library's chunkwise form ~80× slower here.)
+    """
+    log_g = F.logsigmoid(m.gate(x)).squeeze(-1) / 16  # (B, L), entries < 0
+    return gated_linear_attention(q * m.d_qk ** -0.5, k, v, log_g)  # (B, L, d)
+
+
+def _delta(m, x, q, k, v):
+    """DeltaNet: S_t = (I − β_t k_t k_tᵀ) S_{t−1} + β_t k_t v_tᵀ with unit keys (and unit queries)."""
+    beta = torch.sigmoid(m.gate(x)).squeeze(-1)  # (B, L) in (0, 1)
+    return delta_rule_attention(F.normalize(q, dim=-1), k, v, beta, normalize_keys=True)  # (B, L, d)
 
 
 _MIXER_FNS = {"softmax": _softmax, "linear": _linear, "taylor": _taylor, "window": _window,
@@ -173,14 +178,14 @@ def state_bytes(mixer: str, *, seq_len: int, d_model: int, window: int = WINDOW)
     """Bytes (float32) a decoder keeps per sequence for the mixer layer after ``seq_len`` tokens.
 
     softmax: KV cache 2·L·d; window: 2·w·d; linear: m·d_v (+ m for z), m = d (elu+1) or 273 (Taylor);
-    hybrid: window + Taylor state; gla / delta: one d_k × d_v matrix.
+    hybrid: the window's w 16-dim keys and d-dim values + the Taylor state; gla / delta: one d × d_v matrix.
     """
     _check_mixer(mixer)
     d, m_taylor = d_model, 1 + TAYLOR_DIM + TAYLOR_DIM ** 2
     floats = {
         "softmax": 2 * seq_len * d, "window": 2 * window * d,
         "linear": d * d + d, "taylor": m_taylor * d + m_taylor,
-        "hybrid": 2 * window * d + m_taylor * d + m_taylor, "gla": d * d, "delta": d * d,
+        "hybrid": window * (TAYLOR_DIM + d) + m_taylor * d + m_taylor, "gla": d * d, "delta": d * d,
     }[mixer]
     return floats * BYTES_PER_FLOAT
 
