@@ -44,9 +44,9 @@ def identity_kernel_example() -> tuple[float, float, float]:
 
 
 def _identity_explanation() -> str:
-    num, den, out = identity_kernel_example()
-    return (f"the weights are qᵀk_1 = 2 and qᵀk_2 = −1; numerator 2·1 + (−1)·3 = {num:g}, denominator "
-            f"2 + (−1) = {den:g}, output {out:g}. That is outside [1, 3], the range of the values: with a "
+    num, den, out = (f"{x:g}".replace("-", "−") for x in identity_kernel_example())
+    return (f"the weights are qᵀk_1 = 2 and qᵀk_2 = −1; numerator 2·1 + (−1)·3 = {num}, denominator "
+            f"2 + (−1) = {den}, output {out}. That is outside [1, 3], the range of the values: with a "
             f"negative kernel value the 'weights' (2, −1) still sum to 1 but extrapolate instead of "
             f"averaging — and a denominator can reach 0. This is why φ must make φ(q)ᵀφ(k) >= 0 "
             f"(elu+1, FAVOR+) and why the library refuses φ = identity in the normalised form.")
