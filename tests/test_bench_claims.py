@@ -109,7 +109,7 @@ def test_fla_methods_are_unavailable_on_a_cpu_and_without_the_package(monkeypatc
     assert bench.default_methods("cpu") == list(bench.METHODS)
     assert "fla_chunk" not in bench.METHODS and "fla_chunk" in bench.ALL_METHODS
     monkeypatch.setattr(bench_fla, "_module", lambda: None)
-    assert "pip install 'linattn-edu[fla]'" in bench_fla.unavailable_reason("cuda")
+    assert "pip install fla-core" in bench_fla.unavailable_reason("cuda")
     rec = bench.measure_point("fla_chunk", 64)  # recorded as an error, the sweep goes on
     assert rec["status"].startswith("error: ValueError: the FLA methods need a CUDA device")
 

@@ -72,7 +72,7 @@ def test_fla_methods_without_the_package_say_how_to_get_it(monkeypatch, capsys):
     with pytest.raises(SystemExit) as info:
         bench.main(["sweep", "--methods", "chunkwise,fla_chunk", "--device", "cuda"])
     assert info.value.code == 2
-    assert "pip install 'linattn-edu[fla]'" in capsys.readouterr().err
+    assert "pip install fla-core" in capsys.readouterr().err
 
 
 def test_bare_command_is_the_headline_with_its_options(monkeypatch, capsys):
