@@ -66,34 +66,50 @@ def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64):
 
         U = Ū − W S,  out_c = diag(Γ) Q_c S + [(Q_c K_cᵀ) ⊙ D]_{t>=s} U,  S ← Γ_C S + (K_c ⊙ exp(b_C − b))ᵀ U
 
-    Ū, W solve the unit lower-triangular T (see the module docstring) for all chunks at once;
-    only the three small products above run in the loop over chunks. All exponents are <= 0.
+    Ū, W come from T⁻¹ (see the module docstring) for all chunks at once; only U and the state
+    recursion run in the loop over chunks, the outputs are two batched products after it.
+    All exponents are <= 0.
     q, k (..., N, d), v (..., N, d_v), beta (..., N), g (..., N) or None -> out (..., N, d_v), S (..., d, d_v).
     """
     n, c = q.shape[-2], chunk_size
-    if g is None:
-        g = beta.new_zeros(beta.shape)  # (..., N): no decay
     qc, kc, vc = _chunk(q, c), _chunk(k, c), _chunk(v, c)  # (..., n, C, d | d_v); padded k = v = 0
     bc = _chunk(beta.unsqueeze(-1), c)  # (..., n, C, 1); padded β = 0: those rows write nothing
-    b = _chunk(g.unsqueeze(-1), c).cumsum(-2)  # (..., n, C, 1): chunk-local cumulative log-decay
-    dmask = segment_sum(_chunk(g.unsqueeze(-1), c).squeeze(-1)).exp()  # (..., n, C, C): D_ts = exp(b_t − b_s), t >= s, else 0
-    kk = (kc @ kc.transpose(-2, -1)) * dmask  # (..., n, C, d) @ (..., n, d, C) -> (..., n, C, C)
+    kk = kc @ kc.transpose(-2, -1)  # (..., n, C, d) @ (..., n, d, C) -> (..., n, C, C)
+    qk = qc @ kc.transpose(-2, -1)  # (..., n, C, d) @ (..., n, d, C) -> (..., n, C, C)
+    bk = bc * kc  # (..., n, C, d): βK
+    if g is not None:  # Gated DeltaNet: decay every product by exp(b_t − b_s) <= 1
+        gc = _chunk(g.unsqueeze(-1), c)  # (..., n, C, 1); padded g = 0
+        b = gc.cumsum(-2)  # (..., n, C, 1): chunk-local cumulative log-decay
+        dmask = segment_sum(gc.squeeze(-1)).exp()  # (..., n, C, C): D_ts = exp(b_t − b_s), t >= s, else 0
+        kk, qk = kk * dmask, qk * dmask  # (..., n, C, C)
+        bk = bk * b.exp()  # (..., n, C, d): βΓK
     eye = torch.eye(c, dtype=q.dtype, device=q.device)  # (C, C)
-    t_mat = eye + (bc * kk).tril(-1)  # (..., n, C, C): unit lower-triangular T
-    rhs = torch.cat([bc * vc, bc * b.exp() * kc], dim=-1)  # (..., n, C, d_v + d): [βV, βΓK]
-    sol = torch.linalg.solve_triangular(t_mat, rhs, upper=False, unitriangular=True)  # (..., n, C, d_v + d)
-    u_bar, w = sol[..., : v.shape[-1]], sol[..., v.shape[-1]:]  # (..., n, C, d_v), (..., n, C, d)
-    qk = (qc @ kc.transpose(-2, -1)) * dmask  # (..., n, C, C): causal, decayed scores
-    q_in = qc * b.exp()  # (..., n, C, d): queries read S decayed to their step
-    b_last = b[..., -1:, :]  # (..., n, 1, 1)
-    k_out = kc * (b_last - b).exp()  # (..., n, C, d): keys written, decayed to the chunk's end
+    t_mat = (bc * kk).tril(-1) + eye  # (..., n, C, C): unit lower-triangular T = I + strict_tril(diag(β) KKᵀ ⊙ D)
+    t_inv = torch.linalg.solve_triangular(t_mat, eye.expand_as(t_mat), upper=False,
+                                          unitriangular=True)  # (..., n, C, C): T⁻¹ (the UT transform)
+    u_bar = t_inv @ (bc * vc)  # (..., n, C, C) @ (..., n, C, d_v) -> (..., n, C, d_v): Ū = T⁻¹ βV
+    w = t_inv @ bk  # (..., n, C, C) @ (..., n, C, d) -> (..., n, C, d): W = T⁻¹ βΓK
+    qk = qk.tril()  # (..., n, C, C): causal within the chunk
+    chunks = lambda *xs: (x.movedim(-3, 0) for x in xs)  # noqa: E731  chunk dim first for the loop
+    if g is None:
+        q_in, k_out, keep = qc, kc, None
+    else:
+        b_last = b[..., -1:, :]  # (..., n, 1, 1)
+        q_in = qc * b.exp()  # (..., n, C, d): queries read S decayed to their step
+        k_out = kc * (b_last - b).exp()  # (..., n, C, d): keys written, decayed to the chunk's end
+        keep = b_last.exp().movedim(-3, 0)  # (n, ..., 1, 1): the chunk's total decay
+    u_bar, w, k_out = chunks(u_bar, w, k_out)  # (n, ..., C, ·)
     s = q.new_zeros(*q.shape[:-2], q.shape[-1], v.shape[-1])  # (..., d, d_v)
-    outs = []
-    for i in range(qc.shape[-3]):
-        u = u_bar[..., i, :, :] - w[..., i, :, :] @ s  # (..., C, d_v) − (..., C, d) @ (..., d, d_v)
-        outs.append(q_in[..., i, :, :] @ s + qk[..., i, :, :] @ u)  # (..., C, d_v)
-        s = b_last[..., i, :, :].exp() * s + k_out[..., i, :, :].transpose(-2, -1) @ u  # (..., d, d_v)
-    return torch.stack(outs, dim=-3).flatten(-3, -2)[..., :n, :], s  # (..., N, d_v), (..., d, d_v)
+    starts, us = [], []
+    for i in range(u_bar.shape[0]):  # only the state recursion is sequential
+        u = u_bar[i] - w[i] @ s  # (..., C, d_v) − (..., C, d) @ (..., d, d_v): the chunk's pseudo-values
+        starts.append(s)
+        us.append(u)
+        s = s if keep is None else keep[i] * s  # (..., d, d_v)
+        s = s + k_out[i].transpose(-2, -1) @ u  # (..., d, C) @ (..., C, d_v) -> (..., d, d_v)
+    starts, u = torch.stack(starts, dim=-3), torch.stack(us, dim=-3)  # (..., n, d, d_v), (..., n, C, d_v)
+    out = q_in @ starts + qk @ u  # (..., n, C, d) @ (..., n, d, d_v) + (..., n, C, C) @ (..., n, C, d_v)
+    return out.flatten(-3, -2)[..., :n, :], s  # (..., N, d_v), (..., d, d_v)
 
 
 def _check_beta(beta, lead: tuple, what: str = "beta") -> None:

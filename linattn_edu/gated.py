@@ -177,11 +177,12 @@ def gated_chunkwise_form(fq, fk, v, g, *, chunk_size=64, eps=1e-6, normalize=Fal
     kv = k_out.transpose(-2, -1) @ vv  # (..., n, d_φ, C) @ (..., n, C, e) -> (..., n, d_φ, e)
     keep = b_last.exp().transpose(-2, -1)  # (..., n, 1 | d_φ, 1): the chunk's total decay
     s = fq.new_zeros(*fq.shape[:-2], fq.shape[-1], vv.shape[-1])  # (..., d_φ, e)
-    inter = []
+    starts = []
     for c in range(q.shape[-3]):  # carry the state chunk to chunk: the RNN at chunk resolution
-        inter.append(q_in[..., c, :, :] @ s)  # (..., C, d_φ) @ (..., d_φ, e) -> (..., C, e)
+        starts.append(s)
         s = keep[..., c, :, :] * s + kv[..., c, :, :]  # (..., d_φ, e)
-    out = (out + torch.stack(inter, dim=-3)).flatten(-3, -2)[..., :n, :]  # (..., N, e)
+    out = out + q_in @ torch.stack(starts, dim=-3)  # + (..., n, C, d_φ) @ (..., n, d_φ, e): from the state
+    out = out.flatten(-3, -2)[..., :n, :]  # (..., N, e)
     if not normalize:
         return out, (s, None)
     return safe_divide(out[..., :-1], out[..., -1:], eps), (s[..., :-1], s[..., -1])
