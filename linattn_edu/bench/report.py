@@ -78,8 +78,7 @@ def format_grid(results: Results, *, key: str = "median_s", modes=None) -> str:
 def format_headline(h: dict) -> str:
     """The headline's lines: each method's median (IQR, repeats) per mode, ratios, the matmul yardstick."""
     lines = [f"# headline: causal, B={h['batch']}, H={h['heads']}, N={h['n']}, d={h['d']}, C={h['chunk_size']}, "
-             f"{h.get('dtype', 'float32')}, feature map {FEATURE_MAP}" + (", chunkwise compiled" if h.get("compiled") else ""),
-             "# " + format_metadata(h["metadata"])]
+             f"{h.get('dtype', 'float32')}, feature map {FEATURE_MAP}" + (", chunkwise compiled" if h.get("compiled") else "")]
     for mode in MODES:
         base = h.get(("chunkwise", mode))
         for method in h.get("methods", ("chunkwise", "sdpa")):
