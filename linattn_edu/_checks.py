@@ -194,3 +194,42 @@ def check_eps(eps) -> None:
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """Half-precision inputs are computed (and states accumulated) in float32."""
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def weighted_sum(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """out = weights @ values, where a weight of exactly 0 never meets a NaN/inf value.
+
+    weights (..., N, M), values (..., M, d_v) -> (..., N, d_v). A plain matmul computes 0·NaN = NaN,
+    so one non-finite value (a NaN at token t) would reach every row, also rows i < t that give it
+    weight 0. Here a row takes the plain product only where it gives a non-finite value a nonzero
+    weight (or has a NaN weight itself); every other row is computed with those values set to 0.
+    When every value is finite (the usual case) this is one matmul.
+    """
+    finite = torch.isfinite(values)  # (..., M, d_v)
+    if bool(finite.all()):
+        return weights @ values  # (..., N, M) @ (..., M, d_v) -> (..., N, d_v)
+    clean = values.masked_fill(~finite, 0)  # (..., M, d_v)
+    touched = (weights != 0).to(weights.dtype) @ (~finite).to(weights.dtype) > 0  # (..., N, d_v)
+    return torch.where(touched, weights @ values, weights @ clean)  # (..., N, d_v)
+
+
+def check_shape(shape, name: str) -> tuple[int, ...]:
+    """A tuple (or list) of ints >= 1, e.g. a batch_shape (2, 8); returns it as a tuple."""
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(f"{name} must be a tuple of ints >= 1 (e.g. (2, 8) or ()); got "
+                        f"{type(shape).__name__} {shape!r}")
+    for i, s in enumerate(shape):
+        check_number(s, f"{name}[{i}]", integer=True, minimum=1)
+    return tuple(shape)
+
+
+def check_device(device, name: str = "device"):
+    """None, a torch.device or a device string torch knows ('cpu', 'cuda:0'); returns torch.device or None."""
+    if device is None or isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"{name} must be None, a torch.device or a string like 'cpu'; got {type(device).__name__}")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"{name} must name a torch device ('cpu', 'cuda', 'cuda:0', ...); got {device!r}") from None

@@ -27,7 +27,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_positive_int, check_tensor, compute_dtype
+from ._checks import (check_bool, check_dense_budget, check_number, check_positive_int, check_tensor,
+                      compute_dtype)
 
 __all__ = [
     "FeatureMap", "elu_plus_one", "relu", "identity", "taylor", "favor_plus",
@@ -60,6 +61,7 @@ class FeatureMap:
 
     def d_out(self, d: int) -> int:
         """Output dim d_φ for input dim d."""
+        check_positive_int(d, "d")
         return self._d_out(d)
 
     def _checked(self, x) -> torch.Tensor:
@@ -104,6 +106,9 @@ identity = FeatureMap("identity", lambda x: x, lambda d: d, nonnegative=False, p
 
 def _taylor(x: torch.Tensor) -> torch.Tensor:
     """φ(x) = [1, x', vec(x' x'ᵀ)/√2]: φ(q)ᵀφ(k) = 1 + s + s²/2 with s = q'ᵀk' (Based)."""
+    d = x.shape[-1]
+    check_dense_budget((*x.shape[:-1], 1 + d + d * d), compute_dtype(x.dtype), "taylor's (..., 1 + d + d²) features",
+                       "use a smaller head dim d (d_φ grows like d²) or another feature map")
     xs = _softmax_scaled(x)  # (..., d)
     ones = torch.ones_like(xs[..., :1])  # (..., 1)
     outer = (xs.unsqueeze(-1) * xs.unsqueeze(-2)).flatten(-2) / math.sqrt(2)  # (..., d, d) -> (..., d²)
@@ -115,6 +120,18 @@ taylor = FeatureMap(
 )
 
 
+def _check_random_args(d, m, orthogonal, seed) -> None:
+    """d, m ints >= 1, orthogonal a bool, seed an int >= 0; ω (m, d) and a (d, d) QR block fit the budget."""
+    check_positive_int(d, "d")
+    check_positive_int(m, "m")
+    check_bool(orthogonal, "orthogonal")
+    check_number(seed, "seed", integer=True, minimum=0)
+    hint = "use fewer random features m (error falls like 1/√m: m of a few hundred is typical) or a smaller d"
+    check_dense_budget((m, d), torch.float64, "the random projection ω (m, d)", hint)
+    if orthogonal:
+        check_dense_budget((d, d), torch.float64, "an orthogonal (d, d) block of ω", hint)
+
+
 def random_projection(d: int, m: int, *, orthogonal: bool = True, seed: int = 0) -> torch.Tensor:
     """Gaussian projection ω (m, d), float64, rows ~ N(0, I_d) in distribution.
 
@@ -123,8 +140,7 @@ def random_projection(d: int, m: int, *, orthogonal: bool = True, seed: int = 0)
     each row is still N(0, I) but rows within a block are orthogonal: lower
     variance for the same m (Performer, Choromanski et al. 2021).
     """
-    check_positive_int(d, "d")
-    check_positive_int(m, "m")
+    _check_random_args(d, m, orthogonal, seed)
     gen = torch.Generator().manual_seed(seed)
     if not orthogonal:
         return torch.randn(m, d, generator=gen, dtype=torch.float64)  # (m, d)
@@ -215,6 +231,8 @@ def get_feature_map(name, d: int | None = None, **kwargs) -> FeatureMap:
 
     Random maps ("favor+", "trig") need ``d`` and accept m, orthogonal, seed.
     """
+    if d is not None:
+        check_positive_int(d, "d")
     if isinstance(name, FeatureMap):
         return name
     if not isinstance(name, str):

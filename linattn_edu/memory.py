@@ -12,7 +12,12 @@ Formulas (all results in bytes; ``b`` = bytes per element: 4 fp32, 2 fp16/bf16, 
                                   MHA: kv_heads = heads; GQA: 1 < kv_heads < heads; MQA: kv_heads = 1)
     MLA cache (DeepSeek-V2)    = layers · (d_c + d_rope) · tokens · batch · b
                                  (one shared latent c_t of width d_c plus one decoupled RoPE key)
-    linear-attention state     = layers · heads · d_φ · d_v · batch · b      (+ layers · heads · d_φ · batch · b for z)
+    linear-attention state     = layers · kv_heads · d_φ · d_v · batch · b   (+ layers · kv_heads · d_φ · batch · b for z)
+                                 (S = Σ φ(k_j) v_jᵀ depends on keys and values only, so a GQA/MQA
+                                  layer keeps one state per kv head, shared by its group of queries)
+    hybrid (n_a attention + n_l linear layers of L)
+                               = KV cache of the n_a attention layers + n_l constant states
+                                 (3 linear : 1 attention layer -> the KV cache shrinks by three quarters)
 
 Hand-computed check (Llama-2-7B shape, fp16): 2 · 32 · 32 · 128 · 2 B = 524 288 B = 512 KiB per
 token, so 32 768 tokens need 16 GiB; a same-shaped linear state (d_φ = d_v = 128) is
@@ -23,8 +28,10 @@ Only arithmetic here: no torch import, so the numbers can be checked anywhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from typing import NamedTuple
 
+from ._checks import check_bool, check_number
 from ._checks import format_bytes as _format_bytes
 
 __all__ = [
@@ -40,6 +47,12 @@ __all__ = [
     "crossover_tokens",
     "get_preset",
     "format_bytes",
+    "HybridShape",
+    "HybridBytes",
+    "HYBRID_PRESETS",
+    "hybridize",
+    "hybrid_bytes",
+    "get_hybrid_preset",
 ]
 
 #: Bytes per element of the storage dtypes people use for caches.
@@ -56,12 +69,8 @@ KINDS = ("MHA", "GQA", "MQA", "MLA")
 
 
 def _positive_int(name: str, value, *, allow_zero: bool = False) -> int:
-    """Return ``value`` as an int, or raise naming the expected range and the received value."""
-    lower = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {lower}; got {value!r} ({type(value).__name__})")
-    if value < lower:
-        raise ValueError(f"{name} must be an int >= {lower}; got {value}")
+    """Return ``value`` (an int >= 1, or >= 0 with allow_zero); else TypeError/ValueError via check_number."""
+    check_number(value, name, integer=True, minimum=0 if allow_zero else 1)
     return value
 
 
@@ -128,7 +137,8 @@ def linear_state_bytes(*, layers: int, heads: int, d_phi: int, d_v: int, batch: 
                        include_z: bool = False) -> int:
     """Linear-attention state = layers · heads · d_φ · d_v · batch · bytes  (+ d_φ per head for z).
 
-    S = Σ_j φ(k_j) v_jᵀ is (d_φ, d_v) per head; the normaliser z = Σ_j φ(k_j) adds d_φ more
+    S = Σ_j φ(k_j) v_jᵀ is (d_φ, d_v) per head (per *kv* head in a GQA/MQA model: pass kv_heads);
+    the normaliser z = Σ_j φ(k_j) adds d_φ more
     elements per head when ``include_z``.  Independent of the number of tokens.
 
     >>> linear_state_bytes(layers=32, heads=32, d_phi=128, d_v=128, dtype="fp16") // 2**20  # MiB
@@ -139,6 +149,7 @@ def linear_state_bytes(*, layers: int, heads: int, d_phi: int, d_v: int, batch: 
     d_phi = _positive_int("d_phi", d_phi)
     d_v = _positive_int("d_v", d_v)
     batch = _positive_int("batch", batch)
+    check_bool(include_z, "include_z")
     per_head = d_phi * d_v + (d_phi if include_z else 0)       # elements of S (and z)
     return layers * heads * per_head * batch * bytes_per_element(dtype)
 
@@ -163,6 +174,9 @@ class AttentionShape:
     source: str = ""
 
     def __post_init__(self):
+        for text in ("name", "source"):
+            if not isinstance(getattr(self, text), str):
+                raise TypeError(f"{text} must be a str; got {type(getattr(self, text)).__name__}")
         for field in ("layers", "heads", "kv_heads", "head_dim"):
             _positive_int(field, getattr(self, field))
         if self.kind not in KINDS:
@@ -178,10 +192,21 @@ class AttentionShape:
         if self.kind == "MLA":
             _positive_int("latent_dim", self.latent_dim)
             _positive_int("rope_dim", self.rope_dim, allow_zero=True)
+        elif self.latent_dim is not None or self.rope_dim is not None:
+            raise ValueError(f"latent_dim and rope_dim describe an MLA cache; kind {self.kind!r} needs them "
+                             f"None; got latent_dim={self.latent_dim!r}, rope_dim={self.rope_dim!r}")
 
     def with_(self, **changes) -> "AttentionShape":
         """A copy with some fields changed (validated again)."""
+        _check_fields(type(self), changes)
         return replace(self, **changes)
+
+
+def _check_fields(cls, changes) -> None:
+    names = [f.name for f in fields(cls)]
+    unknown = sorted(set(changes) - set(names))
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field(s) {unknown}; fields are {names}")
 
 
 #: Real model shapes, numbers copied from each model's published config.json / paper.
@@ -237,14 +262,17 @@ def cache_bytes(shape: AttentionShape, tokens: int, *, batch: int = 1, dtype=2) 
 
 def state_bytes(shape: AttentionShape, *, d_phi: int | None = None, batch: int = 1, dtype=2,
                 include_z: bool = False) -> int:
-    """Bytes of a linear-attention state for a model of this shape: one (d_φ, head_dim) S per query head.
+    """Bytes of a linear-attention state for a model of this shape: one (d_φ, head_dim) S per kv head.
 
+    S = Σ_j φ(k_j) v_jᵀ is built from keys and values only, so the query heads that share a kv
+    head (GQA, MQA) share its state too: layers · kv_heads states (MHA: kv_heads = heads).
     d_φ defaults to head_dim (elu+1, relu, identity keep the dimension); FAVOR+ uses its m,
     Taylor-2 uses 1 + d + d².
     """
     if not isinstance(shape, AttentionShape):
         raise TypeError(f"shape must be an AttentionShape; got {type(shape).__name__}")
-    return linear_state_bytes(layers=shape.layers, heads=shape.heads, d_phi=d_phi or shape.head_dim,
+    d_phi = shape.head_dim if d_phi is None else d_phi
+    return linear_state_bytes(layers=shape.layers, heads=shape.kv_heads, d_phi=d_phi,
                               d_v=shape.head_dim, batch=batch, dtype=dtype, include_z=include_z)
 
 
@@ -259,7 +287,158 @@ def crossover_tokens(shape: AttentionShape, *, d_phi: int | None = None, include
 
 
 def format_bytes(n: int | float) -> str:
-    """Human-readable binary size: 524288 -> '512.0 KiB', 17179869184 -> '16.0 GiB'."""
-    if isinstance(n, bool) or not isinstance(n, (int, float)) or n < 0:
-        raise ValueError(f"n must be a non-negative number of bytes; got {n!r}")
+    """Human-readable binary size: 524288 -> '512.0 KiB', 17179869184 -> '16.0 GiB'.
+
+    A byte count is a finite number >= 0: NaN, inf or a negative count raise ValueError, a
+    non-number TypeError (the core's ``_checks.format_bytes`` does the formatting).
+    """
+    check_number(n, "a byte count", minimum=0)
     return _format_bytes(n)
+
+
+# -- hybrids: some layers keep a KV cache, the others a constant recurrent state -------------------
+@dataclass(frozen=True)
+class HybridShape:
+    """A decoder that mixes softmax-attention layers (a KV cache each) with linear/recurrent layers.
+
+    attention: the shape of the model's attention layers, with ``attention.layers`` = the model's
+        *total* depth L; ``linear_layers`` of those L layers are linear (or SSM) layers instead.
+    linear_layers: how many layers keep a constant state (0 <= linear_layers <= L).
+    state_elements: elements of ONE linear layer's recurrent state for one sequence
+        (linear attention: kv_heads · d_φ · d_v, + kv_heads · d_φ for z; Gated DeltaNet / KDA:
+        heads · d_k · d_v; Mamba: d_inner · d_state).
+    linear_kind: what the linear layers are ('linear attention', 'Mamba', 'Gated DeltaNet', ...).
+    source: where the numbers were published.
+    """
+
+    name: str
+    attention: AttentionShape
+    linear_layers: int
+    state_elements: int
+    linear_kind: str = "linear attention"
+    source: str = ""
+
+    def __post_init__(self):
+        for text in ("name", "linear_kind", "source"):
+            if not isinstance(getattr(self, text), str):
+                raise TypeError(f"{text} must be a str; got {type(getattr(self, text)).__name__}")
+        if not isinstance(self.attention, AttentionShape):
+            raise TypeError(f"attention must be an AttentionShape; got {type(self.attention).__name__}")
+        check_number(self.linear_layers, "linear_layers", integer=True, minimum=0, maximum=self.attention.layers)
+        _positive_int("state_elements", self.state_elements)
+
+    @property
+    def layers(self) -> int:
+        """Total depth L = attention layers + linear layers."""
+        return self.attention.layers
+
+    @property
+    def attention_layers(self) -> int:
+        """Layers that keep a KV cache."""
+        return self.attention.layers - self.linear_layers
+
+    @property
+    def ratio(self) -> str:
+        """'linear : attention' layer counts, e.g. '36:12' for Qwen3-Next (3 : 1)."""
+        return f"{self.linear_layers}:{self.attention_layers}"
+
+    def with_(self, **changes) -> "HybridShape":
+        """A copy with some fields changed (validated again)."""
+        _check_fields(type(self), changes)
+        return replace(self, **changes)
+
+
+class HybridBytes(NamedTuple):
+    """Decode-time memory of a hybrid: the KV cache grows with tokens, the state does not."""
+
+    kv_cache: int
+    state: int
+
+    @property
+    def total(self) -> int:
+        return self.kv_cache + self.state
+
+
+def hybridize(shape: AttentionShape, linear_layers: int, *, d_phi: int | None = None,
+              include_z: bool = False, name: str | None = None) -> HybridShape:
+    """The hybrid knob: replace ``linear_layers`` of ``shape``'s layers by linear attention.
+
+    Each linear layer keeps one S (d_φ, head_dim) per kv head (and z (d_φ,) with include_z);
+    d_φ defaults to head_dim. With 3 linear : 1 attention layer (linear_layers = 3/4 · layers)
+    the KV cache shrinks by three quarters.
+
+    >>> h = hybridize(PRESETS["llama-2-7b"], 24)
+    >>> h.ratio, cache_bytes(PRESETS["llama-2-7b"], 1, dtype="fp16") // hybrid_bytes(h, 1, dtype="fp16").kv_cache
+    ('24:8', 4)
+    """
+    if not isinstance(shape, AttentionShape):
+        raise TypeError(f"shape must be an AttentionShape; got {type(shape).__name__}")
+    check_number(linear_layers, "linear_layers", integer=True, minimum=0, maximum=shape.layers)
+    check_bool(include_z, "include_z")
+    d_phi = shape.head_dim if d_phi is None else _positive_int("d_phi", d_phi)
+    per_layer = shape.kv_heads * (d_phi * shape.head_dim + (d_phi if include_z else 0))
+    label = name if name is not None else f"{shape.name}, {linear_layers} of {shape.layers} layers linear"
+    return HybridShape(label, shape, linear_layers, per_layer,
+                       source=f"{shape.name} with linear attention in {linear_layers} layers")
+
+
+def hybrid_bytes(hybrid: HybridShape, tokens: int, *, batch: int = 1, dtype=2, state_dtype=None) -> HybridBytes:
+    """Bytes a hybrid keeps while decoding at ``tokens`` tokens: (kv_cache, state), ``.total``.
+
+        kv_cache = attention_layers · (cache bytes of one attention layer at ``tokens``)
+        state    = linear_layers · state_elements · batch · bytes(state_dtype)
+
+    ``state_dtype`` defaults to ``dtype`` (recurrent states are often kept in float32: pass 'fp32').
+
+    >>> hybrid_bytes(HYBRID_PRESETS["jamba-v0.1"], 256 * 1024, dtype="bf16").kv_cache / 2**30  # GiB
+    4.0
+    """
+    if not isinstance(hybrid, HybridShape):
+        raise TypeError(f"hybrid must be a HybridShape (see hybridize, HYBRID_PRESETS); got {type(hybrid).__name__}")
+    _positive_int("batch", batch)
+    one_layer = cache_bytes(hybrid.attention.with_(layers=1), tokens, batch=batch, dtype=dtype)
+    state_b = bytes_per_element(dtype if state_dtype is None else state_dtype)
+    return HybridBytes(kv_cache=hybrid.attention_layers * one_layer,
+                       state=hybrid.linear_layers * hybrid.state_elements * batch * state_b)
+
+
+#: Published hybrids. Layer counts and head shapes are copied from each model's config.json;
+#: ``state_elements`` counts only the recurrent state (S, or Mamba's SSM state) and leaves out the
+#: small short-convolution buffers (kernel 4) that these layers also keep — an approximation.
+HYBRID_PRESETS: dict[str, HybridShape] = {
+    # AI21, "Jamba: A Hybrid Transformer-Mamba Language Model" (arXiv:2403.19887) and
+    # ai21labs/Jamba-v0.1 config.json: num_hidden_layers 32, attn_layer_period 8 (1 attention : 7 Mamba,
+    # so 4 attention layers), num_attention_heads 32, num_key_value_heads 8, hidden_size 4096 (head_dim 128),
+    # mamba_expand 2 (d_inner 8192), mamba_d_state 16. The paper's Table 1: 4 GB KV cache at 256K tokens.
+    "jamba-v0.1": HybridShape(
+        "Jamba-v0.1 (1 attention : 7 Mamba)",
+        AttentionShape("Jamba-v0.1 attention", layers=32, heads=32, kv_heads=8, head_dim=128, kind="GQA"),
+        linear_layers=28, state_elements=8192 * 16, linear_kind="Mamba",
+        source="arXiv:2403.19887 and ai21labs/Jamba-v0.1 config.json"),
+    # Qwen team, Qwen/Qwen3-Next-80B-A3B model card and config.json: 48 layers laid out as
+    # 12 × (3 × Gated DeltaNet, 1 × gated attention) (full_attention_interval 4); attention:
+    # num_attention_heads 16, num_key_value_heads 2, head_dim 256; Gated DeltaNet: linear_num_value_heads 32,
+    # linear_key_head_dim 128, linear_value_head_dim 128 (one 128 × 128 state per value head).
+    "qwen3-next-80b-a3b": HybridShape(
+        "Qwen3-Next-80B-A3B (3 Gated DeltaNet : 1 attention)",
+        AttentionShape("Qwen3-Next gated attention", layers=48, heads=16, kv_heads=2, head_dim=256, kind="GQA"),
+        linear_layers=36, state_elements=32 * 128 * 128, linear_kind="Gated DeltaNet",
+        source="Qwen/Qwen3-Next-80B-A3B-Instruct model card and config.json"),
+    # Moonshot AI, "Kimi Linear: An Expressive, Efficient Attention Architecture" (arXiv:2510.26692) and
+    # moonshotai/Kimi-Linear-48B-A3B-Instruct config.json: num_hidden_layers 27, full_attn_layers
+    # [4, 8, 12, 16, 20, 24, 27] (7 MLA layers, 20 KDA layers: about 3 : 1), num_attention_heads 32,
+    # kv_lora_rank 512, qk_rope_head_dim 64, v_head_dim 128; KDA num_heads 32, head_dim 128.
+    "kimi-linear-48b-a3b": HybridShape(
+        "Kimi-Linear-48B-A3B (3 KDA : 1 MLA)",
+        AttentionShape("Kimi Linear MLA", layers=27, heads=32, kv_heads=32, head_dim=128, kind="MLA",
+                       latent_dim=512, rope_dim=64),
+        linear_layers=20, state_elements=32 * 128 * 128, linear_kind="Kimi Delta Attention",
+        source="arXiv:2510.26692 and moonshotai/Kimi-Linear-48B-A3B-Instruct config.json"),
+}
+
+
+def get_hybrid_preset(name: str) -> HybridShape:
+    """Look up a hybrid preset by key (case-insensitive), e.g. 'qwen3-next-80b-a3b'."""
+    if not isinstance(name, str) or name.lower() not in HYBRID_PRESETS:
+        raise ValueError(f"hybrid preset must be one of {sorted(HYBRID_PRESETS)}; got {name!r}")
+    return HYBRID_PRESETS[name.lower()]

@@ -1,8 +1,10 @@
 """The RNN view of causal linear attention: a fixed-size state read by each query.
 
-    S_t = S_{t−1} + φ(k_t) v_tᵀ      (d_φ, d_v)   — "μ" in the course notes
-    z_t = z_{t−1} + φ(k_t)           (d_φ,)       — "ν"
+    S_t = S_{t−1} + φ(k_t) v_tᵀ      (d_φ, d_v)
+    z_t = z_{t−1} + φ(k_t)           (d_φ,)
     out_t = φ(q_t)ᵀ S_t / (φ(q_t)ᵀ z_t + eps)
+
+(The course's seed formula writes the same readout as q'_i μ_i / q'_i ν_i, with μ = S and ν = z.)
 
 Decoding token t costs O(d_φ·d_v) time and memory whatever t is; a softmax
 decoder instead re-reads a KV cache that grows with t.
@@ -11,7 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_eps, check_positive_int, check_tensor
+from ._checks import (check_bool, check_dense_budget, check_device, check_eps, check_positive_int, check_shape,
+                      check_tensor)
 from .feature_maps import get_feature_map
 from .linear import linear_attention_with_state, readout, recurrent_step
 
@@ -38,15 +41,23 @@ class LinearAttentionState:
         check_positive_int(d, "d")
         check_positive_int(d_v, "d_v")
         check_eps(eps)
+        check_bool(record, "record")
+        batch_shape = check_shape(batch_shape, "batch_shape")
+        device = check_device(device)
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"state dtype must be float32 or float64; got {dtype}")
         self.phi = get_feature_map(feature_map, d)
+        if self.phi.d is not None and self.phi.d != d:
+            raise ValueError(f"feature map {self.phi.name!r} was built for d = {self.phi.d}; the state "
+                             f"has d = {d}: build it with the state's d")
         if not self.phi.positive_kernel:
             raise ValueError(f"feature map {self.phi.name!r} can give negative kernel values; the state's "
                              "denominator φ(q)ᵀz needs positive_kernel=True")
-        self.d, self.d_v, self.eps, self.record = d, d_v, eps, record
-        self.batch_shape = tuple(batch_shape)
         d_phi = self.phi.d_out(d)
+        check_dense_budget((*batch_shape, d_phi, d_v), dtype, "the state S (*batch_shape, d_φ, d_v)",
+                           "use a smaller batch_shape, d_φ or d_v")
+        self.d, self.d_v, self.eps, self.record = d, d_v, eps, record
+        self.batch_shape = batch_shape
         self.S = torch.zeros(*self.batch_shape, d_phi, d_v, dtype=dtype, device=device)  # (..., d_φ, d_v)
         self.z = torch.zeros(*self.batch_shape, d_phi, dtype=dtype, device=device)  # (..., d_φ)
         self.t = 0
@@ -75,14 +86,22 @@ class LinearAttentionState:
         return out.to(q_t.dtype)
 
     def step(self, q_t, k_t, v_t):
-        """Absorb token t (S += φ(k_t)v_tᵀ, z += φ(k_t)), then read it out with q_t -> (..., d_v)."""
+        """Absorb token t (S += φ(k_t)v_tᵀ, z += φ(k_t)), then read it out with q_t -> (..., d_v).
+
+        Everything is checked and computed before the state changes: a failed step leaves S, z, t
+        and the history as they were.
+        """
+        self._check_token(q_t, "q_t", self.d)
         self._check_token(k_t, "k_t", self.d)
         self._check_token(v_t, "v_t", self.d_v)
-        self.S, self.z = recurrent_step(self.S, self.z, self._features(k_t, False), v_t.to(self.S.dtype))
+        fq, fk = self._features(q_t, True), self._features(k_t, False)  # (..., d_φ) each
+        s, z = recurrent_step(self.S, self.z, fk, v_t.to(self.S.dtype))  # (..., d_φ, d_v), (..., d_φ)
+        out = readout(fq, s, z, eps=self.eps).to(q_t.dtype)  # (..., d_v)
+        self.S, self.z = s, z
         self.t += 1
         if self.record:
             self.history.append(self.snapshot())
-        return self.readout(q_t)
+        return out
 
     def prefill(self, q, k, v, *, chunk_size=64):
         """Absorb a whole prefix at once with the chunkwise form; returns its outputs (..., N, d_v).

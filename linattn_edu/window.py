@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_dense_budget, check_positive_int, check_qkv, compute_dtype
+from ._checks import check_bool, check_dense_budget, check_positive_int, check_qkv, compute_dtype, weighted_sum
 from .softmax import _check_scale, softmax_attention, stable_softmax
 
 __all__ = ["sliding_window_attention", "window_mask"]
@@ -37,6 +37,7 @@ def window_mask(n, window, global_tokens=(), causal=False, device=None) -> torch
     """Dense boolean (n, n) mask of who attends to whom (True = attend); for pictures and tests."""
     check_positive_int(n, "n")
     check_positive_int(window, "window")
+    check_bool(causal, "causal")
     globals_ = _check_globals(global_tokens, n)
     check_dense_budget((n, n), torch.bool, "window_mask's (N, N) mask", "use sliding_window_attention")
     i = torch.arange(n, device=device).unsqueeze(-1)  # (n, 1) query positions
@@ -84,10 +85,16 @@ def sliding_window_attention(q, k, v, *, window, global_tokens=(), causal=False,
         return_weights: also return the dense (..., N, N) weights (guarded; small N only).
 
     Memory O(N·w + N·G) for G global tokens; equals masked softmax with ``window_mask``.
+    A window wider than N is the same as w = N (full attention). A NaN at token t reaches only the
+    rows whose band (or global columns) contain t: masks are masked_fill, and a weight of 0 never
+    multiplies a NaN value.
     """
+    check_bool(causal, "causal")
+    check_bool(return_weights, "return_weights")
     check_qkv(q, k, v, causal=True)  # needs N == M as self-attention
     check_positive_int(window, "window")
-    n, w = q.shape[-2], window
+    n = q.shape[-2]
+    w = min(window, n)  # a band wider than the sequence is the whole sequence
     globals_ = _check_globals(global_tokens, n)
     scale = _check_scale(scale, q.shape[-1])
     work = compute_dtype(q.dtype)
@@ -113,8 +120,8 @@ def sliding_window_attention(q, k, v, *, window, global_tokens=(), causal=False,
 
     p = stable_softmax(torch.cat([band, glob], dim=-1))  # (..., N_pad, 2w|3w + G)
     pb, pg = p[..., : band.shape[-1]], p[..., band.shape[-1]:]
-    out = (pb.unflatten(-2, (n_pad // w, w)) @ vc).flatten(-3, -2)  # (..., nb, w, 2w|3w) @ (..., nb, 2w|3w, d_v) -> (..., N_pad, d_v)
-    out = (out + pg @ vg)[..., :n, :]  # (..., N_pad, G) @ (..., G, d_v) -> (..., N, d_v)
+    out = weighted_sum(pb.unflatten(-2, (n_pad // w, w)), vc).flatten(-3, -2)  # (..., nb, w, 2w|3w) @ (..., nb, 2w|3w, d_v) -> (..., N_pad, d_v)
+    out = (out + weighted_sum(pg, vg))[..., :n, :]  # (..., N_pad, G) @ (..., G, d_v) -> (..., N, d_v)
     if globals_:  # global queries see every (allowed) key: G full rows, O(N·G)
         full = torch.ones(len(globals_), n, dtype=torch.bool, device=q.device)  # (G, N)
         if causal:
