@@ -50,9 +50,9 @@ def _cell(r: dict | None, key: str) -> str:
     value = r.get(key)
     if value is None:
         return "-"
-    if key.endswith("_bytes"):
-        return f"{value / 2**20:.3g}"
-    text = f"{value * 1e3:.3g}"
+    value = value / 2**20 if key.endswith("_bytes") else value * 1e3  # MiB or ms
+    text = f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}" \
+        if value >= 1 else f"{value:.3f}"
     return text + ("~" if r.get("noisy") else "")
 
 
@@ -64,14 +64,14 @@ def format_grid(results: Results, *, key: str = "median_s", modes=None) -> str:
     ns = sorted({r["n"] for r in results.records})
     modes = [m for m in (modes or MODES) if results.select(mode=m)] or sorted({r["mode"] for r in results.records})
     unit = "MiB" if key.endswith("_bytes") else "ms"
-    width = max(7, *(len(str(n)) + 1 for n in ns)) if ns else 7
+    width = max(8, *(len(str(n)) + 2 for n in ns)) if ns else 8
     lines = []
     for mode in modes:
-        lines.append(f"{mode + ' (' + unit + ')':26s}" + "".join(f"{n:>{width}d}" for n in ns))
+        lines.append(f"{mode + ' (' + unit + ')':22s}" + "".join(f"{n:>{width}d}" for n in ns))
         for method in results.methods():
             rows = {r["n"]: r for r in results.select(method=method, mode=mode)}
             if rows:
-                lines.append(f"  {method:24s}" + "".join(f"{_cell(rows.get(n), key):>{width}s}" for n in ns))
+                lines.append(f"  {method:20s}" + "".join(f"{_cell(rows.get(n), key):>{width}s}" for n in ns))
     return "\n".join(lines)
 
 
