@@ -1,15 +1,24 @@
-"""Real browser: JupyterLab 4 + headless Chromium render two explorers and react to a keyboard slider move.
+"""Real browser: what JupyterLab + headless Chromium draw equals what each explorer holds in the kernel.
 
-Starts JupyterLab on 127.0.0.1 (free port, a token, a temp root dir, temp settings whose overrides.json
-turns off news fetching, no network needed), writes a notebook that shows the state stepper and the
-attention-map explorer, opens it with ``?reset``, runs all cells, focuses sliders and moves them with the
-arrow keys, and checks the plotly titles in the DOM change.  Screenshots go to ``artifacts/`` (git-ignored).
-Playwright drives the Chromium that tests/conftest.py finds (Debian's /usr/bin/chromium; never ``playwright install``).
+Starts JupyterLab on 127.0.0.1 (free port, a token, a temp root dir, temp settings: no news fetching, no
+notebook windowing so every cell stays in the DOM, no network needed), writes a notebook with one cell per
+explorer, opens it with ``?reset`` and runs all cells.  Then, for EVERY control of EVERY explorer, the
+kernel sets a new value on the control widget (what a browser control move does: the control's observer
+recomputes and syncs the FigureWidget), and the test waits until the plotly graph in the page holds what
+``explorer.figure`` holds in the kernel: trace count, each trace's type, name and visibility, a fingerprint
+of its x / y / z data (length, gaps, sum of the finite values), the title and the panel titles.
+A keyboard test moves two sliders with the arrow keys, the whole front-end → kernel → front-end loop.
+
+The timing explorer runs live with ``bench.sweep`` replaced in the kernel by a synthetic sweep (pure N² and
+N laws): this checks the figure sync, not the timer.  Screenshots of each explorer at its default and
+after its moves go to ``artifacts/`` (git-ignored).  Playwright drives the Chromium tests/conftest.py finds
+(Debian's /usr/bin/chromium; never ``playwright install``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import shutil
@@ -26,16 +35,167 @@ pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts"
-OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false"}}
-STEPPER_TITLE = "Recurrent linear attention, t = {t} of 11"
-MAP_TITLE = "N = {n}:"
+OVERRIDES = {
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false"},
+    "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"},
+}
 
-CELLS = [
-    "import sys\nprint('kernel python:', sys.executable)",
-    "from linattn_edu.explorers import attention_map_explorer, state_stepper\n"
-    "stepper = state_stepper(n=12, t=5)\nstepper",
-    "amap = attention_map_explorer(n=16)\namap",
-]
+SETUP = r'''
+import json, math, sys
+import numpy as np
+from linattn_edu import bench, explorers
+from linattn_edu.bench import Results
+print('kernel python:', sys.executable)
+
+def _fake_sweep(methods, ns, *, modes=("forward",), chunk_size=64, **_ignored):
+    """Synthetic records: quadratic methods ~ N², the others ~ N (no timing in a sync test)."""
+    quadratic = {"softmax", "sdpa", "linear_quadratic"}
+    rows = []
+    for mode in modes:
+        for m in methods:
+            for n in ns:
+                t = (2e-9 * n * n if m in quadratic else 2e-6 * n) * (3 if mode != "forward" else 1)
+                if m == "chunkwise":
+                    t *= 1 + 16 / chunk_size
+                rows.append(dict(method=m, n=n, mode=mode, status="ok", d=64, chunk_size=chunk_size,
+                                 median_s=t, iqr_s=0.1 * t, peak_bytes=(64 * n * n if m in quadratic else 4096 * n)))
+    return Results(records=rows, metadata={"device_name": "synthetic", "dtype": "float32"})
+
+bench.sweep = _fake_sweep
+
+def _numbers(value):
+    acc = dict(n=0, sum=0.0, nulls=0, strings=0)
+    def walk(x):
+        if x is None:
+            acc["n"] += 1; acc["nulls"] += 1
+        elif isinstance(x, str):
+            acc["n"] += 1; acc["strings"] += 1
+        elif isinstance(x, np.ndarray) and x.dtype.kind in "biuf":
+            x = x.astype(float).ravel(); ok = np.isfinite(x)
+            acc["n"] += x.size; acc["nulls"] += int((~ok).sum()); acc["sum"] += float(x[ok].sum())
+        elif isinstance(x, (list, tuple, np.ndarray)):
+            for e in x:
+                walk(e)
+        else:
+            f = float(x); acc["n"] += 1
+            if math.isfinite(f):
+                acc["sum"] += f
+            else:
+                acc["nulls"] += 1
+    walk(value)
+    return acc
+
+def _fingerprint(fig):
+    traces = []
+    for t in fig.data:
+        entry = dict(type=t.type, name=t.name, visible=True if t.visible is None else t.visible)
+        for key in ("x", "y", "z"):
+            v = getattr(t, key, None)
+            entry[key] = None if v is None else _numbers(v)
+        traces.append(entry)
+    return dict(title=fig.layout.title.text or "", annotations=[a.text for a in fig.layout.annotations],
+                traces=traces)
+
+EX = {}
+
+def _report(name):
+    ex = EX[name]
+    print(json.dumps(dict(figure=_fingerprint(ex.figure), message=ex.message, sync=getattr(ex, "last_sync", None),
+                          controls=list(ex.controls), values={k: repr(v) for k, v in ex.values().items()})))
+
+def _move(name, control, value):
+    EX[name].controls[control].value = value  # what a control move in the browser does in the kernel
+    _report(name)
+'''
+
+#: (key in EX, constructor call) — one cell each, in this order
+EXPLORERS = (
+    ("amap", "explorers.attention_map_explorer(n=16)"),
+    ("stepper", "explorers.state_stepper(n=12, t=5)"),
+    ("smoother", "explorers.kernel_smoother_explorer()"),
+    ("features", "explorers.feature_map_explorer()"),
+    ("window", "explorers.sliding_window_explorer()"),
+    ("timing", "explorers.timing_explorer(methods=('softmax', 'sdpa', 'chunkwise'), n_max=512)"),
+    ("kv", "explorers.kv_cache_calculator()"),
+)
+
+#: per explorer: (control, new value) in order; every control appears (checked), and the moves include
+#: the ones that change the set of traces (φ with another d_φ, 1-D ↔ 2-D, methods, mode, memory panel, view)
+MOVES = {
+    "amap": [("n", 24), ("d", 8), ("feature_map", "favor+"), ("m", 256), ("causal", True), ("temperature", 2.0),
+             ("inputs", "clustered"), ("view", "rows"), ("seed", 3), ("view", "maps"), ("inputs", "tokens")],
+    "stepper": [("t", 7), ("feature_map", "taylor"), ("d", 3), ("d_v", 2), ("n", 20), ("seed", 2), ("t", 15),
+                ("feature_map", "favor+")],
+    "smoother": [("kernel", "boxcar"), ("bandwidth", 0.3), ("query", 1.0), ("n_points", 60), ("noise", 0.5),
+                 ("dim", 2), ("query2", 1.0), ("kernel", "gaussian"), ("dim", 1), ("seed", 4)],
+    "features": [("kind", "trig"), ("m", 256), ("orthogonal", False), ("d", 8), ("input_scale", 1.2), ("seed", 5),
+                 ("kind", "favor+")],
+    "window": [("n", 64), ("window", 8), ("global_tokens", "0, 20"), ("causal", True), ("seed", 1)],
+    "timing": [("linear_quadratic", True), ("recurrent", True), ("window", True), ("mode", "forward+backward"),
+               ("softmax", False), ("n_max", 1024), ("chunk_size", 128), ("theory", False), ("memory", False),
+               ("sdpa", False), ("memory", True), ("mode", "forward"), ("chunkwise", False), ("theory", True)],
+    "kv": [("preset", "llama-3-8b"), ("layers", 40), ("heads", 40), ("kv_heads", 4), ("head_dim", 64),
+           ("kind", "MHA"), ("kind", "MLA"), ("latent_dim", 256), ("rope_dim", 32), ("dtype", 4), ("batch", 8),
+           ("tokens", 131072), ("feature_map", "taylor-2"), ("preset", "falcon-7b")],
+}
+
+#: explorers whose moves above change the set of traces (view, 1-D ↔ 2-D, methods and panels)
+CHANGES_TRACE_SET = {"amap", "smoother", "timing"}
+
+# The page side of the fingerprint: plotly.js keeps the graph's data on the DOM node (gd.data).
+PAGE_FINGERPRINT = r"""
+(index) => {
+  const cell = document.querySelectorAll('.jp-Notebook .jp-CodeCell')[index];
+  const gd = cell && cell.querySelector('.js-plotly-plot');
+  if (!gd || !gd.data || !gd.layout) return null;
+  const decode = (spec) => {  // plotly.js typed-array spec {dtype, bdata, shape}
+    const bytes = Uint8Array.from(atob(spec.bdata), c => c.charCodeAt(0));
+    const kinds = {f8: Float64Array, f4: Float32Array, i4: Int32Array, u4: Uint32Array, i2: Int16Array,
+                   u2: Uint16Array, i1: Int8Array, u1: Uint8Array};
+    return new kinds[spec.dtype](bytes.buffer);
+  };
+  const numbers = (value) => {
+    const acc = {n: 0, sum: 0, nulls: 0, strings: 0};
+    const walk = (x) => {
+      if (x === null || x === undefined) { acc.n++; acc.nulls++; }
+      else if (typeof x === 'string') { acc.n++; acc.strings++; }
+      else if (typeof x === 'number' || typeof x === 'boolean') {
+        acc.n++; const f = +x; if (Number.isFinite(f)) acc.sum += f; else acc.nulls++; }
+      else if (ArrayBuffer.isView(x) || Array.isArray(x)) { for (const e of x) walk(e); }
+      else if (x.bdata !== undefined) { walk(decode(x)); }
+      else { acc.n++; acc.strings++; }
+    };
+    walk(value);
+    return acc;
+  };
+  const title = gd.layout.title;
+  return {
+    title: (title && (typeof title === 'string' ? title : title.text)) || '',
+    annotations: (gd.layout.annotations || []).map(a => a.text === undefined ? null : a.text),
+    traces: gd.data.map(t => {
+      const entry = {type: t.type || 'scatter', name: t.name === undefined ? null : t.name,
+                     visible: t.visible === undefined ? true : t.visible};
+      for (const key of ['x', 'y', 'z']) entry[key] = t[key] === undefined ? null : numbers(t[key]);
+      return entry;
+    }),
+  };
+}
+"""
+
+# Run code in the notebook's kernel (the same connection the widgets use) and return its stdout.
+KERNEL_EXECUTE = r"""
+async (code) => {
+  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  const future = kernel.requestExecute({code, store_history: false});
+  let out = '', err = '';
+  future.onIOPub = (msg) => {
+    if (msg.header.msg_type === 'stream') out += msg.content.text;
+    if (msg.header.msg_type === 'error') err += msg.content.ename + ': ' + msg.content.evalue;
+  };
+  await future.done;
+  return {out, err};
+}
+"""
 
 
 def _free_port() -> int:
@@ -56,6 +216,10 @@ def _notebook(cells: list[str]) -> dict:
     }
 
 
+def _cells() -> list[str]:
+    return [SETUP] + [f"EX[{key!r}] = {call}\nEX[{key!r}]" for key, call in EXPLORERS]
+
+
 def _wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -70,16 +234,17 @@ def _wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float
     raise TimeoutError(f"JupyterLab did not answer {url} within {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture
-def jupyterlab(tmp_path):
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory):
     """A JupyterLab server in an isolated temp dir; yields (base_url, token, root_dir)."""
     pytest.importorskip("playwright.sync_api")
     pytest.importorskip("jupyterlab")
+    tmp_path = tmp_path_factory.mktemp("lab")
     root, settings = tmp_path / "root", tmp_path / "lab-settings"
     root.mkdir()
     settings.mkdir()
     (settings / "overrides.json").write_text(json.dumps(OVERRIDES))
-    (root / "explorers.ipynb").write_text(json.dumps(_notebook(CELLS)))
+    (root / "explorers.ipynb").write_text(json.dumps(_notebook(_cells())))
     token, port = secrets.token_hex(16), _free_port()
     env = dict(os.environ)
     env.update({
@@ -114,78 +279,136 @@ def jupyterlab(tmp_path):
         shutil.rmtree(tmp_path / "runtime", ignore_errors=True)
 
 
-def _plot_title(page, text: str, timeout_ms: float):
-    """Wait until a plotly title (SVG text in the DOM) containing ``text`` is rendered."""
-    page.locator(".js-plotly-plot .gtitle", has_text=text).first.wait_for(state="visible", timeout=timeout_ms)
-
-
-def _slider_handle(page, cell: int, label: str):
-    """The noUiSlider handle of the ipywidgets slider described ``label`` in code cell ``cell``."""
-    output = page.locator(".jp-CodeCell").nth(cell)
-    return output.locator(".widget-slider", has=page.locator("label", has_text=label)).locator(".noUi-handle").first
-
-
-def _press_right(page, cell: int, label: str) -> None:
-    """Focus a slider (as a keyboard user would after tabbing to it) and press the right arrow once."""
-    handle = _slider_handle(page, cell, label)
-    handle.scroll_into_view_if_needed()
-    handle.focus()
-    page.keyboard.press("ArrowRight")
-
-
-def _traces(page) -> list[list[list]]:
-    """Per plot, per trace: [type, heatmap z shape or bar count, heatmap z] as plotly.js holds them on the DOM node."""
-    return page.evaluate(
-        "() => Array.from(document.querySelectorAll('.js-plotly-plot'), gd => gd.data.map(t => t.type === 'heatmap'"
-        " ? [t.type, [t.z.length, t.z[0].length], t.z] : [t.type, t.y.length, null]))")
-
-
-def test_explorers_render_and_react_to_the_keyboard(jupyterlab, chromium_executable, chromium_args):
+@pytest.fixture(scope="module")
+def page(jupyterlab, chromium_executable, chromium_args):
+    """The notebook open in Chromium with every cell run and every explorer drawn; yields (page, errors)."""
     from playwright.sync_api import sync_playwright
 
-    base, token, root = jupyterlab
-    ARTIFACTS.mkdir(exist_ok=True)
+    base, token, _root = jupyterlab
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_executable, args=chromium_args, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1500})
+            pg = browser.new_page(viewport={"width": 1400, "height": 1000})
             errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(f"{base}/lab/tree/explorers.ipynb?reset&token={token}", timeout=60_000)
-            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                                   " && window.jupyterapp.shell.currentWidget.sessionContext"
-                                   " && window.jupyterapp.shell.currentWidget.sessionContext.session"
-                                   " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
-                                   timeout=60_000)
-            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-
-            # the kernel is this venv's python (its ipykernel), and both explorers render their defaults
-            page.locator(".jp-OutputArea-output", has_text="kernel python:").wait_for(timeout=60_000)
-            shown = page.locator(".jp-OutputArea-output", has_text="kernel python:").inner_text()
-            assert str(Path(sys.executable).parent) in shown or sys.executable in shown, shown
-            _plot_title(page, STEPPER_TITLE.format(t=5), 60_000)
-            _plot_title(page, MAP_TITLE.format(n=16), 60_000)
-            assert page.locator(".js-plotly-plot").count() == 2
-
-            # keyboard: focus the stepper's t slider, one step right -> the figure redraws for t = 6
-            state_before = _traces(page)[0][0][2]
-            _press_right(page, 1, "token t")
-            _plot_title(page, STEPPER_TITLE.format(t=6), 20_000)
-            assert page.locator(".gtitle", has_text=STEPPER_TITLE.format(t=5)).count() == 0
-            traces = _traces(page)  # S_t is 4 × 4 (d_φ × d_v), z_t has 4 bars, outputs 12 × 4
-            assert [t[:2] for t in traces[0]] == [["heatmap", [4, 4]], ["bar", 4], ["heatmap", [12, 4]],
-                                                  ["bar", 4], ["bar", 4]]
-            assert traces[0][0][2] != state_before  # S_6 = S_5 + φ(k_6)v_6ᵀ was drawn
-            assert [t[:2] for t in traces[1]] == [["heatmap", [16, 16]]] * 3
-            page.screenshot(path=str(ARTIFACTS / "browser_stepper.png"))
-
-            # the other explorer is independent: its N slider moves its own plot only
-            _press_right(page, 2, "N (tokens)")
-            _plot_title(page, MAP_TITLE.format(n=17), 20_000)
-            _plot_title(page, STEPPER_TITLE.format(t=6), 1_000)
-            assert [t[:2] for t in _traces(page)[1]] == [["heatmap", [17, 17]]] * 3
-            page.locator(".js-plotly-plot").nth(1).scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "browser_attention_map.png"))
-            assert not [e for e in errors if "plotly" in e.lower() or "widget" in e.lower()], errors
+            pg.on("pageerror", lambda exc: errors.append(str(exc)))
+            pg.goto(f"{base}/lab/tree/explorers.ipynb?reset&token={token}", timeout=60_000)
+            pg.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                                 " && window.jupyterapp.shell.currentWidget.sessionContext"
+                                 " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+                                 " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
+                                 timeout=60_000)
+            pg.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            pg.locator(".jp-OutputArea-output", has_text="kernel python:").wait_for(timeout=60_000)
+            pg.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {len(EXPLORERS)}",
+                                 timeout=120_000)
+            yield pg, errors
         finally:
             browser.close()
+
+
+def _kernel(pg, code: str) -> str:
+    result = pg.evaluate(KERNEL_EXECUTE, code)
+    assert not result["err"], f"kernel error for {code!r}: {result['err']}"
+    return result["out"]
+
+
+def _report(pg, code: str) -> dict:
+    return json.loads(_kernel(pg, code).strip().splitlines()[-1])
+
+
+def _differences(page_fp: dict | None, kernel_fp: dict, rel: float = 1e-6) -> list[str]:
+    """What differs between the page's graph and the kernel's figure ([] when they agree)."""
+    if page_fp is None:
+        return ["no plotly graph in the page"]
+    out = []
+    for key in ("title", "annotations"):
+        if page_fp[key] != kernel_fp[key]:
+            out.append(f"{key}: page {page_fp[key]!r} != kernel {kernel_fp[key]!r}")
+    if len(page_fp["traces"]) != len(kernel_fp["traces"]):
+        out.append(f"trace count: page {len(page_fp['traces'])} != kernel {len(kernel_fp['traces'])} "
+                   f"(page {[t['name'] for t in page_fp['traces']]}, kernel {[t['name'] for t in kernel_fp['traces']]})")
+        return out
+    for i, (p, k) in enumerate(zip(page_fp["traces"], kernel_fp["traces"])):
+        for key in ("type", "name", "visible"):
+            if p[key] != k[key]:
+                out.append(f"trace {i} {key}: page {p[key]!r} != kernel {k[key]!r}")
+        for key in ("x", "y", "z"):
+            a, b = p[key], k[key]
+            if (a is None) != (b is None):
+                out.append(f"trace {i} ({k['name']}) {key}: page {a} != kernel {b}")
+            elif a is not None and (
+                    (a["n"], a["nulls"], a["strings"]) != (b["n"], b["nulls"], b["strings"])
+                    or not math.isclose(a["sum"], b["sum"], rel_tol=rel, abs_tol=1e-9)):
+                out.append(f"trace {i} ({k['name']}) {key}: page {a} != kernel {b}")
+    return out
+
+
+def _wait_until_equal(pg, index: int, kernel_fp: dict, what: str, timeout: float = 15.0) -> None:
+    """Poll the page until its graph holds ``kernel_fp`` (the front end applies messages asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        diff = _differences(pg.evaluate(PAGE_FINGERPRINT, index), kernel_fp)
+        if not diff:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: the browser does not show explorer.figure after {timeout:.0f} s:\n  "
+                        + "\n  ".join(diff[:12]))
+        pg.wait_for_timeout(100)
+
+
+def _screenshot(pg, index: int, name: str) -> None:
+    cell = pg.locator(".jp-Notebook .jp-CodeCell").nth(index)
+    cell.scroll_into_view_if_needed()
+    ARTIFACTS.mkdir(exist_ok=True)
+    cell.locator(".jp-OutputArea").first.screenshot(path=str(ARTIFACTS / f"browser_{name}.png"))
+
+
+@pytest.mark.parametrize("position", range(len(EXPLORERS)), ids=[key for key, _ in EXPLORERS])
+def test_every_control_redraws_the_browser_figure(page, position):
+    pg, errors = page
+    key, _call = EXPLORERS[position]
+    index = position + 1  # cell 0 is the setup
+    start = _report(pg, f"_report({key!r})")
+    assert start["message"] == "", start["message"]
+    _wait_until_equal(pg, index, start["figure"], f"{key} as first shown")
+    _screenshot(pg, index, f"{key}_default")
+    moved = {control for control, _ in MOVES[key]}
+    assert moved == set(start["controls"]), f"{key}: controls without a move: {set(start['controls']) - moved}"
+    syncs = []
+    for control, value in MOVES[key]:
+        after = _report(pg, f"_move({key!r}, {control!r}, {value!r})")
+        assert after["message"] == "", f"{key}.{control} = {value!r} gave a message: {after['message']}"
+        assert after["values"][control] == repr(value), f"{key}.{control} did not take {value!r}: {after['values']}"
+        _wait_until_equal(pg, index, after["figure"], f"{key}: after {control} = {value!r}")
+        syncs.append(after["sync"])
+    _screenshot(pg, index, f"{key}_moved")
+    if key in CHANGES_TRACE_SET:
+        assert "rebuild" in syncs, f"{key}: no move changed the set of traces; the test lost its point"
+    assert not [e for e in errors if "plotly" in e.lower() or "widget" in e.lower()], errors
+
+
+def _slider_handle(pg, cell: int, label: str):
+    """The noUiSlider handle of the ipywidgets slider described ``label`` in code cell ``cell``."""
+    output = pg.locator(".jp-Notebook .jp-CodeCell").nth(cell)
+    return output.locator(".widget-slider", has=pg.locator("label", has_text=label)).locator(".noUi-handle").first
+
+
+def test_keyboard_moves_reach_the_kernel_and_come_back_drawn(page):
+    """Arrow keys on a focused slider: front-end value → kernel recompute → figure in the page."""
+    pg, errors = page
+    index = 1 + [key for key, _ in EXPLORERS].index("window")
+    before = _report(pg, "_report('window')")
+    handle = _slider_handle(pg, index, "window w")
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    pg.keyboard.press("ArrowRight")
+    deadline = time.monotonic() + 20
+    while True:  # the kernel hears the key press through the widget comm
+        after = _report(pg, "_report('window')")
+        if after["values"]["window"] != before["values"]["window"]:
+            break
+        assert time.monotonic() < deadline, "the arrow key never reached the kernel"
+        pg.wait_for_timeout(100)
+    assert int(after["values"]["window"]) == int(before["values"]["window"]) + 1
+    _wait_until_equal(pg, index, after["figure"], "window after an arrow key")
+    assert not [e for e in errors if "plotly" in e.lower() or "widget" in e.lower()], errors

@@ -365,3 +365,81 @@ def test_sliding_window_bad_global_tokens_give_message():
     assert "[0, 16)" in sw.message
     sw.update(global_tokens="3")
     assert sw.message == ""
+
+
+# ------------------------------------------------------------------------------------------ the redraw path
+
+
+def _sent_payloads(fig: go.FigureWidget) -> list[tuple[str, bool]]:
+    """(message trait, whether it carried a payload) for every plotly message state sent to the front end."""
+    sent: list[tuple[str, bool]] = []
+    original = fig.send_state
+
+    def record(key=None):
+        for k in [key] if isinstance(key, str) else (key or []):
+            if k.startswith("_py2js") and getattr(fig, k) is not None:
+                sent.append(k)
+        return original(key=key)
+
+    fig.send_state = record
+    return sent
+
+
+def test_trace_set_change_rebuilds_the_widget_with_messages_that_carry_data():
+    # 1-D -> 2-D replaces every trace; the front end must receive delete + add with their payloads
+    # (under held trait notifications each payload collapsed to None and the browser kept the 1-D plot)
+    ks = kernel_smoother_explorer()
+    sent = _sent_payloads(ks.figure)
+    ks.update(dim=2)
+    assert ks.last_sync == "rebuild"
+    assert sent[:2] == ["_py2js_deleteTraces", "_py2js_addTraces"] and "_py2js_update" in sent
+    assert [t.type for t in ks.figure.data] == ["heatmap", "scatter", "scatter", "scatter", "scatter"]
+    ks.update(dim=1)
+    assert ks.last_sync == "rebuild" and ks.figure.data[0].type == "scatter"
+    assert "Gaussian" in ks.figure.layout.title.text
+
+
+def test_same_structure_is_one_update_and_leaves_nothing_stale():
+    from linattn_edu.explorers._base import sync_figure
+
+    target = go.FigureWidget(go.Figure([go.Scatter(y=[1, 2], error_y=dict(array=[0.1, 0.1]), name="a")]))
+    source = go.Figure([go.Scatter(y=[3, 4], name="b")])  # no error bars: not the same structure
+    assert sync_figure(target, source) == "rebuild"
+    assert target.data[0].error_y.array is None and target.data[0].name == "b"
+    sent = count_messages(target)
+    assert sync_figure(target, go.Figure([go.Scatter(y=[5, 6], name="c")])) == "update"
+    assert sent == ["_send_update_msg"] and list(target.data[0].y) == [5, 6]
+
+
+def test_every_explorer_has_a_try_this_line_under_its_figure():
+    for name, factory in ENTRY_POINTS.items():
+        ex = factory()
+        children = ex.widget.children
+        assert children.index(ex.try_this_box) == children.index(ex.figure) + 1, name
+        assert "Try this →" in ex.try_this_box.value and "you should see" in ex.try_this_box.value, name
+
+
+def test_attention_map_clustered_inputs_come_in_blocks_and_rows_view_is_curves():
+    ex = attention_map_explorer(n=32, inputs="clustered")
+    per_block = ex.softmax_weights.reshape(32, 4, 8).sum(-1)  # (query, key block of 8 contiguous keys)
+    # each query puts most of its weight on one contiguous key block, and queries are sorted by that block
+    assert float(per_block.max(-1).values.mean()) > 0.9
+    block = per_block.argmax(-1)  # (32,)
+    assert bool((block[1:] >= block[:-1]).all()) and len(set(block.tolist())) > 1
+    ex.update(view="rows")
+    assert ex.last_sync == "rebuild" and {t.type for t in ex.figure.data} == {"scatter"}
+    assert ex.figure.data[-1].name == "uniform 1/N"
+
+
+def test_kv_calculator_query_heads_on_mha_move_kv_heads_and_numbers():
+    from linattn_edu.explorers import kv_cache_calculator
+
+    calc = kv_cache_calculator(preset="llama-2-7b")
+    before = calc.cache_bytes
+    calc.controls["heads"].value = 40  # a browser slider move
+    assert calc.message == "" and calc.shape.kv_heads == 40 and calc.cache_bytes == before * 40 // 32
+    assert "40" in calc.summary or calc.cache_bytes != before
+    calc.update(kind="GQA")
+    assert calc.message == "" and calc.shape.kv_heads < calc.shape.heads
+    calc.update(kind="MHA", kv_heads=4)  # an explicit impossible request is explained, readout emptied
+    assert "does not match" in calc.message and calc._readout.value == ""
