@@ -32,7 +32,7 @@ from .records import Results, run_metadata
 from .report import format_claims, format_decode, format_grid, format_headline, format_metadata, format_table, \
     report
 from .sweeps import DECODERS, GiB, decode_sweep, default_methods, headline, measure_point, sweep
-from .targets import Target, decode_targets, headline_targets, slope_targets
+from .targets import Target, decode_targets, headline_targets, ratio_noise, slope_noise, slope_targets
 from .timer import NOISE_RATIO, format_timing, load_average, machine_busy, matmul_gflops, peak_memory, time_call
 
 __all__ = [
@@ -41,6 +41,6 @@ __all__ = [
     "predict_seconds", "time_call", "format_timing", "load_average", "machine_busy", "peak_memory",
     "matmul_gflops", "measure_point", "sweep", "default_methods", "headline", "decode_sweep",
     "fit_loglog_slope", "slopes", "fit_theory_constant", "crossover_n", "chunkwise_flops",
-    "headline_targets", "decode_targets", "slope_targets", "run_metadata", "format_metadata", "format_table",
+    "headline_targets", "decode_targets", "slope_targets", "slope_noise", "ratio_noise", "run_metadata", "format_metadata", "format_table",
     "format_grid", "format_headline", "format_decode", "format_claims", "report", "main",
 ]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from .records import Results
 
 __all__ = ["Target", "headline_targets", "decode_targets", "slope_targets", "CPU_SHAPE", "GPU_SHAPE",
-           "ratio_noise"]
+           "ratio_noise", "slope_noise"]
 
 #: the shapes claims are stated for: (N, batch, heads, d, dtype)
 CPU_SHAPE = (16384, 1, 4, 64, "float32")
@@ -167,26 +167,33 @@ def decode_targets(results: Results) -> list[Target]:
     return out
 
 
+def slope_noise(results: Results, method: str, slope: float, *, n_min: int = 2048, n_max: int = 32768,
+                mode: str = "forward") -> float:
+    """± relative spread of a fitted log-log slope: the timings' mean half-IQR/median over ln(N_max/N_min).
+
+    (A relative error ε in the times at the ends of the range tilts the fit by about 2ε / ln(range).)
+    """
+    rows = [r for r in results.select(ok=True, method=method, mode=mode) if n_min <= r["n"] <= n_max]
+    if len(rows) < 2 or not slope:
+        return 0.0
+    spread = sum(_half_noise(r) for r in rows) / len(rows)
+    span = math.log(max(r["n"] for r in rows) / min(r["n"] for r in rows))
+    return (2 * spread / span) / abs(slope) if span > 0 else 0.0
+
+
 def slope_targets(sl: dict[str, float], results: Results | None = None, *, n_min: int = 2048,
                   n_max: int = 32768) -> list[Target]:
     """Chunkwise log-log slope <= 1.15 (any device); SDPA >= 1.8 on a CPU (over N in [n_min, n_max]).
 
-    The slope's noise: the timings' typical ± spread over the log range of N, relative to the slope.
-    On a GPU SDPA at small N is launch-bound, so no SDPA slope is claimed there.
+    Noise: :func:`slope_noise` when the records are given.  On a GPU SDPA at small N is
+    launch-bound, so no SDPA slope is claimed there.
     """
     cuda = results is not None and str(results.metadata.get("device", "cpu")).startswith("cuda")
     out = []
     for method, op, threshold, scope in (("chunkwise", "<=", 1.15, ""), ("sdpa", ">=", 1.8, "CPU")):
         if method not in sl or (scope == "CPU" and cuda):
             continue
-        noise = 0.0
-        if results is not None:
-            rows = [r for r in results.select(ok=True, method=method, mode="forward") if n_min <= r["n"] <= n_max]
-            if len(rows) >= 2:
-                spread = sum(_half_noise(r) for r in rows) / len(rows)
-                span = math.log(max(r["n"] for r in rows) / min(r["n"] for r in rows))
-                noise = (2 * spread / span) / abs(sl[method]) if span > 0 and sl[method] else 0.0
+        noise = 0.0 if results is None else slope_noise(results, method, sl[method], n_min=n_min, n_max=n_max)
         out.append(Target(f"{method} log-log slope over N in [{n_min}, {n_max}]", sl[method], op, threshold, "",
                           noise, scope))
     return out
-
