@@ -1,0 +1,124 @@
+"""Pictures for decay, gates and the delta rule: retrieval error, decay maps, gated vs delta states."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ._arrays import as_array, max_abs
+from ._style import CYCLE, DIFF_SCALE, NEUTRAL_COLOUR, WEIGHT_SCALE, colorbar_beside, finish, subplots
+from .heatmaps import heatmap_trace, square_cells
+
+__all__ = ["retrieval_error", "decay_maps", "gated_delta_step", "GATE_COLOURS"]
+
+#: one colour per state-update rule, used by every figure here
+GATE_COLOURS = {"additive": "#d62728", "gated": "#ff7f0e", "delta": "#2ca02c", "gated delta": "#9467bd"}
+
+
+def retrieval_error(errors: Mapping[str, Sequence[float]], per_pair: Mapping[str, Sequence[float]], *, d: int,
+                    n: int, height: int = 420) -> go.Figure:
+    """Recall error of a d × d state holding n key→value pairs.
+
+    errors: {rule: mean relative error ‖Sᵀk_i − v_i‖/‖v_i‖ after storing 1, 2, … pairs} (one list each);
+    per_pair: {rule: the error of each of the n pairs stored now}. Left: error against the number of
+    pairs with the capacity n = d marked; right: each pair's error at the chosen n.
+    """
+    if not errors:
+        raise ValueError("errors must name at least one update rule; got none")
+    fig = subplots(1, 2, [f"mean recall error vs pairs stored (state {d} × {d})",
+                          f"each pair's recall error at n = {n}"], horizontal_spacing=0.12)
+    for i, (name, errs) in enumerate(errors.items()):
+        col = GATE_COLOURS.get(name, CYCLE[i % len(CYCLE)])
+        e = as_array(errs, f"errors[{name!r}]", ndim=1)
+        fig.add_trace(go.Scatter(x=list(range(1, len(e) + 1)), y=e, mode="lines", name=name,
+                                 line=dict(color=col), legendgroup=name), 1, 1)
+        p = as_array(per_pair[name], f"per_pair[{name!r}]", ndim=1)
+        fig.add_trace(go.Bar(x=list(range(len(p))), y=p, name=name, marker_color=col, legendgroup=name,
+                             showlegend=False), 1, 2)
+    top = max(max_abs(as_array(e, "errors", ndim=1)) for e in errors.values())
+    fig.add_trace(go.Scatter(x=[d, d], y=[0, max(top, 1e-3) * 1.05], mode="lines", name="n = d (capacity)",
+                             line=dict(color=NEUTRAL_COLOUR, dash="dash")), 1, 1)
+    fig.add_trace(go.Scatter(x=[n], y=[0], mode="markers", name="chosen n",
+                             marker=dict(color="black", symbol="triangle-up", size=11)), 1, 1)
+    fig.update_xaxes(title_text="pairs stored n", row=1, col=1)
+    fig.update_yaxes(title_text="‖Sᵀk − v‖ / ‖v‖", rangemode="tozero", row=1, col=1)
+    fig.update_xaxes(title_text="pair i (0 = oldest)", row=1, col=2)
+    fig.update_yaxes(title_text="recall error", rangemode="tozero", row=1, col=2)
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.2))
+    summary = ", ".join(f"{k} {float(np.mean(as_array(per_pair[k], k))):.3f}" for k in per_pair)
+    return finish(fig, f"Storing n = {n} pairs in a {d} × {d} state: mean recall error {summary}", height)
+
+
+def decay_maps(maps: Mapping[str, object], *, height: int = 440) -> go.Figure:
+    """Effective attention maps L_ij = exp(G_i − G_j) (i >= j) side by side, plus each map's last row.
+
+    maps: {title: (N, N) matrix with entries in [0, 1]}. The last panel draws row N − 1 of each map:
+    how much every past token still counts for the newest query.
+    """
+    if not maps:
+        raise ValueError("maps must hold at least one (N, N) decay map; got none")
+    arrays = {name: as_array(m, f"maps[{name!r}]", ndim=2) for name, m in maps.items()}
+    cols = len(arrays) + 1
+    fig = subplots(1, cols, [*arrays, "last row: weight of each past token"], horizontal_spacing=0.06)
+    for c, (name, m) in enumerate(arrays.items(), start=1):
+        lower = [[float(x) if j <= i else None for j, x in enumerate(row)] for i, row in enumerate(m)]
+        fig.add_trace(heatmap_trace(lower, name=name, colorscale=WEIGHT_SCALE, zmin=0.0, zmax=1.0,
+                                    colorbar_title="exp(G_i − G_j)", showscale=c == 1,
+                                    hover=("key j", "query i", "decay")), 1, c)
+        fig.update_xaxes(title_text="key j", row=1, col=c)
+        fig.update_yaxes(title_text="query i" if c == 1 else None, row=1, col=c)
+    square_cells(fig, cols - 1)
+    colorbar_beside(fig, fig.data[0].colorbar, 1, cols - 1)
+    for i, (name, m) in enumerate(arrays.items()):
+        fig.add_trace(go.Scatter(x=list(range(m.shape[1])), y=m[-1], mode="lines+markers", name=name,
+                                 line=dict(color=CYCLE[i % len(CYCLE)]), marker=dict(size=4)), 1, cols)
+    fig.update_xaxes(title_text="key j", row=1, col=cols)
+    fig.update_yaxes(title_text="weight exp(G_(N−1) − G_j)", range=[0, 1.05], row=1, col=cols)
+    fig.update_layout(legend=dict(orientation="h", y=-0.2))
+    memory = ", ".join(f"{name}: {float(m[-1].sum()):.1f}" for name, m in arrays.items())
+    return finish(fig, f"Decay masks (N = {next(iter(arrays.values())).shape[0]}); tokens remembered by the "
+                       f"last query (Σ_j of its row) — {memory}", height)
+
+
+def gated_delta_step(states: Mapping[str, object], recall_error: Mapping[str, Sequence[float]], t: int, *,
+                     repeat_at: Sequence[int] = (), s_range: float | None = None, height: int = 460) -> go.Figure:
+    """States of several update rules after token t, and how well each recalls the repeated key.
+
+    states: {rule: S_t (d, d_v)}; recall_error: {rule: ‖S_sᵀk_A − v_A(s)‖ for every step s} where
+    v_A(s) is the value most recently written under the repeated key A; repeat_at: the steps that
+    write key A (drawn as dotted lines). ``s_range`` fixes the colour range (e.g. over all t).
+    """
+    if not states:
+        raise ValueError("states must name at least one update rule; got none")
+    arrays = {name: as_array(s, f"states[{name!r}]", ndim=2) for name, s in states.items()}
+    span = s_range if s_range is not None else max(max_abs(*arrays.values()), 1e-12)
+    cols = len(arrays) + 1
+    fig = subplots(1, cols, [f"{name}: S_t" for name in arrays] + ["recall error for the repeated key"],
+                   horizontal_spacing=0.07)
+    for c, (name, s) in enumerate(arrays.items(), start=1):
+        fig.add_trace(heatmap_trace(s, name=name, colorscale=DIFF_SCALE, zmin=-span, zmax=span,
+                                    colorbar_title="S_t entry", showscale=c == 1,
+                                    hover=("value dim", "key dim", "S_t")), 1, c)
+        fig.update_xaxes(title_text="value dim", row=1, col=c)
+        fig.update_yaxes(title_text="key dim" if c == 1 else None, autorange="reversed", row=1, col=c)
+    colorbar_beside(fig, fig.data[0].colorbar, 1, cols - 1)
+    top = 0.0
+    for i, (name, errs) in enumerate(recall_error.items()):
+        e = as_array(errs, f"recall_error[{name!r}]", ndim=1)
+        top = max(top, max_abs(e))
+        fig.add_trace(go.Scatter(x=list(range(len(e))), y=e, mode="lines+markers", name=name,
+                                 line=dict(color=GATE_COLOURS.get(name, CYCLE[i % len(CYCLE)])),
+                                 marker=dict(size=5)), 1, cols)
+    for r in repeat_at:
+        fig.add_trace(go.Scatter(x=[r, r], y=[0, top * 1.05 + 1e-9], mode="lines", showlegend=False,
+                                 line=dict(color=NEUTRAL_COLOUR, dash="dot"), name=f"key A written at {r}"),
+                      1, cols)
+    fig.add_trace(go.Scatter(x=[t, t], y=[0, top * 1.05 + 1e-9], mode="lines", name="now (t)",
+                             line=dict(color="black", width=1)), 1, cols)
+    fig.update_xaxes(title_text="step", row=1, col=cols)
+    fig.update_yaxes(title_text="‖Sᵀk_A − latest v_A‖", rangemode="tozero", row=1, col=cols)
+    fig.update_layout(legend=dict(orientation="h", y=-0.2))
+    now = ", ".join(f"{name} {float(as_array(e, name)[t]):.3f}" for name, e in recall_error.items())
+    return finish(fig, f"Step t = {t}: recall error for key A — {now}", height)
