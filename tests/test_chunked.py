@@ -1,0 +1,157 @@
+"""The fast chunkwise form (chunked.py) == the loop over chunks (chunkwise_reference) == the recurrence.
+
+Outputs, final state (S, z) and gradients (through the outputs and the final state), for both ways
+of carrying the state between chunks (one cumsum, or a loop), ragged N, N = 1, N < C, several
+leading dims, d != d_v; plus the chunk-size clamp and memory guard, and NaN containment.
+"""
+import pytest
+import torch
+from conftest import assert_close, rand
+
+from linattn_edu import MemoryBudgetError, linear_attention, set_memory_budget
+from linattn_edu import chunked
+from linattn_edu.linear import chunkwise_reference, featurize, linear_attention_with_state, recurrent_form
+
+TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
+CARRIES = ["cumsum", "loop"]
+
+
+@pytest.fixture(params=CARRIES)
+def carry(request, monkeypatch):
+    """Run the test once with each way of carrying the chunk states."""
+    monkeypatch.setattr(chunked, "CARRY", request.param)
+    return request.param
+
+
+def features(lead, n, d=6, d_v=5, dtype=torch.float64, seed=0):
+    """Positive features (elu+1 of normal inputs) and values: fq, fk (..., N, d), v (..., N, d_v)."""
+    q, k = rand(*lead, n, d, seed=seed), rand(*lead, n, d, seed=seed + 1)
+    fq, fk = featurize(q, k, "elu+1")
+    return fq.to(dtype), fk.to(dtype), rand(*lead, n, d_v, seed=seed + 2, dtype=dtype)
+
+
+def forward_and_grads(form, fq, fk, v, seed=7, **kw):
+    """out, (S, z) and d/d(fq, fk, v) of a loss that reads the output and the final state."""
+    inputs = [x.detach().clone().requires_grad_() for x in (fq, fk, v)]
+    out, (s, z) = form(*inputs, **kw)
+    weights = [rand(*x.shape, seed=seed + i, dtype=x.dtype) for i, x in enumerate((out, s, z))]
+    loss = sum((x * w).sum() for x, w in zip((out, s, z), weights))
+    return (out, s, z), torch.autograd.grad(loss, inputs)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("lead,n,c", [((), 1, 64), ((3,), 7, 3), ((2, 3), 64, 16), ((2,), 130, 64),
+                                      ((2, 2), 50, 200), ((1,), 33, 1)])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_fast_equals_reference_and_recurrence(carry, dtype, lead, n, c, normalize):
+    fq, fk, v = features(lead, n, dtype=dtype)
+    fast, fast_grads = forward_and_grads(chunked.chunkwise_form, fq, fk, v, chunk_size=c, normalize=normalize)
+    fq64, fk64, v64 = (x.double() for x in (fq, fk, v))
+    ref, ref_grads = forward_and_grads(chunkwise_reference, fq64, fk64, v64, chunk_size=c, normalize=normalize)
+    rnn = recurrent_form(fq64, fk64, v64, normalize=normalize)
+    for name, got, r, r2 in zip(("out", "S", "z"), fast, ref, (rnn[0], *rnn[1])):
+        assert got.dtype == dtype
+        assert_close(f"reference vs recurrence {name}", r2, r, 1e-12)
+        assert_close(f"fast {name}", r, got, TOL[dtype])
+    scale = max(float(g.abs().max()) for g in ref_grads)  # dq is ~0 at N = 1: one scale for all three
+    for name, got, r in zip(("dfq", "dfk", "dv"), fast_grads, ref_grads):
+        assert got.shape == r.shape, name
+        err = float((got.double() - r).abs().max()) / scale
+        assert err <= 10 * TOL[dtype], f"{name}: rel err {err:.2e}"
+
+
+@pytest.mark.parametrize("n,c", [(1, 4), (5, 2), (7, 3), (6, 6)])
+def test_gradcheck_fast_form(carry, n, c):
+    """Finite differences through out, den and the final S, z (float64, tiny shapes)."""
+    fq, fk, v = (x.requires_grad_() for x in features((2,), n, d=3, d_v=2))
+
+    def run(a, b, x):
+        out, (s, z) = chunked.chunkwise_form(a, b, x, chunk_size=c)
+        return out, s, z
+
+    assert torch.autograd.gradcheck(run, (fq, fk, v))
+    assert torch.autograd.gradcheck(lambda a, b, x: chunked.causal_product(a, b, x, c), (fq, fk, v))
+
+
+def test_chunk_size_is_clamped_to_n():
+    """A chunk longer than the sequence only pads: C = min(chunk_size, N), no C×C allocation."""
+    q, k, v = rand(2, 8, 4), rand(2, 8, 4, seed=1), rand(2, 8, 3, seed=2)
+    ref = linear_attention(q, k, v, "elu+1", causal=True, form="quadratic")
+    old = set_memory_budget(64 * 2**20)
+    try:
+        for c in (8, 16384, 10**6):
+            out = linear_attention(q, k, v, "elu+1", causal=True, chunk_size=c)
+            assert_close(f"chunk_size={c}", ref, out, 1e-12)
+            fq, fk = featurize(q, k, "elu+1")
+            assert_close(f"reference chunk_size={c}", ref, chunkwise_reference(fq, fk, v, chunk_size=c)[0], 1e-12)
+    finally:
+        set_memory_budget(old)
+
+
+def test_memory_guard_names_what_is_too_big():
+    old = set_memory_budget(1 * 2**20)
+    try:
+        q = torch.randn(1024, 16)  # C = 1024 blocks: 1024 × 1024 float32 = 4 MiB > 1 MiB
+        with pytest.raises(MemoryBudgetError, match=r"\(\.\.\., N, C\) intra-chunk blocks .*smaller chunk_size"):
+            linear_attention(q, q, q, "elu+1", causal=True, chunk_size=1024)
+        with pytest.raises(MemoryBudgetError, match=r"\(\.\.\., C, C\) block"):
+            fq, fk = featurize(q, q, "elu+1")
+            chunkwise_reference(fq, fk, q, chunk_size=1024)
+        q = torch.randn(1024, 32)  # C = 1: 1024 states of 32 × 32 float32 = 4 MiB > 1 MiB
+        with pytest.raises(MemoryBudgetError, match=r"\(\.\.\., N/C, d_φ, d_v\) chunk states .*larger chunk_size"):
+            linear_attention(q, q, q, "elu+1", causal=True, chunk_size=1)
+    finally:
+        set_memory_budget(old)
+
+
+@pytest.mark.parametrize("name", ["causal", "normalize", "return_weights"])
+@pytest.mark.parametrize("value", ["no", 1, None])
+def test_flags_must_be_bool(name, value):
+    q = rand(2, 5, 4)
+    with pytest.raises(TypeError, match=rf"{name} must be True or False; got"):
+        linear_attention(q, q, q, "elu+1", **{name: value})
+    if name == "normalize":
+        with pytest.raises(TypeError, match=r"normalize must be True or False"):
+            linear_attention_with_state(q, q, q, "elu+1", normalize=value)
+
+
+# NaN at token t: only the rows i >= t may see it, in every causal form ------------------------------
+def _causal_forms():
+    """Every causal way to compute the output from (q, k, v): name -> fn."""
+    def fast(carry):
+        def run(q, k, v):
+            old, chunked.CARRY = chunked.CARRY, carry
+            try:
+                return linear_attention(q, k, v, "elu+1", causal=True, form="chunkwise", chunk_size=8)
+            finally:
+                chunked.CARRY = old
+        return run
+
+    def reference(q, k, v):
+        fq, fk = featurize(q, k, "elu+1")
+        return chunkwise_reference(fq, fk, v, chunk_size=8)[0]
+
+    forms = {f: (lambda f: lambda q, k, v: linear_attention(q, k, v, "elu+1", causal=True, form=f))(f)
+             for f in ("quadratic", "recurrent", "prefix")}
+    forms.update({"chunkwise (cumsum carry)": fast("cumsum"), "chunkwise (loop carry)": fast("loop"),
+                  "chunkwise_reference": reference})
+    return forms
+
+
+@pytest.mark.parametrize("where", ["q", "k", "v", "v, one column"])
+@pytest.mark.parametrize("t", [0, 13, 16, 39])
+def test_nan_reaches_only_later_rows(where, t):
+    n = 40  # chunks of 8: t = 13 sits mid-chunk, 16 starts one, 39 is the last token
+    clean = {"q": rand(2, n, 4), "k": rand(2, n, 4, seed=1), "v": rand(2, n, 3, seed=2)}
+    dirty = {name: x.clone() for name, x in clean.items()}
+    dirty[where[0]][..., t, : 1 if "column" in where else None] = float("nan")
+    nan_rows = {}
+    for name, form in _causal_forms().items():
+        ref, out = form(*clean.values()), form(*dirty.values())
+        assert torch.isfinite(out[..., :t, :]).all(), f"{name}: NaN at token {t} reached an earlier row"
+        assert_close(f"{name}: rows before {t}", ref[..., :t, :], out[..., :t, :], 1e-12)
+        nan_rows[name] = out.isnan().any(-1)  # (2, N): which rows hold a NaN
+    first = next(iter(nan_rows.values()))
+    assert first[..., t].all(), "the row of the NaN token itself must be NaN"
+    for name, rows in nan_rows.items():
+        assert torch.equal(rows, first), f"{name} disagrees on which rows are NaN"
