@@ -234,7 +234,7 @@ def test_time_call_flags_a_busy_machine(monkeypatch):
 
 def test_format_timing_reads_median_iqr_repeats_and_flag():
     t = {"median_s": 0.0123, "iqr_s": 0.0004, "repeats": 9, "noisy": True}
-    assert bench.format_timing(t) == "12.3 ms (IQR 0.4, 9 repeats, noisy)"
+    assert bench.format_timing(t) == "12.3 ms (IQR 0.400, 9 repeats, noisy)"
 
 
 @pytest.mark.parametrize("bad", [{"warmup": 0}, {"min_repeats": 0}, {"min_run_time": -1.0}, {"budget_s": -1.0}])

@@ -13,7 +13,7 @@ from .._checks import format_bytes
 from .methods import ALL_METHODS, FEATURE_MAP, MODES
 from .records import Results
 from .targets import Target
-from .timer import machine_busy
+from .timer import machine_busy, short_number
 
 __all__ = ["format_metadata", "format_table", "format_grid", "format_headline", "format_decode",
            "format_claims", "report"]
@@ -51,9 +51,7 @@ def _cell(r: dict | None, key: str) -> str:
     if value is None:
         return "-"
     value = value / 2**20 if key.endswith("_bytes") else value * 1e3  # MiB or ms
-    text = f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}" \
-        if value >= 1 else f"{value:.3f}"
-    return text + ("~" if r.get("noisy") else "")
+    return short_number(value) + ("~" if r.get("noisy") else "")
 
 
 def format_grid(results: Results, *, key: str = "median_s", modes=None) -> str:

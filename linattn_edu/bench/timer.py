@@ -38,7 +38,7 @@ from torch.utils import benchmark
 from .._checks import check_number, parse_dtype
 
 __all__ = ["NOISE_RATIO", "load_average", "machine_busy", "time_call", "peak_memory", "matmul_gflops",
-           "format_timing"]
+           "format_timing", "short_number"]
 
 #: IQR / median above which a timing is flagged noisy
 NOISE_RATIO = 0.10
@@ -130,10 +130,17 @@ def time_call(fn: Callable[[], object], *, device="cpu", warmup: int = 1, min_re
             "load_average": load}
 
 
+def short_number(x: float) -> str:
+    """At most 4 significant digits, no exponent: 1234, 56.7, 8.90, 0.123."""
+    a = abs(x)
+    return f"{x:.0f}" if a >= 100 else f"{x:.1f}" if a >= 10 else f"{x:.2f}" if a >= 1 else f"{x:.3f}"
+
+
 def format_timing(t: dict, unit: str = "ms") -> str:
-    """'12.3 ms (IQR 0.4, 9 repeats)' plus ', noisy' when the timing is flagged."""
+    """'12.3 ms (IQR 0.400, 9 repeats)' plus ', noisy' when the timing is flagged."""
     scale = {"s": 1.0, "ms": 1e3, "us": 1e6, "µs": 1e6}[unit]
-    text = f"{t['median_s'] * scale:.3g} {unit} (IQR {t['iqr_s'] * scale:.2g}, {t['repeats']} repeats"
+    text = (f"{short_number(t['median_s'] * scale)} {unit} (IQR {short_number(t['iqr_s'] * scale)}, "
+            f"{t['repeats']} repeats")
     return text + (", noisy)" if t.get("noisy") else ")")
 
 
