@@ -31,7 +31,7 @@ from .linear import linear_attention
 from .softmax import softmax_attention
 from .window import sliding_window_attention
 
-__all__ = ["mqar", "RecallModel", "run_mqar", "MIXERS", "state_bytes", "IGNORE_INDEX", "POWER_A"]
+__all__ = ["mqar", "RecallModel", "run_mqar", "MIXERS", "state_bytes", "readout_error", "IGNORE_INDEX", "POWER_A"]
 
 IGNORE_INDEX = -100  # label of every position that is not scored (PyTorch's cross_entropy default)
 POWER_A = 0.01  # p(gap = i) ∝ (i + 1)^(a − 1): nearly 1/(i + 1), queries cluster early
@@ -91,6 +91,26 @@ def mqar(num_examples, *, seq_len=64, num_kv_pairs=8, vocab_size=256, seed=0):
     labels = torch.full_like(inputs, IGNORE_INDEX)  # (B, L)
     labels.scatter_(1, query_pos, values)  # the output at a queried key must be its value
     return inputs, labels
+
+
+def readout_error(num_pairs, d, *, d_v=None, trials=8, seed=0):
+    """Store n random pairs in S = Σ_i k_i v_iᵀ (unit keys), read each back with Sᵀk_j: mean ‖Sᵀk_j − v_j‖/‖v_j‖.
+
+    Sᵀk_j = v_j (k_jᵀk_j = 1) + Σ_{i≠j} (k_iᵀk_j) v_i: the second term is interference; for random unit
+    keys each k_iᵀk_j has variance 1/d, so the error grows like √((n − 1)/d) and reaches 1 near n = d.
+    Keys (n, d) and values (n, d_v) ~ N(0, 1), float64, averaged over ``trials`` draws.
+    """
+    check_positive_int(num_pairs, "num_pairs")
+    check_positive_int(d, "d")
+    d_v = d if d_v is None else d_v
+    check_positive_int(d_v, "d_v")
+    check_positive_int(trials, "trials")
+    g = torch.Generator().manual_seed(seed)
+    k = F.normalize(torch.randn(trials, num_pairs, d, generator=g, dtype=torch.float64), dim=-1)  # (T, n, d)
+    v = torch.randn(trials, num_pairs, d_v, generator=g, dtype=torch.float64)  # (T, n, d_v)
+    s = k.transpose(-2, -1) @ v  # (T, d, n) @ (T, n, d_v) -> (T, d, d_v)
+    read = k @ s  # (T, n, d) @ (T, d, d_v) -> (T, n, d_v): row j is Sᵀk_j
+    return ((read - v).norm(dim=-1) / v.norm(dim=-1)).mean().item()
 
 
 # The model --------------------------------------------------------------------------------------

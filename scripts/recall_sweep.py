@@ -64,18 +64,18 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--train-examples", type=int, default=20000)
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0], help="one run per seed (data, init, order)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     mixers = args.mixers or available_mixers()
     out = Path(args.out)
     record = json.loads(out.read_text()) if out.exists() else {"runs": []}
-    done = {(r["mixer"], r["settings"]["seq_len"], r["settings"]["num_kv_pairs"]) for r in record["runs"]}
-    for seq_len, pairs in SETTINGS:
-        for mixer in mixers:
-            if (mixer, seq_len, pairs) in done:
-                continue
+    done = {(r["mixer"], r["settings"]["seq_len"], r["settings"]["num_kv_pairs"], r["settings"]["seed"])
+            for r in record["runs"]}
+    todo = [(s, L, n, m) for s in args.seeds for L, n in SETTINGS for m in mixers if (m, L, n, s) not in done]
+    for seed, seq_len, pairs, mixer in todo:
             r = recall.run_mqar(mixer, num_kv_pairs=pairs, seq_len=seq_len, device=args.device, progress=False,
-                                epochs=args.epochs, train_examples=args.train_examples)
+                                epochs=args.epochs, train_examples=args.train_examples, seed=seed)
             r["loadavg_1min"] = round(os.getloadavg()[0], 2)
             record["runs"].append(r)
             record["meta"] = {
@@ -86,12 +86,12 @@ def main(argv=None):
                 "threads": args.threads, "settings_grid": SETTINGS, "mixers_requested": sorted(
                     set(record.get("meta", {}).get("mixers_requested", [])) | set(mixers)),
                 "runs_included": sorted(f"{x['mixer']}@L={x['settings']['seq_len']},n={x['settings']['num_kv_pairs']}"
-                                        for x in record["runs"]),
+                                        f",seed={x['settings']['seed']}" for x in record["runs"]),
                 "total_seconds": round(sum(x["seconds"] for x in record["runs"]), 1),
             }
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(record, indent=1))
-            print(f"{mixer:8s} L={seq_len:4d} n={pairs:3d} acc={r['accuracy']:.3f} "
+            print(f"{mixer:8s} L={seq_len:4d} n={pairs:3d} seed={seed} acc={r['accuracy']:.3f} "
                   f"{r['seconds']:.1f}s load={r['loadavg_1min']}", flush=True)
 
 

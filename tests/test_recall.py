@@ -139,3 +139,44 @@ def test_training_learns_above_chance():
     assert r["losses"][-1] < r["losses"][0]
     assert set(r) >= {"accuracy", "seconds", "state_bytes", "steps", "losses", "epoch_accuracy"}
     assert r["steps"] == 6 * 32
+
+
+# The capacity argument --------------------------------------------------------------------------
+def test_readout_error_follows_the_interference_law():
+    assert recall.readout_error(1, 32) < 1e-12  # one pair, unit key: read back exactly
+    for n in (16, 64, 256):  # random unit keys: error ≈ √((n − 1)/d)
+        expected = ((n - 1) / 64) ** 0.5
+        assert abs(recall.readout_error(n, 64, trials=16) - expected) < 0.1 * expected
+    orthogonal_limit = recall.readout_error(8, 4096)  # d ≫ n: nearly orthogonal keys, little interference
+    assert orthogonal_limit < 0.06
+
+
+# The figures ------------------------------------------------------------------------------------
+def fake_runs():
+    runs = []
+    for seed in (0, 1):
+        for mixer, accs in {"softmax": (1.0, 1.0, 1.0), "linear": (0.9, 0.7, 0.5)}.items():
+            for (L, n), acc in zip([(64, 8), (64, 16), (128, 32)], accs):
+                runs.append({"mixer": mixer, "accuracy": acc - 0.05 * seed, "settings": {"seq_len": L,
+                             "num_kv_pairs": n, "seed": seed},
+                             "state_bytes": state_bytes(mixer, seq_len=L, d_model=64)})
+    return runs
+
+
+def test_recall_figures():
+    pytest.importorskip("plotly")
+    from linattn_edu.viz.recall import recall_accuracy_figure, recall_capacity_figure, recall_frontier_figure
+    fig = recall_accuracy_figure(fake_runs())
+    assert [t.name for t in fig.data] == ["softmax", "linear (elu+1)"]
+    assert list(fig.data[1].y) == [0.9, 0.7, 0.5]  # seed 0 drawn, the other seed as the bar
+    assert list(fig.data[1].error_y.arrayminus) == pytest.approx([0.05] * 3)
+    fr = recall_frontier_figure(fake_runs())
+    assert len(fr.data) == 6 and fr.data[0].x[0] == 2 * 64 * 64 * 4 / 1024
+    cap = recall_capacity_figure([1, 4, 16], [0.0, 0.2, 0.5], d=16)
+    assert len(cap.data) == 2
+    with pytest.raises(ValueError):
+        recall_capacity_figure([1, 2], [0.1], d=4)
+    with pytest.raises(TypeError):
+        recall_accuracy_figure([])
+    with pytest.raises(ValueError):
+        recall_frontier_figure([{"mixer": "x"}])

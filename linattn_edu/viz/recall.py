@@ -1,0 +1,115 @@
+"""The recall lab's figures: interference in a linear state, MQAR accuracy per mixer, the recall–memory frontier.
+
+Inputs are plain numbers or the run records of :func:`linattn_edu.recall.run_mqar` (the ``runs`` list of
+``assets/recall_sweep.json``); every function returns a ``go.Figure`` and shows nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Sequence
+
+import plotly.graph_objects as go
+
+from ._style import FONT, MARKERS, THEORY_COLOUR, colour, finish, subplots
+
+__all__ = ["recall_capacity_figure", "recall_accuracy_figure", "recall_frontier_figure", "MIXER_COLOURS"]
+
+#: One colour per mixer: the course's method colours where they exist, distinct ones for the rest.
+MIXER_COLOURS = {
+    "softmax": colour("softmax"), "linear": colour("linear"), "taylor": colour("taylor"),
+    "window": colour("window"), "hybrid": "#ff7f0e", "gla": "#8c564b", "delta": "#9467bd",
+}
+MIXER_LABELS = {"softmax": "softmax", "linear": "linear (elu+1)", "taylor": "linear (Taylor, 273 features)",
+                "window": "sliding window", "hybrid": "window + Taylor", "gla": "gated (GLA)",
+                "delta": "delta rule"}
+
+
+def _mixer_colour(mixer: str, index: int) -> str:
+    return MIXER_COLOURS.get(mixer, colour(mixer, index))
+
+
+def _check_runs(runs) -> list[dict]:
+    if not isinstance(runs, (list, tuple)) or not runs:
+        raise TypeError("runs must be a non-empty list of run_mqar records (dicts)")
+    for r in runs:
+        if not isinstance(r, dict) or not {"mixer", "accuracy", "state_bytes", "settings"} <= set(r):
+            raise ValueError("each run must be a run_mqar record with mixer, accuracy, state_bytes, settings")
+    return list(runs)
+
+
+def _group(runs) -> dict:
+    """{mixer: {(seq_len, pairs): [accuracy per seed, seed 0 first]}} in the order runs first appear."""
+    table: dict = defaultdict(lambda: defaultdict(list))
+    for r in sorted(runs, key=lambda r: r["settings"].get("seed", 0)):
+        table[r["mixer"]][(r["settings"]["seq_len"], r["settings"]["num_kv_pairs"])].append(r["accuracy"])
+    order = list(dict.fromkeys(r["mixer"] for r in runs))
+    return {m: dict(table[m]) for m in order}
+
+
+def recall_capacity_figure(ns: Sequence[int], errors: Sequence[float], *, d: int,
+                           title: str = "Reading one pair back out of S = Σ k_i v_iᵀ", height: int = 400):
+    """Relative readout error ‖Sᵀk_j − v_j‖/‖v_j‖ against the number of stored pairs n, with n = d marked.
+
+    For random unit keys the interference term Σ_{i≠j}(k_iᵀk_j)v_i has relative size ≈ √((n − 1)/d)
+    (drawn grey), so the error passes 1 — noise as large as the signal — near n = d.
+    """
+    if len(ns) != len(errors) or not len(ns):
+        raise ValueError(f"ns and errors must be non-empty and equally long; got {len(ns)} and {len(errors)}")
+    fig = subplots(1, 1)
+    fig.add_trace(go.Scatter(x=list(ns), y=list(errors), mode="lines+markers", name="measured (mean over j)",
+                             line=dict(color=colour("linear"))))
+    fig.add_trace(go.Scatter(x=list(ns), y=[((n - 1) / d) ** 0.5 for n in ns], mode="lines",
+                             name="√((n − 1)/d)", line=dict(color=THEORY_COLOUR, dash="dash")))
+    fig.add_vline(x=d, line=dict(color="black", dash="dot", width=1))
+    fig.update_xaxes(type="log", title_text="stored pairs n")
+    fig.update_yaxes(title_text="relative readout error")
+    fig.update_layout(font=FONT)
+    return finish(fig, f"{title} (d = {d})", height)
+
+
+def recall_accuracy_figure(runs, *, title: str = "MQAR accuracy vs number of key–value pairs",
+                           height: int = 420) -> go.Figure:
+    """Test accuracy vs KV pairs, one line per mixer (seed 0); a bar spans the other seeds' runs if any."""
+    table = _group(_check_runs(runs))
+    fig = subplots(1, 1)
+    for i, (mixer, cells) in enumerate(table.items()):
+        keys = sorted(cells, key=lambda k: k[1])
+        first = [cells[k][0] for k in keys]
+        lo = [first[j] - min(cells[k]) for j, k in enumerate(keys)]
+        hi = [max(cells[k]) - first[j] for j, k in enumerate(keys)]
+        spread = any(len(cells[k]) > 1 for k in keys)
+        fig.add_trace(go.Scatter(
+            x=[k[1] for k in keys], y=first, mode="lines+markers", name=MIXER_LABELS.get(mixer, mixer),
+            line=dict(color=_mixer_colour(mixer, i)), marker=dict(symbol=MARKERS[i % len(MARKERS)], size=9),
+            error_y=dict(type="data", symmetric=False, array=hi, arrayminus=lo, visible=spread),
+            customdata=[f"L = {k[0]}, seeds: {', '.join(f'{a:.3f}' for a in cells[k])}" for k in keys],
+            hovertemplate=f"{mixer}<br>%{{x}} pairs, %{{customdata}}<extra></extra>"))
+    fig.update_xaxes(type="log", tickvals=sorted({k[1] for c in table.values() for k in c}),
+                     title_text="key–value pairs (sequence length 64, 64, 128)")
+    fig.update_yaxes(range=[-0.03, 1.03], title_text="test accuracy (scored positions)")
+    fig.update_layout(font=FONT)
+    return finish(fig, title, height)
+
+
+def recall_frontier_figure(runs, *, title: str = "Recall vs the memory a decoder keeps", height: int = 420):
+    """Accuracy vs state bytes (log), one panel per (sequence length, pairs), one marker per mixer (seed 0)."""
+    runs = _check_runs(runs)
+    table = _group(runs)
+    size = {(r["mixer"], r["settings"]["seq_len"], r["settings"]["num_kv_pairs"]): r["state_bytes"] for r in runs}
+    settings = sorted({k for c in table.values() for k in c}, key=lambda k: k[1])
+    fig = subplots(1, len(settings), [f"L = {L}, {n} pairs" for L, n in settings], shared_yaxes=True)
+    for i, (mixer, cells) in enumerate(table.items()):
+        for col, key in enumerate(settings, start=1):
+            if key not in cells:
+                continue
+            fig.add_trace(go.Scatter(
+                x=[size[(mixer, *key)] / 1024], y=[cells[key][0]], mode="markers",
+                name=MIXER_LABELS.get(mixer, mixer), legendgroup=mixer, showlegend=col == 1,
+                marker=dict(color=_mixer_colour(mixer, i), symbol=MARKERS[i % len(MARKERS)], size=11),
+                hovertemplate=f"{mixer}<br>%{{x:.1f}} KiB<br>accuracy %{{y:.3f}}<extra></extra>"), row=1, col=col)
+        fig.update_xaxes(type="log", tickvals=[4, 8, 16, 32, 64, 128], title_text="state bytes (KiB, float32)")
+    fig.update_yaxes(range=[-0.03, 1.03])
+    fig.update_yaxes(title_text="test accuracy", row=1, col=1)
+    fig.update_layout(font=FONT)
+    return finish(fig, title, height)
