@@ -180,3 +180,41 @@ def test_recall_figures():
         recall_accuracy_figure([])
     with pytest.raises(ValueError):
         recall_frontier_figure([{"mixer": "x"}])
+
+
+# The notebook's checkers ------------------------------------------------------------------------
+def reference_labels(inputs, n):
+    labels = torch.full_like(inputs, IGNORE_INDEX)
+    for b in range(inputs.shape[0]):
+        pair = dict(zip(inputs[b, 0:2 * n:2].tolist(), inputs[b, 1:2 * n:2].tolist()))
+        for t in range(2 * n, inputs.shape[1]):
+            if inputs[b, t] != 0:
+                labels[b, t] = pair[inputs[b, t].item()]
+    return labels
+
+
+def test_check_mqar_labels(capsys):
+    from linattn_edu.exercises import check_mqar_labels
+    assert check_mqar_labels(reference_labels)
+
+    def late(inputs, n):  # the label on the slot after the key
+        out = torch.full_like(inputs, IGNORE_INDEX)
+        out[:, 1:] = reference_labels(inputs, n)[:, :-1]
+        return out
+
+    def keys(inputs, n):
+        lab = reference_labels(inputs, n)
+        return torch.where(lab != IGNORE_INDEX, inputs, IGNORE_INDEX)
+
+    capsys.readouterr()
+    assert not check_mqar_labels(late) and "one position late" in capsys.readouterr().out
+    assert not check_mqar_labels(keys) and "its value" in capsys.readouterr().out
+
+
+def test_check_fails_first(capsys):
+    from linattn_edu.exercises import check_fails_first, first_failure
+    runs = fake_runs()
+    assert first_failure(runs) == ("linear", 16)
+    assert check_fails_first("linear", runs)
+    assert not check_fails_first("softmax", runs) and "not softmax" in capsys.readouterr().out
+    assert not check_fails_first("mamba", runs)
