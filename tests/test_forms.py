@@ -1,6 +1,7 @@
 """Every form of linear attention computes the same thing: outputs, final state, gradients."""
 import pytest
 import torch
+from conftest import assert_close, rand
 
 from linattn_edu import linear_attention
 from linattn_edu.feature_maps import favor_plus
@@ -14,17 +15,12 @@ TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 
 
 def make_qkv(lead, n, d=8, d_v=5, dtype=torch.float64, seed=0, grad=False):
-    g = torch.Generator().manual_seed(seed)
-    q, k = (torch.randn(*lead, n, d, generator=g, dtype=dtype) for _ in range(2))
-    v = torch.randn(*lead, n, d_v, generator=g, dtype=dtype)
+    q, k = rand(*lead, n, d, dtype=dtype, seed=seed), rand(*lead, n, d, dtype=dtype, seed=seed + 1)
+    v = rand(*lead, n, d_v, dtype=dtype, seed=seed + 2)
     if grad:
         for x in (q, k, v):
             x.requires_grad_(True)
     return q, k, v
-
-
-def rel_err(a, b):
-    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
 
 
 def reference_state(q, k, v, fmap):
@@ -47,10 +43,10 @@ def test_causal_forms_agree(dtype, lead, n):
         results[f"chunkwise C={c}"] = linear_attention_with_state(q, k, v, "elu+1", chunk_size=c)
     for name, (out, state) in results.items():
         assert out.dtype == dtype and out.shape == (*lead, n, 5)
-        assert rel_err(out.double(), ref64) <= TOL[dtype], name
+        assert_close(name, ref64, out, TOL[dtype])
         if state is not None:
-            assert rel_err(state[0].double(), s_ref) <= TOL[dtype], f"{name}: S"
-            assert rel_err(state[1].double(), z_ref) <= TOL[dtype], f"{name}: z"
+            assert_close(f"{name}: S", s_ref, state[0], TOL[dtype])
+            assert_close(f"{name}: z", z_ref, state[1], TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -60,20 +56,20 @@ def test_noncausal_forms_agree(dtype, n):
     ref = linear_attention(q.double(), k.double(), v.double(), "elu+1", form="quadratic")
     for form in ("linear", "chunkwise", "auto"):
         out = linear_attention(q, k, v, "elu+1", form=form)
-        assert rel_err(out.double(), ref) <= TOL[dtype], form
+        assert_close(form, ref, out, TOL[dtype])
 
 
 def test_cross_attention_noncausal_n_ne_m():
-    q = torch.randn(2, 5, 4, dtype=torch.float64)
-    k, v = torch.randn(2, 9, 4, dtype=torch.float64), torch.randn(2, 9, 3, dtype=torch.float64)
+    q, k, v = rand(2, 5, 4), rand(2, 9, 4, seed=1), rand(2, 9, 3, seed=2)
     a = linear_attention(q, k, v, "relu", form="quadratic")
     b = linear_attention(q, k, v, "relu", form="linear")
-    assert a.shape == (2, 5, 3) and rel_err(b, a) < 1e-12
+    assert a.shape == (2, 5, 3)
+    assert_close("linear vs quadratic", a, b, 1e-12)
 
 
 def grads(fn, q, k, v, seed=1):
     out = fn(q, k, v)
-    w = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(out.dtype)
+    w = rand(*out.shape, seed=seed, dtype=out.dtype)
     return torch.autograd.grad((out * w).sum(), (q, k, v))
 
 
@@ -94,8 +90,8 @@ def test_gradients_agree(dtype, n, c, fmap):
 
 
 def test_final_state_gradient_through_causal_product():
-    fq, fk = torch.rand(2, 13, 4, dtype=torch.float64), torch.rand(2, 13, 4, dtype=torch.float64)
-    v = torch.randn(2, 13, 3, dtype=torch.float64)
+    fq, fk = rand(2, 13, 4).abs(), rand(2, 13, 4, seed=1).abs()
+    v = rand(2, 13, 3, seed=2)
     inputs = tuple(x.requires_grad_() for x in (fq, fk, v))
     assert torch.autograd.gradcheck(lambda a, b, c: causal_product(a, b, c, 5), inputs)
 
@@ -156,7 +152,7 @@ def test_unnormalised_forms_agree():
     ref, _ = quadratic_form(fq, fk, v, causal=True, normalize=False)
     for form in ("recurrent", "prefix", "chunkwise"):
         out = linear_attention(q, k, v, "identity", causal=True, form=form, normalize=False, chunk_size=8)
-        assert rel_err(out, ref) < 1e-10, form
+        assert_close(form, ref, out, 1e-10)
 
 
 def test_auto_picks_chunkwise_for_causal_and_associative_otherwise():
