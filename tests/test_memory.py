@@ -7,8 +7,13 @@ import torch
 
 from linattn_edu import memory
 from linattn_edu.memory import (
+    HYBRID_PRESETS,
     PRESETS,
     AttentionShape,
+    HybridShape,
+    get_hybrid_preset,
+    hybrid_bytes,
+    hybridize,
     bytes_per_element,
     cache_bytes,
     crossover_tokens,
@@ -69,6 +74,17 @@ def test_cache_is_linear_in_tokens_and_batch_state_is_constant():
     assert linear_state_bytes(layers=2, heads=3, d_phi=5, d_v=7, dtype=4, include_z=True) == 2 * 3 * (35 + 5) * 4
 
 
+def test_gqa_and_mqa_keep_one_state_per_kv_head():
+    """S = Σ φ(k_j) v_jᵀ depends on keys and values only: query heads that share a kv head share its state."""
+    llama3 = PRESETS["llama-3-8b"]  # 32 query heads, 8 kv heads
+    assert state_bytes(llama3, dtype="bf16") == 32 * 8 * 128 * 128 * 2 == 8 * MiB
+    assert state_bytes(llama3, dtype="bf16") * 4 == state_bytes(llama3.with_(kv_heads=32, kind="MHA"), dtype="bf16")
+    falcon = PRESETS["falcon-7b"]  # MQA: 71 query heads, one kv head of 64 dims
+    assert state_bytes(falcon, dtype="fp16", include_z=True) == 32 * 1 * (64 * 64 + 64) * 2
+    # the crossover moves with it: 8 MiB / 128 KiB per token = 64 tokens, as for Llama-2-7B
+    assert crossover_tokens(llama3) == 64
+
+
 def test_state_d_phi_follows_the_feature_map():
     gpt2 = PRESETS["gpt2"]
     taylor_dim = 1 + 64 + 64 * 64
@@ -112,10 +128,76 @@ def test_presets_match_their_kind_and_cite_a_source():
         (lambda: AttentionShape("x", layers=2, heads=4, kv_heads=4, head_dim=4, kind="XYZ"), ValueError, "kind must be one of"),
         (lambda: memory.get_preset("llama-9"), ValueError, "preset must be one of"),
         (lambda: cache_bytes("llama-2-7b", 10), TypeError, "AttentionShape"),
-        (lambda: format_bytes(-1), ValueError, "non-negative"),
+        (lambda: format_bytes(-1), ValueError, "a byte count must be a finite number >= 0; got -1"),
+        (lambda: format_bytes(float("nan")), ValueError, "got nan"),
+        (lambda: format_bytes(float("inf")), ValueError, "got inf"),
     ],
 )
 def test_bad_input_names_expected_and_received(call, error, words):
     with pytest.raises(error, match=None) as info:
         call()
     assert words in str(info.value)
+
+
+def test_hybrid_three_linear_to_one_attention_shrinks_the_cache_by_three_quarters():
+    llama = PRESETS["llama-2-7b"]
+    h = hybridize(llama, 24)  # 24 linear : 8 attention layers = 3 : 1
+    assert (h.layers, h.attention_layers, h.ratio) == (32, 8, "24:8")
+    full = cache_bytes(llama, 32768, dtype="fp16")  # 16 GiB
+    b = hybrid_bytes(h, 32768, dtype="fp16")
+    assert b.kv_cache == full // 4 == 4 * GiB
+    assert b.state == 24 * 32 * 128 * 128 * 2 == 24 * MiB  # 24 layers' constant states
+    assert b.total == b.kv_cache + b.state
+    assert hybrid_bytes(h, 65536, dtype="fp16").state == b.state  # constant in tokens
+    # the ends of the knob: no linear layer is the plain model, all linear is the plain state
+    assert hybrid_bytes(hybridize(llama, 0), 1000).kv_cache == cache_bytes(llama, 1000)
+    all_linear = hybrid_bytes(hybridize(llama, 32, include_z=True), 1000)
+    assert all_linear == (0, state_bytes(llama, include_z=True))
+    # a GQA model's linear layers keep one state per kv head; state_dtype can differ from the cache's
+    h3 = hybridize(PRESETS["llama-3-8b"], 24, d_phi=256)
+    assert hybrid_bytes(h3, 1, dtype="bf16", state_dtype="fp32").state == 24 * 8 * 256 * 128 * 4
+
+
+def test_hybrid_presets_match_their_published_numbers():
+    jamba = HYBRID_PRESETS["jamba-v0.1"]  # 1 attention : 7 Mamba over 32 layers
+    assert (jamba.attention_layers, jamba.linear_layers) == (4, 28)
+    # the Jamba paper (Table 1): 4 GB of KV cache at 256K tokens, 16-bit
+    assert hybrid_bytes(jamba, 256 * 1024, dtype="bf16").kv_cache == 4 * GiB
+    assert hybrid_bytes(jamba, 1, dtype="bf16").state == 28 * 8192 * 16 * 2  # Mamba: d_inner · d_state
+    qwen = get_hybrid_preset("Qwen3-Next-80B-A3B")  # 3 Gated DeltaNet : 1 gated attention over 48 layers
+    assert qwen.ratio == "36:12"
+    assert hybrid_bytes(qwen, 1, dtype="bf16").kv_cache == 12 * 2 * 2 * 256 * 2 == 24 * KiB  # per token
+    assert hybrid_bytes(qwen, 1, dtype="bf16").state == 36 * 32 * 128 * 128 * 2 == 36 * MiB
+    kimi = HYBRID_PRESETS["kimi-linear-48b-a3b"]  # 20 KDA : 7 MLA layers (about 3 : 1)
+    per_token = hybrid_bytes(kimi, 1, dtype="bf16").kv_cache
+    assert per_token == 7 * (512 + 64) * 2
+    full_mla = cache_bytes(kimi.attention, 1, dtype="bf16")  # all 27 layers MLA
+    assert round(1 - per_token / full_mla, 2) == 0.74  # "up to 75 % less KV cache" (Kimi Linear report)
+    for key, h in HYBRID_PRESETS.items():
+        assert isinstance(h, HybridShape) and h.source and 0 < h.linear_layers < h.layers, key
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "words"),
+    [
+        (lambda: hybridize(PRESETS["gpt2"], -1), ValueError, "linear_layers must be an int >= 0 and <= 12; got -1"),
+        (lambda: hybridize(PRESETS["gpt2"], True), TypeError, "linear_layers must be an int"),
+        (lambda: hybridize("gpt2", 3), TypeError, "shape must be an AttentionShape"),
+        (lambda: hybridize(PRESETS["gpt2"], 3, d_phi=0), ValueError, "d_phi must be an int >= 1; got 0"),
+        (lambda: hybrid_bytes(hybridize(PRESETS["gpt2"], 3), -5), ValueError, "tokens must be an int >= 0; got -5"),
+        (lambda: hybrid_bytes(hybridize(PRESETS["gpt2"], 3), 5, state_dtype="fp12"), ValueError, "'fp12'"),
+        (lambda: HybridShape("x", PRESETS["gpt2"], 3, 0), ValueError, "state_elements must be an int >= 1; got 0"),
+        (lambda: HYBRID_PRESETS["jamba-v0.1"].with_(linear_layers=33), ValueError, "<= 32; got 33"),
+        (lambda: get_hybrid_preset(None), ValueError, "hybrid preset must be one of"),
+    ],
+)
+def test_hybrid_bad_input(call, error, words):
+    with pytest.raises(error) as info:
+        call()
+    assert words in str(info.value)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    assert doctest.testmod(memory).failed == 0
