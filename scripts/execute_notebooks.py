@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -106,7 +107,9 @@ class PngRenderer:
         import plotly.io as pio
 
         fig = go.Figure(figure)
-        return pio.to_image(fig, format="png", width=fig.layout.width or 900, height=fig.layout.height or 500)
+        with warnings.catch_warnings():  # plotly warns that kaleido options go unused with a running server
+            warnings.filterwarnings("ignore", message="The kopts argument is ignored")
+            return pio.to_image(fig, format="png", width=fig.layout.width or 900, height=fig.layout.height or 500)
 
 
 def _png_text(png: bytes) -> str:
