@@ -23,7 +23,7 @@ Hand-computed check (Llama-2-7B shape, fp16): 2 · 32 · 32 · 128 · 2 B = 524 
 token, so 32 768 tokens need 16 GiB; a same-shaped linear state (d_φ = d_v = 128) is
 32 · 32 · 128 · 128 · 2 B = 32 MiB at any length.
 
-Only arithmetic here: no torch import, so the numbers can be checked anywhere.
+Only integer arithmetic here: every number can be checked by hand.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import NamedTuple
 
-from ._checks import check_bool, check_number
+from ._checks import DTYPES, check_bool, check_number
 from ._checks import format_bytes as _format_bytes
 
 __all__ = [
@@ -55,15 +55,9 @@ __all__ = [
     "get_hybrid_preset",
 ]
 
-#: Bytes per element of the storage dtypes people use for caches.
-DTYPE_BYTES = {
-    "fp64": 8, "float64": 8,
-    "fp32": 4, "float32": 4,
-    "fp16": 2, "float16": 2,
-    "bf16": 2, "bfloat16": 2,
-    "fp8": 1, "float8": 1,
-    "int8": 1,
-}
+#: Bytes per element of the storage dtypes people use for caches: the library's one table of float
+#: dtype names (``_checks.DTYPES``: 'fp16', 'bfloat16', 'half', ...) plus the 8-bit cache formats.
+DTYPE_BYTES = {name: dtype.itemsize for name, dtype in DTYPES.items()} | {"fp8": 1, "float8": 1, "int8": 1}
 
 KINDS = ("MHA", "GQA", "MQA", "MLA")
 
