@@ -100,3 +100,20 @@ def test_gaussian_and_boxcar_smoothers_on_1d_data():
     box = kernel_smoother(xq, x, y, boxcar_kernel(0.1))
     assert torch.count_nonzero(box[1]) == 0  # nobody within 0.1 of 5.0: the documented exact 0
     assert abs(box[0, 0].item() - y[(x - 0.5).abs().squeeze() <= 0.1].mean().item()) < 1e-12
+
+
+def test_weighted_sum_keeps_zero_weights_away_from_nan_values():
+    """weights @ values, except that a weight of exactly 0 never multiplies a NaN/inf value."""
+    from linattn_edu._checks import weighted_sum
+
+    w = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.2, 0.3, 0.5]], dtype=torch.float64)  # (3, 3)
+    v = rand(3, 2, seed=4)
+    assert_close("all finite: a plain matmul", w @ v, weighted_sum(w, v), 1e-15)
+    v_bad = v.clone()
+    v_bad[2, 0] = float("nan")  # token 2, channel 0
+    v_bad[1, 1] = float("inf")  # token 1, channel 1
+    out = weighted_sum(w, v_bad)  # (3, 2)
+    assert_close("row 0 sees no bad value", (w @ v)[0], out[0], 1e-15)
+    assert_close("row 1, channel 0", (w @ v)[1, 0:1], out[1, 0:1], 1e-15)
+    assert torch.isinf(out[1, 1]) and torch.isnan(out[2, 0]) and torch.isinf(out[2, 1])  # honest where used
+    assert torch.isnan((w @ v_bad)[0, 0])  # what the plain matmul does: 0·NaN = NaN
