@@ -269,3 +269,12 @@ def test_revision_comes_from_the_environment_outside_git(monkeypatch):
 def test_every_public_name_the_explorers_and_viz_use_is_importable():
     from linattn_edu.bench import (METHODS, MODES, Results, crossover_n, fit_theory_constant,  # noqa: F401
                                    log_grid, slopes, sweep)
+
+
+def test_decode_in_bfloat16_keeps_a_float32_state():
+    res = decode_sweep((16,), heads=2, d=8, dtype="bfloat16", min_repeats=2, min_run_time=0.01, measure_memory=False,
+                       progress=False)
+    (cache,) = res.series("kv_cache", "decode", key="state_bytes")[1]
+    (state,) = res.series("recurrent", "decode", key="state_bytes")[1]
+    assert cache == 2 * 2 * 17 * 8 * 2  # the cache is stored in bfloat16
+    assert state == 2 * 8 * (8 + 1) * 4  # the state accumulates in float32

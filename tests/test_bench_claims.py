@@ -167,7 +167,8 @@ def test_compiled_chunkwise_equals_eager_forward_and_backward():
 
 @pytest.mark.cuda
 def test_cuda_headline_runs_both_paths_with_events_and_peak_memory():
-    h = bench.headline(n=1024, batch=1, heads=2, d=32, dtype="bfloat16", device="cuda", min_repeats=3)
+    h = bench.headline(n=1024, batch=1, heads=2, d=32, dtype="bfloat16", device="cuda", min_repeats=3,
+                       methods=["chunkwise", "sdpa"])
     for mode in bench.MODES:
         t = h[("chunkwise", mode)]
         assert t["median_s"] > 0 and t["peak_bytes"] > 0
@@ -175,3 +176,14 @@ def test_cuda_headline_runs_both_paths_with_events_and_peak_memory():
     res = bench.decode_sweep((256, 1024), batch=2, heads=2, d=32, dtype="bfloat16", device="cuda", min_repeats=3,
                              min_run_time=0.01, progress=False)
     assert len(res.records) == 4 and all(r["median_s"] > 0 for r in res.records)
+
+
+@pytest.mark.cuda
+@pytest.mark.slow
+def test_fla_kernels_agree_with_ours_on_the_gpu():
+    if not bench_fla.available("cuda"):
+        pytest.skip(bench_fla.unavailable_reason("cuda"))
+    for method in ("fla_chunk", "fla_fused_chunk"):
+        for dtype in ("float32", "bfloat16"):
+            fn = bench.build_call(method, 300, heads=2, d=64, dtype=dtype, device="cuda")  # checks before returning
+            assert fn().shape == (1, 2, 300, 64)

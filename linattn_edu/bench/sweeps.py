@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 
 import torch
 
-from .._checks import MemoryBudgetError, dtype_name, parse_dtype
+from .._checks import MemoryBudgetError, compute_dtype, dtype_name, parse_dtype
 from ..memory import kv_cache_bytes, linear_state_bytes
 from ..recurrent import LinearAttentionState
 from ..softmax import softmax_attention
@@ -202,7 +202,8 @@ def _kv_cache_step(context: int, *, batch, heads, d, dtype, device, seed=0):
 def _recurrent_step(context: int, *, batch, heads, d, dtype, device, seed=0):
     """A linear-attention decoder step after prefilling N tokens: S += φ(k_t)v_tᵀ, out = φ(q_t)ᵀS / φ(q_t)ᵀz."""
     rand = _rand_on(device, seed)
-    state = LinearAttentionState(FEATURE_MAP, d, d, batch_shape=(batch, heads), dtype=dtype, device=device)
+    state_dtype = compute_dtype(dtype)  # the state accumulates in float32 for half-precision models
+    state = LinearAttentionState(FEATURE_MAP, d, d, batch_shape=(batch, heads), dtype=state_dtype, device=device)
     with torch.no_grad():
         state.prefill(*(rand(dtype, batch, heads, context, d) for _ in range(3)))  # 3 × (B, H, N, d): S, z after N
     q_t, k_t, v_t = (rand(dtype, batch, heads, d) for _ in range(3))  # (B, H, d) each
@@ -211,7 +212,7 @@ def _recurrent_step(context: int, *, batch, heads, d, dtype, device, seed=0):
         with torch.no_grad():
             return state.step(q_t, k_t, v_t)  # (B, H, d)
     nbytes = linear_state_bytes(layers=1, heads=heads, d_phi=state.S.shape[-2], d_v=d, batch=batch,
-                                dtype=dtype, include_z=True)
+                                dtype=state_dtype, include_z=True)
     return step, nbytes
 
 
