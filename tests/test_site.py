@@ -6,8 +6,11 @@ SVG per stored figure), its math is typeset by the local MathJax (``mjx-containe
 ``$…$`` left in the prose), its explorers show their snapshot and the note, no request left the
 machine, none failed, and no script error was raised. The index links every notebook.
 
-The site is built from the committed notebooks, not here: CI builds it in ``.ci/run`` before the
-tests. Elsewhere, without ``build/site/``, these tests skip and say how to build it.
+The site under test is built from the committed notebooks into a temporary folder by
+``scripts/build_site.py`` (about 15 s; MathJax comes from ``site/node_modules``, installed with
+``npm ci --prefix site`` when npm is there). ``LINATTN_SITE=build/site`` tests an existing build
+instead. Without npm and without MathJax installed the tests skip and say so, except under CI=true,
+where ``.ci/run`` installs npm and a missing site is a failure.
 """
 from __future__ import annotations
 
@@ -16,6 +19,9 @@ import http.server
 import json
 import os
 import re
+import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from urllib.parse import urlparse
@@ -23,7 +29,7 @@ from urllib.parse import urlparse
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SITE = Path(os.environ.get("LINATTN_SITE", ROOT / "build" / "site"))  # where scripts/build_site.sh wrote it
+MATHJAX = ROOT / "site" / "node_modules" / "mathjax" / "es5" / "tex-chtml-full.js"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 EXPLORER_NOTE = "Run this cell to use the explorer"
@@ -32,14 +38,34 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
+def _unavailable(message: str):
+    if IN_CI:
+        pytest.fail(f"CI=true and {message}", pytrace=False)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="module")
-def site() -> Path:
-    if not (SITE / "pages.json").exists():
-        message = "the static site is not built: run scripts/build_site.sh (needs npm for MathJax)"
-        if IN_CI:
-            pytest.fail(f"CI=true and {message}; .ci/run builds it before the tests", pytrace=False)
-        pytest.skip(message)
-    return SITE
+def site(tmp_path_factory) -> Path:
+    """The built site: $LINATTN_SITE if set, else a fresh build of the committed notebooks."""
+    if os.environ.get("LINATTN_SITE"):
+        path = Path(os.environ["LINATTN_SITE"])
+        if not (path / "pages.json").exists():
+            _unavailable(f"LINATTN_SITE={path} holds no built site (scripts/build_site.sh writes build/site)")
+        return path
+    if not MATHJAX.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            _unavailable("the site needs MathJax from npm and npm is not installed "
+                         "(Debian: apt-get install -y nodejs npm), then run scripts/build_site.sh")
+        done = subprocess.run([npm, "ci", "--prefix", "site", "--no-audit", "--no-fund"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            _unavailable(f"`npm ci --prefix site` failed: {done.stderr[-800:]}")
+    out = tmp_path_factory.mktemp("site")
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_site.py"), "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"scripts/build_site.py failed:\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}"
+    return out
 
 
 @pytest.fixture(scope="module")
