@@ -1,8 +1,6 @@
 """Checkers for notebook 02 (attention as kernel smoothing): Gaussian kernel, Nadaraya–Watson, exp kernel."""
 from __future__ import annotations
 
-import math
-
 import torch
 
 from ..kernel import gaussian_kernel, kernel_smoother

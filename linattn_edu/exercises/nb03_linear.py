@@ -1,8 +1,6 @@
 """Checkers for notebook 03 (linear attention): the key–value summary, O(N) attention, implied weights."""
 from __future__ import annotations
 
-import math
-
 import torch
 
 from ..feature_maps import elu_plus_one

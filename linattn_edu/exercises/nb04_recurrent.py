@@ -1,8 +1,6 @@
 """Checkers for notebook 04 (causal linear attention is an RNN): prefix states, one step, chunkwise, backward."""
 from __future__ import annotations
 
-import math
-
 import torch
 
 from ..feature_maps import elu_plus_one, identity
