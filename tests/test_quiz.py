@@ -18,12 +18,14 @@ RIGHT_CHOICES = {
     "finite_features": "c", "bandwidth_limit": "b", "denominator_role": "b", "reorder_buys": "c",
     "identity_kernel": "c", "aggregated_state": "b", "trig_negative": "b",
     "long_context_latency": "d", "kv_budget": "a", "device_60k": "cde", "multi_tenant": "cd",
+    "gqa_states": "b", "kv_crossover": "a",
 }
+MINE = set(qs.CORE_QUESTIONS) | set(qs.DESIGN_QUESTIONS) | set(qs.MEMORY_QUESTIONS)
 
 
 def test_every_question_is_tested():
-    assert set(RIGHT_ORDERS) | set(RIGHT_CHOICES) == set(qs.CORE_QUESTIONS) | set(qs.DESIGN_QUESTIONS)
-    assert set(qs.CORE_QUESTIONS) | set(qs.DESIGN_QUESTIONS) <= set(ex.QUESTIONS)
+    assert set(RIGHT_ORDERS) | set(RIGHT_CHOICES) == MINE
+    assert MINE <= set(ex.QUESTIONS)
 
 
 @pytest.mark.parametrize("name", sorted(RIGHT_ORDERS))
@@ -176,3 +178,16 @@ def test_multi_tenant_answer_is_exactly_the_bounded_designs():
         "e": memory.cache_bytes(s.with_(layers=4), 100_000) > memory.cache_bytes(s.with_(layers=4), 1024),
     }
     assert {x for x, g in grows.items() if not g} == set(ex.QUESTIONS["multi_tenant"].answer)
+
+
+def test_gqa_states_answer_follows_from_state_bytes():
+    s = memory.get_preset("llama-3-8b")
+    one = memory.linear_state_bytes(layers=1, heads=1, d_phi=128, d_v=128, dtype="fp16")
+    assert memory.state_bytes(s) == s.layers * s.kv_heads * one  # one state per KV head: answer b
+    assert ex.QUESTIONS["gqa_states"].options["b"].startswith(f"{s.kv_heads}:")
+
+
+def test_kv_crossover_answer_is_the_calculators():
+    n = memory.crossover_tokens(memory.get_preset("llama-2-7b"))
+    assert ex.QUESTIONS["kv_crossover"].options["a"] == f"{n:,}"
+    assert f"after {n} tokens" in ex.QUESTIONS["kv_crossover"].explain()

@@ -25,7 +25,10 @@ notebook    checkers                                     questions
 05          check_elu_plus_one, check_taylor_features,   trig_negative; design scenarios:
             check_favor_features                         long_context_latency, kv_budget,
                                                          device_60k, multi_tenant
+07          (questions only)                             gqa_states, kv_crossover
 ==========  ===========================================  ==========================================
+
+Notebooks 08 and later bring their own modules (``nb08_gates``, ``nb09_recall``, …), found as below.
 
 Layout: ``runner`` (cases, comparison, diagnoses, the call spies, quiz marking), ``questions``
 (the question data), and one checker module per notebook, ``nbNN_<topic>.py``.

@@ -1,4 +1,4 @@
-"""The quiz questions of notebooks 01–05: ordering, multiple choice, and design scenarios.
+"""The quiz questions of notebooks 01–05 and 07: ordering, multiple choice, design scenarios, memory.
 
 Ordering questions list their steps in the right order here; readers see them shuffled and
 relabelled (:func:`~linattn_edu.exercises.runner.displayed_options`). Explanations that quote
@@ -14,7 +14,7 @@ from ..feature_maps import identity
 from ..linear import linear_attention
 from .runner import Question, add_questions
 
-__all__ = ["CORE_QUESTIONS", "DESIGN_QUESTIONS", "identity_kernel_example"]
+__all__ = ["CORE_QUESTIONS", "DESIGN_QUESTIONS", "MEMORY_QUESTIONS", "identity_kernel_example"]
 
 
 # --------------------------------------------------------------------------- 01–05: concepts
@@ -287,5 +287,48 @@ DESIGN_QUESTIONS = {
         hint="for each design, does the memory at 100k tokens exceed the memory at 1k?"),
 }
 
+# --------------------------------------------------------------------------- 07: memory (cells for notebook 07)
+
+
+def _gqa_states_explanation() -> str:
+    s = _llama3()
+    per_state = memory.state_bytes(s.with_(layers=1, heads=1, kv_heads=1, kind="MHA"))  # one (d_φ, d_v) S, fp16
+    return (f"S = Σ_j φ(k_j) v_jᵀ and z = Σ_j φ(k_j) are built from keys and values only; a query only reads "
+            f"them. The {s.heads // s.kv_heads} query heads that share a KV head share its state, so a layer "
+            f"holds {s.kv_heads} states of {_fmt(per_state)} each (d_φ = d_v = {s.head_dim}, fp16): "
+            f"memory.state_bytes gives {_fmt(memory.state_bytes(s))} for all {s.layers} layers, not "
+            f"{_fmt(memory.state_bytes(s) * s.heads // s.kv_heads)}.")
+
+
+def _crossover_explanation() -> str:
+    s = _llama2()
+    n = memory.crossover_tokens(s)
+    return (f"per token the cache grows by {_fmt(memory.cache_bytes(s, 1))}; the whole linear state is "
+            f"{_fmt(memory.state_bytes(s))}; so after {n} tokens (memory.crossover_tokens) the cache is "
+            f"already the larger — a state of d_φ·d_v numbers per head is the cache of d_φ·d_v / (2·head_dim) "
+            f"= {s.head_dim // 2} tokens. Every real context is far past that.")
+
+
+MEMORY_QUESTIONS = {
+    "gqa_states": Question(
+        "Llama-3-8B has 32 query heads and 8 KV heads per layer (GQA). Made into linear attention with the "
+        "same projections, how many (S, z) states does one layer keep?",
+        {"a": "32: one per query head",
+         "b": "8: the state is built from keys and values only, so query heads that share a KV head share "
+              "its state",
+         "c": "1: the heads are summed into one state",
+         "d": "40: one per query head and one per KV head"},
+        ("b",), _gqa_states_explanation, kind="choice",
+        hint="which of q, k, v enter S = Σ_j φ(k_j) v_jᵀ?"),
+    "kv_crossover": Question(
+        "Predict, then check with memory.crossover_tokens: at how many tokens does the fp16 KV cache of the "
+        "Llama-2-7B shape (32 layers, 32 heads of dim 128) become larger than a same-shaped linear-attention "
+        "state (d_φ = d_v = 128)?",
+        {"a": "64", "b": "4,096", "c": "131,072", "d": "never: the state is always larger"},
+        ("a",), _crossover_explanation, kind="choice",
+        hint="divide the state's bytes by the cache's bytes per token."),
+}
+
 add_questions(CORE_QUESTIONS)
 add_questions(DESIGN_QUESTIONS)
+add_questions(MEMORY_QUESTIONS)
