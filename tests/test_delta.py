@@ -153,3 +153,19 @@ def test_failed_step_leaves_the_state_untouched():
         st.step(torch.ones(3), torch.ones(4), torch.ones(2), one * 0.5)
     assert st.t == 1
     assert_close("S untouched", before, st.S, 0.0)
+
+
+# the notebook's checker -----------------------------------------------------------------------
+def test_delta_step_checker_accepts_the_step_and_names_mistakes(capsys):
+    from linattn_edu.exercises import check_delta_step
+
+    def right(S, k, v, b):
+        r = (k[..., None, :] @ S).squeeze(-2)
+        return S + k[..., :, None] * (b[..., None] * (v - r))[..., None, :]
+
+    assert check_delta_step(right) is True
+    additive = lambda S, k, v, b: S + k[..., :, None] * (b[..., None] * v)[..., None, :]  # noqa: E731
+    assert check_delta_step(additive) is False
+    assert "additive write" in capsys.readouterr().out
+    assert check_delta_step(lambda S, k, v, b: right(S, k, v, torch.ones_like(b))) is False
+    assert "left out β_t" in capsys.readouterr().out

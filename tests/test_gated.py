@@ -237,3 +237,16 @@ def test_decayed_state_forgets():
     for _ in range(10):
         st.step(e1, e1, torch.zeros(1, dtype=torch.float64), g)
     assert math.isclose(st.readout(e0).item(), 2.0 ** -10, rel_tol=1e-12)
+
+
+# the notebook's checker -----------------------------------------------------------------------
+def test_gated_step_checker_accepts_the_step_and_names_mistakes(capsys):
+    from linattn_edu.exercises import check_gated_step
+    right = lambda S, k, v, g: g.exp()[..., None, None] * S + k[..., :, None] * v[..., None, :]  # noqa: E731
+    assert check_gated_step(right) is True
+    no_exp = lambda S, k, v, g: g[..., None, None] * S + k[..., :, None] * v[..., None, :]  # noqa: E731
+    assert check_gated_step(no_exp) is False
+    assert "multiply by exp(g_t)" in capsys.readouterr().out
+    late = lambda S, k, v, g: g.exp()[..., None, None] * (S + k[..., :, None] * v[..., None, :])  # noqa: E731
+    assert check_gated_step(late) is False
+    assert "decayed after writing" in capsys.readouterr().out
