@@ -10,23 +10,18 @@ names them.
 Quizzes: ``show_question(name)`` prints a question (never its answer), ``check_order(name,
 [...])`` and ``check_choice(name, "b")`` mark an answer and explain it once it is right.
 
-==========  ===========================================  ==========================================
-notebook    checkers                                     questions
-==========  ===========================================  ==========================================
-01          check_scaled_scores, check_stable_softmax,   softmax_steps
-            check_causal_mask, check_softmax_attention
-02          check_gaussian_kernel, check_nadaraya_watson, finite_features, bandwidth_limit
-            check_exp_kernel
-03          check_kv_summary, check_linear_attention,    denominator_role, reorder_buys,
-            check_linear_weights                         identity_kernel, linear_steps
-04          check_hand_output, check_prefix_states,      aggregated_state, chunkwise_steps
-            check_recurrent_step, check_chunkwise,
-            check_causal_backward
-05          check_elu_plus_one, check_taylor_features,   trig_negative; design scenarios:
-            check_favor_features                         long_context_latency, kv_budget,
-                                                         device_60k, multi_tenant
-07          (questions only)                             gqa_states, kv_crossover
-==========  ===========================================  ==========================================
+Checkers and questions per notebook:
+
+* 01: check_scaled_scores, check_stable_softmax, check_causal_mask, check_softmax_attention;
+  softmax_steps
+* 02: check_gaussian_kernel, check_nadaraya_watson, check_exp_kernel; finite_features, bandwidth_limit
+* 03: check_kv_summary, check_linear_attention, check_linear_weights; denominator_role, reorder_buys,
+  identity_kernel, linear_steps
+* 04: check_hand_output (with show_hand_example), check_prefix_states, check_recurrent_step,
+  check_chunkwise, check_causal_backward; aggregated_state, chunkwise_steps
+* 05: check_elu_plus_one, check_taylor_features, check_favor_features; trig_negative and the design
+  scenarios long_context_latency, kv_budget, device_60k, multi_tenant
+* 07: questions only: gqa_states, kv_crossover
 
 Notebooks 08 and later bring their own modules (``nb08_gates``, ``nb09_recall``, …), found as below.
 
