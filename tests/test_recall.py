@@ -133,8 +133,13 @@ def test_run_mqar_bad_input(kwargs, err):
 @pytest.mark.slow
 def test_training_learns_above_chance():
     """V = 64, L = 16, 2 pairs: softmax learns far above chance (1/32) in seconds on a CPU (0.99 measured)."""
-    r = run_mqar("softmax", num_kv_pairs=2, seq_len=16, vocab_size=64, d_model=32, train_examples=2048,
-                 test_examples=256, epochs=6, progress=False, device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: more threads only wait on each other (and on a busy CPU, much longer)
+    try:
+        r = run_mqar("softmax", num_kv_pairs=2, seq_len=16, vocab_size=64, d_model=32, train_examples=2048,
+                     test_examples=256, epochs=6, progress=False, device="cpu")
+    finally:
+        torch.set_num_threads(threads)
     assert r["accuracy"] > 0.5, r
     assert r["losses"][-1] < r["losses"][0]
     assert set(r) >= {"accuracy", "seconds", "state_bytes", "steps", "losses", "epoch_accuracy"}
