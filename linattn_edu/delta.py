@@ -76,19 +76,21 @@ def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64):
     bc = _chunk(beta.unsqueeze(-1), c)  # (..., n, C, 1); padded β = 0: those rows write nothing
     kk = kc @ kc.transpose(-2, -1)  # (..., n, C, d) @ (..., n, d, C) -> (..., n, C, C)
     qk = qc @ kc.transpose(-2, -1)  # (..., n, C, d) @ (..., n, d, C) -> (..., n, C, C)
-    bk = bc * kc  # (..., n, C, d): βK
+    kw = kc  # (..., n, C, d): the keys W is built from (ΓK when gated)
     if g is not None:  # Gated DeltaNet: decay every product by exp(b_t − b_s) <= 1
         gc = _chunk(g.unsqueeze(-1), c)  # (..., n, C, 1); padded g = 0
         b = gc.cumsum(-2)  # (..., n, C, 1): chunk-local cumulative log-decay
         dmask = segment_sum(gc.squeeze(-1)).exp()  # (..., n, C, C): D_ts = exp(b_t − b_s), t >= s, else 0
         kk, qk = kk * dmask, qk * dmask  # (..., n, C, C)
-        bk = bk * b.exp()  # (..., n, C, d): βΓK
+        kw = kc * b.exp()  # (..., n, C, d): ΓK
     eye = torch.eye(c, dtype=q.dtype, device=q.device)  # (C, C)
-    t_mat = (bc * kk).tril(-1) + eye  # (..., n, C, C): unit lower-triangular T = I + strict_tril(diag(β) KKᵀ ⊙ D)
+    strict = torch.ones(c, c, dtype=torch.bool, device=q.device).tril(-1)  # (C, C): t > s
+    t_mat = torch.where(strict, bc * kk, eye)  # (..., n, C, C): T = I + strict_tril(diag(β) KKᵀ ⊙ D)
     t_inv = torch.linalg.solve_triangular(t_mat, eye.expand_as(t_mat), upper=False,
                                           unitriangular=True)  # (..., n, C, C): T⁻¹ (the UT transform)
-    u_bar = t_inv @ (bc * vc)  # (..., n, C, C) @ (..., n, C, d_v) -> (..., n, C, d_v): Ū = T⁻¹ βV
-    w = t_inv @ bk  # (..., n, C, C) @ (..., n, C, d) -> (..., n, C, d): W = T⁻¹ βΓK
+    t_inv_b = t_inv * bc.transpose(-2, -1)  # (..., n, C, C): T⁻¹ diag(β)
+    u_bar = t_inv_b @ vc  # (..., n, C, C) @ (..., n, C, d_v) -> (..., n, C, d_v): Ū = T⁻¹ βV
+    w = t_inv_b @ kw  # (..., n, C, C) @ (..., n, C, d) -> (..., n, C, d): W = T⁻¹ βΓK
     qk = qk.tril()  # (..., n, C, C): causal within the chunk
     chunks = lambda *xs: (x.movedim(-3, 0) for x in xs)  # noqa: E731  chunk dim first for the loop
     if g is None:
