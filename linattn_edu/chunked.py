@@ -73,14 +73,18 @@ def _scan(increments: torch.Tensor, dim: int, reverse: bool = False):
 
 
 def _scan_cumsum(increments: torch.Tensor, dim: int, reverse: bool = False):
-    """The carry with one cumsum over the chunk axis (no loop): see _scan."""
+    """The carry with one cumsum over the chunk axis (no loop): see _scan.
+
+    The increments shifted by one chunk (a zero state first), summed in place: one new tensor.
+    """
     if reverse:
-        states, total = _scan_cumsum(increments.flip(dim), dim)
+        states, total = _scan_cumsum(increments.flip(dim), dim)  # in the flipped order, then back
         return states.flip(dim), total
-    inclusive = increments.cumsum(dim)  # (..., n, ...)
-    first = torch.zeros_like(inclusive.narrow(dim, 0, 1))  # the state entering chunk 0
-    states = torch.cat([first, inclusive.narrow(dim, 0, inclusive.shape[dim] - 1)], dim)
-    return states, inclusive.select(dim, -1)
+    n = increments.shape[dim]
+    states = torch.zeros_like(increments)  # (..., n, ...): states[0] = 0
+    states.narrow(dim, 1, n - 1).copy_(increments.narrow(dim, 0, n - 1))  # states[c] = increments[c - 1]
+    states.cumsum_(dim)  # states[c] = Σ_{c' < c} increments[c']
+    return states, states.select(dim, -1) + increments.select(dim, -1)  # total (..., ...)
 
 
 def _scan_loop(increments: torch.Tensor, dim: int, reverse: bool = False):
@@ -157,17 +161,19 @@ class _CausalProduct(torch.autograd.Function):
         n_tok, c = ctx.n_tok, q.shape[-2]
         g = _chunk(g_num.contiguous(), c)  # (..., n, C, d_v)
         gd = _chunk(g_den.unsqueeze(-1), c)  # (..., n, C, 1)
-        ds = _scan(q.transpose(-2, -1) @ g, -3, reverse=True)[0] + g_s.unsqueeze(-3)  # (..., n, d_φ, d_v)
-        dz = _scan((gd.transpose(-2, -1) @ q).squeeze(-2), -2, reverse=True)[0] + g_z.unsqueeze(-2)  # (..., n, d_φ)
+        ds = _scan(q.transpose(-2, -1) @ g, -3, reverse=True)[0].add_(g_s.unsqueeze(-3))  # (..., n, d_φ, d_v)
+        dz = _scan((gd.transpose(-2, -1) @ q).squeeze(-2), -2, reverse=True)[0].add_(g_z.unsqueeze(-2))  # (..., n, d_φ)
+        # in the order that keeps the fewest (..., N, ·) tensors alive at once
+        dv = _scores(q, k).transpose(-2, -1) @ g  # recomputed block: (..., n, C, C) @ (..., n, C, d_v) -> (..., n, C, d_v)
+        _matmul_add(dv, k, ds)  # + (..., n, C, d_φ) @ (..., n, d_φ, d_v)
         d = (g @ vv.transpose(-2, -1)).add_(gd).tril_()  # (..., n, C, d_v) @ (..., n, d_v, C) + g_den -> (..., n, C, C)
+        dk = d.transpose(-2, -1) @ q  # (..., n, C, C) @ (..., n, C, d_φ) -> (..., n, C, d_φ)
+        _matmul_add(dk, vv, ds.transpose(-2, -1)).add_(dz.unsqueeze(-2))  # + (..., n, C, d_v) @ (..., n, d_v, d_φ) + 1 dzᵀ
+        del ds
         dq = d @ k  # (..., n, C, C) @ (..., n, C, d_φ) -> (..., n, C, d_φ)
+        del d
         _matmul_add(dq, g, s.transpose(-2, -1))  # + (..., n, C, d_v) @ (..., n, d_v, d_φ)
         _matmul_add(dq, gd, z.unsqueeze(-2))  # + (..., n, C, 1) @ (..., n, 1, d_φ)
-        dk = d.transpose(-2, -1) @ q  # (..., n, C, C) @ (..., n, C, d_φ) -> (..., n, C, d_φ)
-        del d
-        _matmul_add(dk, vv, ds.transpose(-2, -1)).add_(dz.unsqueeze(-2))  # + (..., n, C, d_v) @ (..., n, d_v, d_φ) + 1 dzᵀ
-        dv = _scores(q, k).transpose(-2, -1) @ g  # (..., n, C, C) @ (..., n, C, d_v) -> (..., n, C, d_v)
-        _matmul_add(dv, k, ds)  # + (..., n, C, d_φ) @ (..., n, d_φ, d_v)
         return _unchunk(dq, n_tok), _unchunk(dk, n_tok), _unchunk(dv, n_tok), None
 
 
