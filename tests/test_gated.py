@@ -202,17 +202,21 @@ def test_other_bad_arguments():
 
 
 # the step API ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("normalize,fm", CASES)
 @pytest.mark.parametrize("per_channel", [False, True])
-def test_state_prefill_then_step_reproduces_the_full_output(per_channel):
+def test_state_prefill_then_step_reproduces_the_full_output(per_channel, normalize, fm):
     q, k, v, g = _inputs(lead=(2,), n=19, per_channel=per_channel)
-    full, s_full = gated_linear_attention(q, k, v, g, form="recurrent", return_state=True)
-    st = GatedState(5, 4, batch_shape=(2,), dtype=torch.float64, record=True)
+    full, state = gated_linear_attention(q, k, v, g, feature_map=fm, normalize=normalize, form="recurrent",
+                                         return_state=True)
+    st = GatedState(5, 4, feature_map=fm, normalize=normalize, batch_shape=(2,), dtype=torch.float64, record=True)
     head = st.prefill(q[:, :11], k[:, :11], v[:, :11], g[:, :11], chunk_size=4)
     tail = [st.step(q[:, t], k[:, t], v[:, t], g[:, t]) for t in range(11, 19)]
     assert_close("prefill + step", full, torch.cat([head, torch.stack(tail, 1)], 1), 1e-10)
-    assert_close("state", s_full, st.S, 1e-10)
+    assert_close("state", state[0] if normalize else state, st.S, 1e-10)
+    if normalize:
+        assert_close("z", state[1], st.z, 1e-10)
     assert st.t == 19 and len(st.history) == 9
-    assert st.nbytes() == 2 * 5 * 4 * 8
+    assert st.nbytes() == 2 * (5 * 4 + (5 if normalize else 0)) * 8
 
 
 def test_failed_step_leaves_the_state_untouched():
