@@ -30,9 +30,10 @@ def test_chunkwise_matches_recurrent(chunk, gated, dtype):
     assert_close("S", s_ref, s, TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("gated", [False, True])
-def test_gradients_match_recurrent(gated):
-    base = [x for x in _inputs(lead=(2,), n=13, d=3, d_v=2, gated=gated) if x is not None]
+def test_gradients_match_recurrent(gated, dtype):
+    base = [x for x in _inputs(lead=(2,), n=13, d=3, d_v=2, gated=gated, dtype=dtype) if x is not None]
     grads = {}
     for form in ("recurrent", "chunkwise"):
         xs = [x.clone().requires_grad_(True) for x in base]
@@ -41,7 +42,7 @@ def test_gradients_match_recurrent(gated):
         (out.sin().sum() + s.cos().sum()).backward()
         grads[form] = [x.grad for x in xs]
     for name, ref, got in zip(["q", "k", "v", "beta", "log_decay"], grads["recurrent"], grads["chunkwise"]):
-        assert_close(f"d{name}", ref, got, 1e-10)
+        assert_close(f"d{name}", ref, got, TOL[dtype])
 
 
 @pytest.mark.parametrize("n", [1, 2, 64, 65])
@@ -169,3 +170,9 @@ def test_delta_step_checker_accepts_the_step_and_names_mistakes(capsys):
     assert "additive write" in capsys.readouterr().out
     assert check_delta_step(lambda S, k, v, b: right(S, k, v, torch.ones_like(b))) is False
     assert "left out β_t" in capsys.readouterr().out
+
+
+def test_auto_form_is_chunkwise():
+    q, k, v, beta, g = _inputs(lead=(2,), n=70, gated=True)
+    ref = delta_rule_attention(q, k, v, beta, log_decay=g, form="recurrent")
+    assert_close("auto", ref, delta_rule_attention(q, k, v, beta, log_decay=g), 1e-10)

@@ -49,10 +49,11 @@ def test_forms_match_recurrent(form, normalize, fm, per_channel, dtype):
         assert_close(f"{form} z", ref_state[1], state[1], TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("per_channel", [False, True])
 @pytest.mark.parametrize("form", FAST_FORMS)
-def test_gradients_match_recurrent(form, per_channel):
-    base = _inputs(lead=(2,), n=13, d=3, d_v=2, per_channel=per_channel)
+def test_gradients_match_recurrent(form, per_channel, dtype):
+    base = _inputs(lead=(2,), n=13, d=3, d_v=2, per_channel=per_channel, dtype=dtype)
     grads = {}
     for f in ("recurrent", form):
         xs = [x.clone().requires_grad_(True) for x in base]
@@ -60,7 +61,7 @@ def test_gradients_match_recurrent(form, per_channel):
         (out.sin().sum() + s.cos().sum()).backward()
         grads[f] = [x.grad for x in xs]
     for name, ref, got in zip("qkvg", grads["recurrent"], grads[form]):
-        assert_close(f"{form} d{name}", ref, got, 1e-10)
+        assert_close(f"{form} d{name}", ref, got, TOL[dtype])
 
 
 def test_gradients_normalized_chunkwise():
@@ -254,3 +255,8 @@ def test_gated_step_checker_accepts_the_step_and_names_mistakes(capsys):
     late = lambda S, k, v, g: g.exp()[..., None, None] * (S + k[..., :, None] * v[..., None, :])  # noqa: E731
     assert check_gated_step(late) is False
     assert "decayed after writing" in capsys.readouterr().out
+
+
+def test_auto_form_is_chunkwise():
+    q, k, v, g = _inputs(lead=(2,), n=70)
+    assert_close("auto", gated_linear_attention(q, k, v, g, form="recurrent"), gated_linear_attention(q, k, v, g), 1e-10)
