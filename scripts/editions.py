@@ -148,6 +148,12 @@ def solution_lines(source: str) -> list[str]:
     return found
 
 
+def _without_nbval_comments(source: str) -> str:
+    """Drop ``# NBVAL_…`` lines (test directives for the committed notebooks, noise for a student)."""
+    kept = [line for line in source.splitlines() if not re.fullmatch(r"\s*# NBVAL_[A-Z_]+\s*", line)]
+    return "\n".join(kept).strip("\n")
+
+
 def _clean_metadata(nb: nbformat.NotebookNode) -> None:
     """An edition notebook is a plain .ipynb: no jupytext pairing, a python3 kernelspec."""
     nb.metadata.pop("jupytext", None)
@@ -180,6 +186,7 @@ def student_edition(md: Path) -> nbformat.NotebookNode:
         except SolutionMarkerError as exc:
             raise SolutionMarkerError(f"{md.name}, cell {i}: {exc}") from None
         if cell.cell_type == "code":
+            cell.source = _without_nbval_comments(cell.source)
             cell.outputs, cell.execution_count = [], None
     _clean_metadata(nb)
     rel = (STUDENT / f"{md.stem}.ipynb").relative_to(ROOT).as_posix()

@@ -103,6 +103,11 @@ def test_bad_markers_are_refused(source, message):
         editions.strip_solutions(source)
 
 
+def test_student_cells_drop_nbval_directives():
+    assert editions._without_nbval_comments("# NBVAL_CHECK_OUTPUT\n\nx = 1\nprint(x)  # NBVAL_X stays") == \
+        "x = 1\nprint(x)  # NBVAL_X stays"
+
+
 def test_source_without_markers_is_unchanged():
     assert editions.strip_solutions("x = 1\n  y = 2") == ("x = 1\n  y = 2", [])
 
