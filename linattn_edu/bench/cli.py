@@ -102,6 +102,8 @@ def _device(text: str) -> str:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise argparse.ArgumentTypeError(f"device {text!r} asked for, but torch.cuda.is_available() is False "
                                          "(no usable GPU or a CPU-only torch)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise argparse.ArgumentTypeError(f"device {text!r} asked for, but torch sees {torch.cuda.device_count()} GPU(s)")
     return str(device)
 
 
