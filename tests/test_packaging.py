@@ -352,6 +352,16 @@ def test_ci_script_is_strict_bash_and_installs_chromium():
         assert check.returncode == 0, check.stderr
 
 
+def test_ci_script_installs_npm_for_the_static_site():
+    text = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert "command -v npm" in text and "apt-get install -y nodejs npm" in text
+    lock = json.loads((REPO / "site" / "package-lock.json").read_text(encoding="utf-8"))
+    package = json.loads((REPO / "site" / "package.json").read_text(encoding="utf-8"))
+    for name, version in package["dependencies"].items():
+        assert re.fullmatch(r"\d+\.\d+\.\d+", version), f"site/package.json: pin {name} exactly; got {version!r}"
+        assert lock["packages"][f"node_modules/{name}"]["version"] == version, f"site/package-lock.json: {name}"
+
+
 def test_jupyterlab_overrides_turn_news_off():
     settings = json.loads((REPO / "jupyter" / "overrides.json").read_text(encoding="utf-8"))
     notification = settings["@jupyterlab/apputils-extension:notification"]
