@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - only without the [viz] extra
     raise ImportError("linattn_edu.explorers needs plotly, ipywidgets and anywidget: "
                       "pip install 'linattn-edu[viz]'") from exc
 
-__all__ = ["Explorer", "sync_figure", "trace_structure", "check_value", "seed_box", "torch_threads"]
+__all__ = ["Explorer", "sync_figure", "trace_structure", "layout_edits", "check_value", "seed_box", "torch_threads"]
 
 
 @contextmanager
@@ -72,14 +72,49 @@ def trace_structure(fig: go.Figure) -> tuple:
     return tuple((trace.type, _shape_of(trace.to_plotly_json())) for trace in fig.data)
 
 
+def _leaves(value: Any, path: str) -> dict[str, Any]:
+    """``{dotted path: None}`` for every leaf under ``value`` (how plotly.js is told to delete them)."""
+    if isinstance(value, Mapping) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_leaves(v, f"{path}.{k}"))
+        return out
+    return {path: None}
+
+
+def layout_edits(old: Mapping, new: Mapping, prefix: str = "") -> dict[str, Any]:
+    """The relayout that turns layout ``old`` into ``new``: ``{dotted path: value}``, None deletes.
+
+    Containers are diffed key by key down to their leaves, and a nested key the old layout had and the new
+    one lacks (a 2-D view's ``scaleanchor``) is deleted explicitly: plotly.js, given a whole new axis
+    container, keeps the axis's old ``domain`` (measured in Chromium: 1-D → 2-D → 1-D left both y axes
+    over the full height).  A top-level key that is gone (an axis of a panel that no longer exists) is
+    dropped whole.  Lists (``shapes``, ``annotations``, a ``domain``) are replaced whole.  A path and its
+    parent never both appear (plotly.js rejects that).
+    """
+    edits: dict[str, Any] = {}
+    for key, old_value in old.items():
+        if key not in new:  # a whole axis gone: drop it at the top (plotly.js fails on the domain of a
+            # subplot that no longer exists); a nested key: delete its leaves
+            edits.update({key: None} if not prefix else _leaves(old_value, prefix + key))
+    for key, value in new.items():
+        path = prefix + key
+        old_value = old.get(key)
+        if isinstance(value, Mapping) and isinstance(old_value, Mapping) and old_value:
+            edits.update(layout_edits(old_value, value, path + ".") if value else _leaves(old_value, path))
+        elif key not in old or old_value != value:
+            edits[path] = value
+    return edits
+
+
 def sync_figure(target: go.FigureWidget, source: go.Figure) -> str:
     """Make ``target`` (what the browser shows) hold exactly ``source``; the one redraw path of every explorer.
 
-    * Same traces (count, types and property structure, see :func:`trace_structure`): every trace and
-      every changed layout key is overwritten inside one ``batch_update`` — one ``update`` message, one
-      redraw (a slider move).
+    * Same traces (count, types and property structure, see :func:`trace_structure`): every trace is
+      overwritten and the layout edited (:func:`layout_edits`) inside one ``batch_update`` — one
+      ``update`` message, one redraw (a slider move).
     * Otherwise the set of traces changed (1-D ↔ 2-D, a method ticked, another mode): the widget's traces
-      are deleted and the new ones added, then the layout is synced — three messages in order
+      are deleted and the new ones added, then the layout is edited — three messages in order
       (``deleteTraces``, ``addTraces``, ``update``), each sent on its own.  They must not be sent under
       ``hold_trait_notifications``: plotly sends each message by setting a trait and resetting it to
       None at once, and held notifications collapse the pair to None, so the browser never hears of it.
@@ -87,8 +122,7 @@ def sync_figure(target: go.FigureWidget, source: go.Figure) -> str:
     Returns ``"update"`` or ``"rebuild"`` (which path ran).
     """
     same = trace_structure(target) == trace_structure(source)
-    new_layout = source.layout.to_plotly_json()
-    old_layout = target.layout.to_plotly_json()
+    edits = layout_edits(target.layout.to_plotly_json(), source.layout.to_plotly_json())
     if not same:
         target.data = ()  # -> deleteTraces
         target.add_traces(list(source.data))  # -> addTraces
@@ -96,11 +130,8 @@ def sync_figure(target: go.FigureWidget, source: go.Figure) -> str:
         if same:
             for trace, new in zip(target.data, source.data):
                 trace.update(new.to_plotly_json(), overwrite=True)
-        for key in old_layout:
-            if key not in new_layout:
-                target.layout[key] = None
-        changed = {k: v for k, v in new_layout.items() if old_layout.get(k) != v}
-        target.layout.update(changed, overwrite=True)
+        for path, value in edits.items():
+            target.layout[path] = value
     return "update" if same else "rebuild"
 
 

@@ -88,7 +88,6 @@ class KVCacheCalculator(Explorer):
         preset = c["preset"].value
         if preset != "custom" and preset != self._preset_shown:
             shape = PRESETS[preset]
-            c["heads"].min, c["kv_heads"].max = 1, c["heads"].max  # open the ranges a GQA shape narrowed
             for f in SHAPE_FIELDS:
                 value = getattr(shape, f)
                 if value is not None:
@@ -108,21 +107,19 @@ class KVCacheCalculator(Explorer):
     def _follow_kind(self) -> None:
         """Keep kv heads consistent with the kind, so moving query heads never gives an impossible shape.
 
-        MHA: kv heads = query heads (slider locked); MQA: kv heads = 1 (locked); GQA: 1 ≤ kv heads < query
-        heads (query heads ≥ 2); MLA: kv heads are not cached, left free.
+        MHA: kv heads = query heads (slider locked); MQA: kv heads = 1 (locked); GQA: kv heads drop to half
+        the query heads when they would reach them; MLA: kv heads are not cached, left free.  Only a move of
+        query heads or kind drags kv heads along; an explicit kv value that does not fit is explained.
         """
         c = self.controls
         kind, heads, kv = c["kind"].value, c["heads"], c["kv_heads"]
-        heads.min = 2 if kind == "GQA" else 1
         kv.disabled = kind in ("MHA", "MQA")
         if (heads.value, kind) != self._heads_kind:  # only a move of query heads or kind drags kv heads along
             self._heads_kind = (heads.value, kind)
             target = {"MHA": heads.value, "MQA": 1}.get(kind, kv.value)
             if kind == "GQA" and kv.value >= heads.value:
                 target = max(heads.value // 2, 1)
-            kv.max = heads.max
-            kv.value = target
-        kv.max = max(heads.value - 1, 1) if kind == "GQA" else heads.max
+            kv.value = target  # slider ranges stay fixed: a range changed with the value races in the browser
 
     def compute(self, *, preset, layers, heads, kv_heads, head_dim, kind, latent_dim, rope_dim, dtype, batch,
                 tokens, feature_map) -> go.Figure:
