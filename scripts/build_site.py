@@ -81,7 +81,9 @@ def _title(nb: nbformat.NotebookNode, fallback: str) -> str:
 
 def _local_links(page: str) -> str:
     """Links between notebooks (``03_linear_attention.ipynb``) point at their pages on the site."""
-    return re.sub(r'href="(?:\./)?(\d\d_[\w-]+)\.(?:ipynb|md)(#[^"]*)?"', r'href="\1.html\2"', page)
+    page = re.sub(r'href="(?:\./)?(\d\d_[\w-]+)\.(?:ipynb|md)(#[^"]*)?"', r'href="\1.html\2"', page)
+    repo, branch = editions.repository()  # files of the repository (../environment.yml): its GitHub page
+    return re.sub(r'href="\.\./([^"#:]+)"', lambda m: f'href="{repo}/blob/{branch}/{m.group(1)}"', page)
 
 
 def exporter():
