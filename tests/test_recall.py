@@ -223,3 +223,12 @@ def test_check_fails_first(capsys):
     assert check_fails_first("linear", runs)
     assert not check_fails_first("softmax", runs) and "not softmax" in capsys.readouterr().out
     assert not check_fails_first("mamba", runs)
+
+
+def test_progress_bar_is_optional(monkeypatch):
+    """tqdm comes with an extra: without it run_mqar trains the same, silently."""
+    import sys
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import now raises ImportError
+    bar = recall._progress(3, "x", True)
+    bar.update(1), bar.set_postfix(loss="1"), bar.close()
+    assert isinstance(bar, recall._NoBar) and isinstance(recall._progress(3, "x", False), recall._NoBar)
