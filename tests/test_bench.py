@@ -103,7 +103,9 @@ def test_time_call_measures_a_sleep():
 
 def test_time_call_respects_the_time_budget_for_slow_calls():
     res = time_call(lambda: time.sleep(0.05), warmup=1, min_repeats=10, min_run_time=0.01, budget_s=0.22)
-    assert res["repeats"] == 3  # (0.22 s budget - 0.05 s warm-up) // 0.05 s
+    first = res["first_call_s"]  # ~0.05 s; more on a loaded machine, so the plan is checked against it
+    assert res["repeats"] == max(1, min(10, int((0.22 - first) // first)))  # (budget - warm-up) // one call
+    assert res["repeats"] <= 3
     assert res["median_s"] >= 0.049
 
 
