@@ -177,6 +177,32 @@ class _CausalProduct(torch.autograd.Function):
         return _unchunk(dq, n_tok), _unchunk(dk, n_tok), _unchunk(dv, n_tok), None
 
 
+class _Normalize(torch.autograd.Function):
+    """out = num / (den + eps) by _checks.safe_divide, with a backward that holds one temporary.
+
+    ∂L/∂num = G / (den + eps),  ∂L/∂den = −Σ_e (∂L/∂num ⊙ num) / (den + eps)   (0 where the clamp is active).
+    Autograd's own division backward builds three (..., N, d_v) temporaries while every saved
+    tensor of the chunked product is still alive: at long N that was the peak of forward+backward.
+    num (..., N, d_v), den (..., N, 1) -> out (..., N, d_v).
+    """
+
+    @staticmethod
+    def forward(ctx, num, den, eps):
+        ctx.save_for_backward(num, den)
+        ctx.eps = eps
+        return safe_divide(num, den, eps)  # (..., N, d_v)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        num, den = ctx.saved_tensors
+        tiny = torch.finfo(den.dtype).tiny
+        shifted = den + ctx.eps  # (..., N, 1)
+        g_num = g / shifted.clamp_min(tiny)  # (..., N, d_v)
+        g_den = (g_num * num).sum(-1, keepdim=True).neg_().div_(shifted.clamp_min(tiny))  # (..., N, 1)
+        return g_num, g_den.masked_fill_(shifted < tiny, 0), None
+
+
 # Public entry points -------------------------------------------------------------------------------
 def _product(fq, fk, v, chunk_size):
     """Clamp C to N, guard the memory, run the Function: -> num, den, S, z."""
@@ -205,5 +231,5 @@ def chunkwise_form(fq, fk, v, *, chunk_size=64, eps=1e-6, normalize=True):
     Shapes: fq, fk (..., N, d_φ), v (..., N, d_v) -> out (..., N, d_v), final (S (..., d_φ, d_v), z (..., d_φ)).
     """
     num, den, s, z = _product(fq, fk, v, chunk_size)  # (..., N, d_v), (..., N), final S, z
-    out = safe_divide(num, den.unsqueeze(-1), eps) if normalize else num  # (..., N, d_v)
+    out = _Normalize.apply(num, den.unsqueeze(-1), eps) if normalize else num  # (..., N, d_v)
     return out, (s, z)

@@ -155,3 +155,22 @@ def test_nan_reaches_only_later_rows(where, t):
     assert first[..., t].all(), "the row of the NaN token itself must be NaN"
     for name, rows in nan_rows.items():
         assert torch.equal(rows, first), f"{name} disagrees on which rows are NaN"
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-6])
+def test_normalize_backward_equals_autograd_through_safe_divide(eps):
+    """The hand-written division backward == autograd's, a weightless row (den + eps = 0) included."""
+    from linattn_edu._checks import safe_divide
+
+    num, den = rand(2, 6, 3), rand(2, 6, 1, seed=1).abs()
+    num[0, 2], den[0, 2] = 0.0, 0.0  # a row with no weight at all
+    g = rand(2, 6, 3, seed=2)
+    results = []
+    for divide in (lambda a, b: safe_divide(a, b, eps), lambda a, b: chunked._Normalize.apply(a, b, eps)):
+        a, b = num.clone().requires_grad_(), den.clone().requires_grad_()
+        out = divide(a, b)
+        results.append((out, *torch.autograd.grad(out, (a, b), g)))
+    for name, r, got in zip(("out", "dnum", "dden"), *results):
+        assert_close(name, r, got, 1e-12)
+    assert torch.autograd.gradcheck(lambda a, b: chunked._Normalize.apply(a, b, 1e-3),
+                                    (num.requires_grad_(), (den + 0.1).requires_grad_()))
