@@ -187,3 +187,14 @@ def test_fla_kernels_agree_with_ours_on_the_gpu():
         for dtype in ("float32", "bfloat16"):
             fn = bench.build_call(method, 300, heads=2, d=64, dtype=dtype, device="cuda")  # checks before returning
             assert fn().shape == (1, 2, 300, 64)
+
+
+def test_no_verdict_when_the_machine_was_busy(monkeypatch):
+    import os
+    t = Target("speed-up", 18.0, ">=", 15, "×", 0.05, "CPU")
+    busy = bench.format_claims([t], load=float(os.cpu_count()))
+    assert "measured 18× (noise ±5%): not judged (machine busy)" in busy and "rerun on a quiet machine" in busy
+    quiet = bench.format_claims([t], load=0.0)
+    assert quiet.endswith(": holds") and "note" not in quiet
+    assert bench.report("", [t], metadata={"load_average_1m_end": float(os.cpu_count())}) == 3
+    assert bench.report("", [t], metadata={"load_average_1m_end": 0.0}) == 0

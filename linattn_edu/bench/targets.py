@@ -31,7 +31,8 @@ class Target:
     """A claim: ``value op threshold`` (op '>=' or '<='), with the value's relative noise and scope.
 
     noise: ± relative spread of ``value`` (0.05 = ±5 %); scope: where the claim is meant to hold
-    ("CPU", "GPU", "" for any device).
+    ("CPU", "GPU", "" for any device); busy: measured while other programs competed for the cores
+    (the IQR does not capture that: no verdict is given).
     """
 
     name: str
@@ -41,6 +42,7 @@ class Target:
     unit: str = ""
     noise: float = 0.0
     scope: str = ""
+    busy: bool = False
 
     @property
     def met(self) -> bool:
@@ -56,7 +58,9 @@ class Target:
 
     @property
     def verdict(self) -> str:
-        """'holds', 'does not hold' or 'within noise' (the value ± noise straddles the threshold)."""
+        """'holds', 'does not hold', 'within noise' (value ± noise straddles the threshold) or 'not judged'."""
+        if self.busy:
+            return "not judged (machine busy)"
         low, high = self.value * (1 - self.noise), self.value * (1 + self.noise)
         worst, best = (low, high) if self.op == ">=" else (high, low)
         meets = (lambda x: x >= self.threshold) if self.op == ">=" else (lambda x: x <= self.threshold)
