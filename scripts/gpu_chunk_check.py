@@ -43,6 +43,7 @@ COMPILE_NS = (16384,)  # torch.compile only at these N (each compile costs tens 
 WARMUP, REPEATS = 3, 10
 TOLERANCE = {torch.bfloat16: 3e-2, torch.float32: 1e-2}  # relative (norm) error vs ours: FLA uses bf16/tf32 tiles
 GiB = 2**30
+DEVICE = "cuda"
 
 
 # -- methods: f(q, k, v) -> out, all in (B, H, N, d) ------------------------------------------------------
@@ -141,9 +142,9 @@ def rel_err(ref: torch.Tensor, got: torch.Tensor) -> float:
 
 # -- one shape -------------------------------------------------------------------------------------------
 def make_inputs(b, h, n, d, dtype, layout="bhnd"):
-    gen = torch.Generator(device="cuda").manual_seed(0)
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
     shape = (b, h, n, d) if layout == "bhnd" else (b, n, h, d)
-    return [torch.randn(shape, device="cuda", dtype=dtype, generator=gen) for _ in range(3)]
+    return [torch.randn(shape, device=DEVICE, dtype=dtype, generator=gen) for _ in range(3)]
 
 
 def measure(name, f, inputs, rows, meta, *, check_against=None):
@@ -157,8 +158,8 @@ def measure(name, f, inputs, rows, meta, *, check_against=None):
                 grad_in = [x.detach().clone().requires_grad_() for x in inputs]
                 with torch.no_grad():
                     out_shape = f(*inputs).shape
-                gen = torch.Generator(device="cuda").manual_seed(1)
-                grad_out = torch.randn(out_shape, device="cuda", dtype=inputs[0].dtype, generator=gen)
+                gen = torch.Generator(device=DEVICE).manual_seed(1)
+                grad_out = torch.randn(out_shape, device=DEVICE, dtype=inputs[0].dtype, generator=gen)
                 step = train_step(f, grad_in, grad_out)
             row["ms"] = cuda_time_ms(step)  # warm-ups first: a compiled step has compiled by the peak reading
             row["peak_gib"], row["peak_above_inputs_gib"] = (x / GiB for x in peak_bytes(step))
