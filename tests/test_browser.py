@@ -7,7 +7,7 @@ kernel sets a new value on the control widget (what a browser control move does:
 recomputes and syncs the FigureWidget), and the test waits until the plotly graph in the page holds what
 ``explorer.figure`` holds in the kernel: trace count, each trace's type, name and visibility, a fingerprint
 of its x / y / z data (length, gaps, sum of the finite values), the title and the panel titles, each axis's
-domain, type, scale anchor and title, and the shapes (type and position).
+domain, type, scale anchor, title and autorange, and the shapes (type and position).
 A keyboard test moves two sliders with the arrow keys, the whole front-end → kernel → front-end loop.
 
 The timing explorer runs live with ``bench.sweep`` replaced in the kernel by a synthetic sweep (pure N² and
@@ -99,7 +99,8 @@ def _fingerprint(fig):
     for key, ax in layout.items():
         if key[1:5] == "axis" and key[0] in "xy":
             entry = [None if ax.get("domain") is None else [round(float(v), 4) for v in ax["domain"]],
-                     ax.get("type"), ax.get("scaleanchor"), (ax.get("title") or {}).get("text")]
+                     ax.get("type"), ax.get("scaleanchor"), (ax.get("title") or {}).get("text"),
+                     ax.get("autorange"), ax.get("range") is not None or None]
             if any(v is not None for v in entry):
                 axes[key] = entry
     shapes = [[s.get("type"), round(float(s.get("x0", 0) or 0), 4), round(float(s.get("y0", 0) or 0), 4)]
@@ -184,7 +185,7 @@ PAGE_FINGERPRINT = r"""
   for (const [key, ax] of Object.entries(gd.layout)) {
     if (!/^[xy]axis\d*$/.test(key) || !ax) continue;
     const entry = [ax.domain === undefined ? null : Array.from(ax.domain, v => Math.round(v * 1e4) / 1e4),
-                   ax.type ?? null, ax.scaleanchor ?? null, text(ax.title)];
+                   ax.type ?? null, ax.scaleanchor ?? null, text(ax.title), ax.autorange ?? null, null];
     if (entry.some(v => v !== null)) axes[key] = entry;
   }
   const round = (v) => Math.round((+v || 0) * 1e4) / 1e4;
@@ -338,12 +339,16 @@ def _report(pg, code: str) -> dict:
 
 
 def _same_axis(page: list | None, kernel: list | None) -> bool:
-    """[domain, type, scaleanchor, title] agree, allowing what plotly.js writes back into the page's layout:
-    the type it inferred (never "log") where Python set none, and the domain it shrank to keep cells square."""
-    (p_dom, p_type, p_anchor, p_title) = page or [None] * 4
-    (k_dom, k_type, k_anchor, k_title) = kernel or [None] * 4
+    """[domain, type, scaleanchor, title, autorange, has range] agree, allowing what plotly.js writes back
+    into the page's layout: the type it inferred (never "log") where Python set none, the domain it shrank
+    to keep cells square, and the range it computed.  An axis without a fixed range must autorange (a range
+    left over from another view freezes the axis: seen after 2-D → 1-D)."""
+    (p_dom, p_type, p_anchor, p_title, p_auto, _) = page or [None] * 6
+    (k_dom, k_type, k_anchor, k_title, k_auto, k_range) = kernel or [None] * 6
     if (p_anchor, p_title) != (k_anchor, k_title):
         return False
+    if not k_range and not (p_auto or (k_auto is None and p_auto is None)):  # plotly.js turns "reversed" into
+        return False  # autorange true plus a reversed range, so any autorange counts
     if (k_type if k_type is not None else "auto") != (p_type if k_type is not None else "auto") and (
             k_type is not None or p_type == "log"):
         return False

@@ -175,3 +175,101 @@ def test_viz_is_pure_and_never_shows(monkeypatch):
     monkeypatch.setattr(go.Figure, "show", lambda *a, **k: pytest.fail("viz called show()"))
     viz.attention_comparison(_weights(3), _weights(3))
     viz.attention_map(_weights(3))
+
+
+# ----------------------------------------------------------------------------- one palette, legibility
+
+
+def test_one_palette_gives_each_name_one_colour_everywhere():
+    from linattn_edu.viz import _style
+
+    assert viz.colour("iid") == viz.PROJECTION_COLOURS["iid"] != viz.colour("orthogonal")
+    assert viz.colour("FAVOR+") == viz.FEATURE_MAP_COLOURS["favor+"] and viz.colour("elu+1") == viz.LINEAR_COLOUR
+    assert viz.colour("no such thing", 3) == viz.CYCLE[3]
+    fig = viz.feature_map_approximation(torch.ones(3, 3), torch.ones(3, 3), [4, 8], {"iid": [0.2, 0.1],
+                                        "orthogonal": [0.1, 0.05]}, 4)
+    lines = {t.name: t.line.color for t in fig.data if t.name in ("iid", "orthogonal")}
+    assert lines == {"iid": viz.colour("iid"), "orthogonal": viz.colour("orthogonal")}
+    # the same order reversed keeps the colours (they follow the name, not the position)
+    fig = viz.feature_map_approximation(torch.ones(3, 3), torch.ones(3, 3), [4, 8], {"orthogonal": [0.1, 0.05],
+                                        "iid": [0.2, 0.1]}, 4)
+    assert {t.name: t.line.color for t in fig.data if t.name in ("iid", "orthogonal")} == lines
+    assert _style.METHOD_COLOURS is viz.METHOD_COLOURS  # one table, re-exported
+
+
+def test_feature_scatter_range_ignores_an_outlier_and_counts_it():
+    gen = torch.Generator().manual_seed(0)
+    exact = 1 + torch.rand(20, 20, generator=gen, dtype=torch.float64)  # (20, 20) in [1, 2]
+    estimate = exact.clone()
+    estimate[0, 0] = 1e4  # one wild estimate
+    fig = viz.feature_map_approximation(exact, estimate, [4], {"iid": [0.1]}, 4)
+    lo, hi = fig.layout.xaxis.range
+    assert hi < 2.5 and tuple(fig.layout.yaxis.range) == (lo, hi)  # the outlier does not set the scale
+    assert max(fig.data[0].y) == pytest.approx(hi)  # drawn at the edge
+    assert any("1 of 400 pairs beyond the axes" in (a.text or "") for a in fig.layout.annotations)
+
+
+def test_attention_comparison_cells_are_square_and_large_maps_blur_not_moire():
+    fig = viz.attention_comparison(_weights(8), _weights(8, seed=1))
+    assert [fig.layout[f"yaxis{s}"].scaleanchor for s in ("", "2", "3")] == ["x", "x2", "x3"]
+    assert fig.data[0].zsmooth is False
+    big = viz.attention_comparison(_weights(200), _weights(200, seed=1))
+    assert {t.zsmooth for t in big.data} == {"fast"}
+
+
+def test_attention_rows_draws_profiles_for_diffuse_maps():
+    p, a = _weights(12), _weights(12, seed=1)
+    fig = viz.attention_rows(p, a, linear_name="elu+1", rows=[0, 11])
+    assert _types(fig) == ["scatter"] * 5
+    np.testing.assert_allclose(fig.data[0].y, p[0].numpy())
+    np.testing.assert_allclose(fig.data[3].y, a[11].numpy())
+    assert fig.data[0].line.color == fig.data[1].line.color and fig.data[1].line.dash == "dash"
+    with pytest.raises(ValueError, match="rows must be query indices"):
+        viz.attention_rows(p, a, rows=[12])
+
+
+def test_kernel_smoother_says_so_when_no_key_has_weight():
+    x = torch.linspace(-1, 1, 5, dtype=torch.float64)
+    fig = viz.kernel_smoother_1d(x, x, x, x, torch.zeros(5), 3.0)
+    assert any("no key has weight" in (a.text or "") for a in fig.layout.annotations)
+
+
+# ----------------------------------------------------------------------------- diagrams
+
+
+def test_associativity_diagram_shows_the_n_by_n_matrix_only_in_the_first_order():
+    fig = viz.associativity_diagram(n=8, d=2)
+    texts = [a.text for a in fig.layout.annotations]
+    assert any("(φ(Q) φ(K)ᵀ) V" in t for t in texts) and any("φ(Q) (φ(K)ᵀ V)" in t for t in texts)
+    assert texts.count("N × N  (grows as N²)") == 1 and texts.count("d_φ × d_v") == 2
+    rects = [s for s in fig.layout.shapes if s.type == "rect"]
+    widths = sorted({round(s.x1 - s.x0, 6) for s in rects})
+    assert widths == [round(2 * 0.35, 6), round(8 * 0.35, 6)]  # sides ∝ d and N
+    big = [s for s in rects if round(s.x1 - s.x0, 6) == round(s.y1 - s.y0, 6) == round(8 * 0.35, 6)]
+    assert len(big) == 1  # exactly one N × N matrix, in the top row
+    assert big[0].y0 > 0
+    with pytest.raises(ValueError):
+        viz.associativity_diagram(n=8, d=8)
+
+
+@pytest.mark.parametrize("n, c", [(10, 4), (16, 16), (5, 64), (1, 1)])
+def test_chunk_tiling_counts_blocks_and_carried_states(n, c):
+    fig = viz.chunk_tiling(n, c)
+    z = np.asarray(fig.data[0].z)
+    chunk = np.arange(n) // min(c, n)
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    np.testing.assert_array_equal(z == 0, j > i)  # the future, masked
+    np.testing.assert_array_equal(z == 1, (j <= i) & (chunk[i] == chunk[j]))  # intra-chunk quadratic block
+    np.testing.assert_array_equal(z == 2, (j <= i) & (chunk[i] != chunk[j]))  # through the carried state
+    n_chunks = int(chunk[-1]) + 1
+    assert f"{n_chunks} chunks" in fig.layout.title.text
+    assert f"{n_chunks - 1} carried states" in fig.layout.title.text
+    assert {t.name for t in fig.data[1:]} == {"future key (masked)", "intra-chunk: quadratic C × C block",
+                                             "inter-chunk: through the carried state S"}
+
+
+def test_chunk_tiling_rejects_bad_sizes():
+    with pytest.raises(ValueError):
+        viz.chunk_tiling(0, 4)
+    with pytest.raises(TypeError):
+        viz.chunk_tiling(8, 2.5)

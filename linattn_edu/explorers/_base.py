@@ -97,6 +97,8 @@ def layout_edits(old: Mapping, new: Mapping, prefix: str = "") -> dict[str, Any]
         if key not in new:  # a whole axis gone: drop it at the top (plotly.js fails on the domain of a
             # subplot that no longer exists); a nested key: delete its leaves
             edits.update({key: None} if not prefix else _leaves(old_value, prefix + key))
+            if key == "range" and "autorange" not in new:  # a fixed range dropped: autorange again
+                edits[prefix + "autorange"] = True
     for key, value in new.items():
         path = prefix + key
         old_value = old.get(key)
@@ -140,7 +142,7 @@ def try_this_html(text: str) -> str:
     if not text:
         return ""
     return (f'<div style="margin:2px 0 6px 0;padding:4px 8px;border-left:3px solid #1f77b4;'
-            f'background:#f4f8fb">💡 {html.escape(text)}</div>')
+            f'background:#f4f8fb">{html.escape(text)}</div>')
 
 
 def check_value(name: str, widget: widgets.Widget, value: Any) -> str | None:
@@ -194,6 +196,8 @@ class Explorer:
         if problem:
             raise ValueError(problem)
         self.figure = go.FigureWidget()
+        self.figure._config = {**self.figure._config, "responsive": True}  # follow the window's width
+        self.figure.observe(self._on_new_view, names="_view_count")
         self.message = ""
         self.redraws = 0
         self.last_sync = ""  # "update" (one message) or "rebuild" (the set of traces changed)
@@ -312,6 +316,14 @@ class Explorer:
         with self.hold():
             self.adjust()
         self.refresh()
+
+    def _on_new_view(self, change: dict) -> None:
+        """A new front-end view was drawn before it had a width (plotly then uses 700 px): resize it to its cell.
+
+        The view counts itself in only after it is created, so this relayout reaches it once it is on the page.
+        """
+        if (change.get("new") or 0) > (change.get("old") or 0):
+            self.figure._send_relayout_msg({"autosize": True})
 
     def _show_message(self, text: str) -> None:
         self.message = text

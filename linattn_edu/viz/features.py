@@ -10,9 +10,21 @@ import plotly.graph_objects as go
 from ._arrays import as_array
 from ._style import NEUTRAL_COLOUR, colour, finish, subplots
 
-__all__ = ["feature_map_approximation", "clip_to_range"]
+__all__ = ["feature_map_approximation", "scatter_range", "clip_to_range"]
 
-PAD = 0.15  # the scatter's axes span the exact values ± 15 %
+PAD = 0.15  # head room above the scatter's 99th percentile
+
+
+def scatter_range(exact: np.ndarray, estimate: np.ndarray) -> tuple[float, float]:
+    """Axis range of the estimate-vs-exact scatter: 0 … 99th percentile of the exact values (+15 %).
+
+    It depends on the exact kernel only, so it is the same for every m and every draw of ω: one large
+    value cannot rescale the panel.  Room below 0 is left when some estimate is negative (trig features).
+    """
+    hi = float(np.percentile(exact, 99)) * (1 + PAD) if exact.size else 1.0
+    hi = hi if hi > 0 else 1.0
+    lo = -PAD * hi if np.any(estimate < 0) else -0.03 * hi
+    return lo, hi
 
 
 def clip_to_range(values: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
@@ -34,9 +46,9 @@ def feature_map_approximation(
     """Random-feature estimate of the exp kernel, and its error against the number of features m.
 
     Left: ``φ(q)ᵀφ(k)`` against the exact ``exp(qᵀk/√d)`` for every (q, k) pair (flattened; the
-    diagonal y = x is perfect).  Both axes span the exact values ± 15 %, the same for every m, so one
-    outlier cannot rescale the panel: estimates beyond it are drawn at its edge as ▲/▼ and counted in
-    the panel title.  Right: relative error against ``ms`` on log-log axes, one line per entry of
+    diagonal y = x is perfect).  Both axes span 0 … the 99th percentile of the exact values (+15 %), the
+    same for every m, so one outlier cannot rescale the panel: pairs beyond it are drawn at the edge as
+    ▲ ▼ ▶ and counted in a note.  Right: relative error against ``ms`` on log-log axes, one line per entry of
     ``errors`` ("orthogonal", "iid": the course colours of :mod:`._style`), with a ``1/√m`` guide
     through the first point, the current ``m`` marked, and ``this_draw`` as a cross at m.
     """
@@ -49,21 +61,24 @@ def feature_map_approximation(
         raise ValueError(f"ms must be positive feature counts; got {list(ms)}")
     rel = float(np.mean(np.abs(es - ex)) / max(float(np.mean(np.abs(ex))), 1e-300))
     neg = float(np.mean(es < 0))
-    lo0, hi0 = float(min(ex.min(), 0.0)), float(ex.max())
-    pad = PAD * max(hi0 - lo0, 1e-12)
-    lo, hi = lo0 - pad, hi0 + pad
+    lo, hi = scatter_range(ex, es)
+    shown_x, side_x = clip_to_range(ex, lo, hi)
     shown, side = clip_to_range(es, lo, hi)
-    outside = int(np.count_nonzero(side))
-    left_title = f"estimate vs exact kernel (m = {m})"
-    if outside:
-        left_title += f": {outside} beyond the axis, drawn at its edge ▲▼"
-    fig = subplots(1, 2, titles=[left_title, "relative error vs number of features m"], horizontal_spacing=0.12)
-    symbols = np.where(side > 0, "triangle-up", np.where(side < 0, "triangle-down", "circle")).tolist()
-    fig.add_trace(go.Scattergl(x=ex, y=shown, mode="markers", name="(q, k) pairs", showlegend=False,
-                               customdata=es, hovertemplate="exact %{x:.4g}<br>estimate %{customdata:.4g}"
-                                                            "<extra></extra>",
+    outside = int(np.count_nonzero((side != 0) | (side_x != 0)))
+    fig = subplots(1, 2, titles=[f"estimate vs exact kernel (m = {m})", "relative error vs number of features m"],
+                   horizontal_spacing=0.12)
+    symbols = np.where(side_x > 0, "triangle-right", np.where(side > 0, "triangle-up",
+                       np.where(side < 0, "triangle-down", "circle"))).tolist()
+    fig.add_trace(go.Scattergl(x=shown_x, y=shown, mode="markers", name="(q, k) pairs", showlegend=False,
+                               customdata=np.stack([ex, es], axis=-1),
+                               hovertemplate="exact %{customdata[0]:.4g}<br>estimate %{customdata[1]:.4g}"
+                                             "<extra></extra>",
                                marker=dict(size=5, color=colour(method.lower().replace("trigonometric", "trig")),
                                            opacity=0.5, symbol=symbols)), 1, 1)
+    if outside:
+        fig.add_annotation(text=f"{outside} of {ex.size} pairs beyond the axes, drawn at the edge (▲ ▼ ▶)",
+                           xref="x domain", yref="y domain", x=0.98, y=0.02, xanchor="right", yanchor="bottom",
+                           showarrow=False, font=dict(size=11), bgcolor="rgba(255,255,255,0.8)")
     fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="exact (y = x)", showlegend=False,
                              line=dict(color="black", dash="dash", width=1)), 1, 1)
     first = None
