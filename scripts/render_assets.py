@@ -30,7 +30,12 @@ def figures(path: Path) -> dict:
 
 
 def main(paths: list[str]) -> int:
-    import kaleido
+    try:
+        import kaleido
+    except ImportError:  # e.g. a GPU machine without the [notebooks] extra: render elsewhere
+        print("kaleido is not installed: no PNGs written; render them on a machine with the [notebooks] extra:\n"
+              f"    python scripts/render_assets.py {' '.join(paths)}")
+        return 0
 
     kaleido.start_sync_server()
     try:
