@@ -13,11 +13,12 @@ import warnings
 from pathlib import Path
 
 from linattn_edu.bench import Results
-from linattn_edu.viz import decode_figure, timing_figure
 
 
 def figures(path: Path) -> dict:
     """{png path: figure} for one record file."""
+    from linattn_edu.viz import decode_figure, timing_figure
+
     res = Results.load(path)
     meta = res.metadata
     where = meta.get("device_name", meta.get("device", ""))
@@ -32,8 +33,9 @@ def figures(path: Path) -> dict:
 def main(paths: list[str]) -> int:
     try:
         import kaleido
+        import plotly  # noqa: F401
     except ImportError:  # e.g. a GPU machine without the [notebooks] extra: render elsewhere
-        print("kaleido is not installed: no PNGs written; render them on a machine with the [notebooks] extra:\n"
+        print("kaleido/plotly are not installed: no PNGs written; render them on a machine with the [notebooks] extra:\n"
               f"    python scripts/render_assets.py {' '.join(paths)}")
         return 0
 
