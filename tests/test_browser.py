@@ -414,6 +414,7 @@ def _took(value, shown: str) -> bool:
 def _screenshot(pg, index: int, name: str) -> None:
     cell = pg.locator(".jp-Notebook .jp-CodeCell").nth(index)
     cell.scroll_into_view_if_needed()
+    pg.wait_for_timeout(600)  # plotly.js draws after its data are set: let the last redraw finish
     ARTIFACTS.mkdir(exist_ok=True)
     cell.locator(".jp-OutputArea").first.screenshot(path=str(ARTIFACTS / f"browser_{name}.png"))
 

@@ -54,7 +54,7 @@ def associativity_diagram(*, n: int = 8, d: int = 2) -> go.Figure:
     u = 0.35  # drawing units per row/column
     N, D = n * u, d * u
     fig = subplots(1, 1)
-    top, bottom = 3.2, 0.0
+    top, bottom = N + 2.0, 0.0  # rows N tall, with room for the shape labels and the second header
     fig.add_annotation(x=0, y=top + N / 2 + 0.55, xanchor="left", showarrow=False, font=dict(size=14),
                        text="<b>(φ(Q) φ(K)ᵀ) V</b>: multiply queries by keys first  →  an N × N matrix, "
                             "time ∝ N²·d, memory ∝ N²")
@@ -138,6 +138,6 @@ def chunk_tiling(n: int, chunk_size: int) -> go.Figure:
     fig.update_yaxes(title_text="query position i", autorange="reversed", scaleanchor="x", constrain="domain")
     fig.update_layout(legend=dict(orientation="h", x=0.0, y=-0.12, xanchor="left", yanchor="top"),
                       margin=dict(r=210))
-    title = (f"Chunkwise form, N = {n}, C = {c}: {n_chunks} chunks; quadratic blocks hold {quad:,} of the "
-             f"{n * (n + 1) // 2:,} causal pairs, the rest arrive through {max(n_chunks - 1, 0)} carried states S")
+    title = (f"Chunkwise form, N = {n}, C = {c}: {n_chunks} chunks<br><sup>quadratic blocks hold {quad:,} of the "
+             f"{n * (n + 1) // 2:,} causal pairs; the rest arrive through {max(n_chunks - 1, 0)} carried states S</sup>")
     return finish(fig, title, 560)

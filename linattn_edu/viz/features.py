@@ -77,7 +77,7 @@ def feature_map_approximation(
                                            opacity=0.5, symbol=symbols)), 1, 1)
     if outside:
         fig.add_annotation(text=f"{outside} of {ex.size} pairs beyond the axes, drawn at the edge (▲ ▼ ▶)",
-                           xref="x domain", yref="y domain", x=0.98, y=0.02, xanchor="right", yanchor="bottom",
+                           xref="x domain", yref="y domain", x=0.02, y=0.98, xanchor="left", yanchor="top",
                            showarrow=False, font=dict(size=11), bgcolor="rgba(255,255,255,0.8)")
     fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="exact (y = x)", showlegend=False,
                              line=dict(color="black", dash="dash", width=1)), 1, 1)
