@@ -1,6 +1,6 @@
 """Optional yardstick: the flash-linear-attention (FLA) Triton kernels, when the package imports.
 
-``pip install fla-core`` (the flash-linear-attention package's core) on a machine with a CUDA GPU adds
+``pip install fla-core`` (the ``[fla]`` extra: the flash-linear-attention package's core) on a machine with a CUDA GPU adds
 two methods to the bench: ``fla_chunk`` (``fla.ops.linear_attn.chunk_linear_attn``) and
 ``fla_fused_chunk`` (``fused_chunk_linear_attn``).  They get the same (B, H, N, d) inputs as our
 forms; the callable applies the same feature map φ = elu+1, moves to FLA's (B, N, H, d) layout
@@ -43,7 +43,7 @@ def unavailable_reason(device="cpu") -> str | None:
         return f"the FLA methods need a CUDA device (Triton kernels); got device {str(device)!r}"
     if _module() is None:
         return ("the FLA methods need the flash-linear-attention package: pip install fla-core "
-                "(on a machine with a CUDA GPU)")
+                "(the [fla] extra; on a machine with a CUDA GPU)")
     return None
 
 
