@@ -100,7 +100,7 @@ def _fingerprint(fig):
         if key[1:5] == "axis" and key[0] in "xy":
             entry = [None if ax.get("domain") is None else [round(float(v), 4) for v in ax["domain"]],
                      ax.get("type"), ax.get("scaleanchor"), (ax.get("title") or {}).get("text"),
-                     ax.get("autorange"), ax.get("range") is not None or None]
+                     ax.get("autorange"), None if ax.get("range") is None else [round(float(v), 4) for v in ax["range"]]]
             if any(v is not None for v in entry):
                 axes[key] = entry
     shapes = [[s.get("type"), round(float(s.get("x0", 0) or 0), 4), round(float(s.get("y0", 0) or 0), 4)]
@@ -185,7 +185,8 @@ PAGE_FINGERPRINT = r"""
   for (const [key, ax] of Object.entries(gd.layout)) {
     if (!/^[xy]axis\d*$/.test(key) || !ax) continue;
     const entry = [ax.domain === undefined ? null : Array.from(ax.domain, v => Math.round(v * 1e4) / 1e4),
-                   ax.type ?? null, ax.scaleanchor ?? null, text(ax.title), ax.autorange ?? null, null];
+                   ax.type ?? null, ax.scaleanchor ?? null, text(ax.title), ax.autorange ?? null,
+                   ax.range ? Array.from(ax.range, v => Math.round(v * 1e4) / 1e4) : null];
     if (entry.some(v => v !== null)) axes[key] = entry;
   }
   const round = (v) => Math.round((+v || 0) * 1e4) / 1e4;
@@ -339,13 +340,15 @@ def _report(pg, code: str) -> dict:
 
 
 def _same_axis(page: list | None, kernel: list | None) -> bool:
-    """[domain, type, scaleanchor, title, autorange, has range] agree, allowing what plotly.js writes back
+    """[domain, type, scaleanchor, title, autorange, range] agree, allowing what plotly.js writes back
     into the page's layout: the type it inferred (never "log") where Python set none, the domain it shrank
     to keep cells square, and the range it computed.  An axis without a fixed range must autorange (a range
     left over from another view freezes the axis: seen after 2-D → 1-D)."""
-    (p_dom, p_type, p_anchor, p_title, p_auto, _) = page or [None] * 6
+    (p_dom, p_type, p_anchor, p_title, p_auto, p_range) = page or [None] * 6
     (k_dom, k_type, k_anchor, k_title, k_auto, k_range) = kernel or [None] * 6
     if (p_anchor, p_title) != (k_anchor, k_title):
+        return False
+    if k_range and k_type != "log" and p_range != k_range:  # a fixed range (e.g. a heatmap's reversed rows)
         return False
     if not k_range and not (p_auto or (k_auto is None and p_auto is None)):  # plotly.js turns "reversed" into
         return False  # autorange true plus a reversed range, so any autorange counts

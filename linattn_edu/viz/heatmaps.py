@@ -45,14 +45,20 @@ def heatmap_trace(
     )
 
 
-def square_cells(fig: go.Figure, cols: int, row: int = 1) -> None:
-    """Make every heatmap panel of ``row`` draw square cells (y anchored to its x), query 0 at the top."""
+def square_cells(fig: go.Figure, cols: int, shape: tuple[int, int], row: int = 1) -> None:
+    """Make the heatmap panels 1…``cols`` of ``row`` draw square cells, query 0 at the top.
+
+    Each y axis is anchored to its x axis and both get explicit ranges (``shape`` = (rows, cols) of the
+    matrix, cells centred on integers): the rows run downwards by a reversed range rather than by
+    ``autorange="reversed"``, which an explorer switching views cannot restore reliably in the browser.
+    """
+    n_rows, n_cols = shape
     for col in range(1, cols + 1):
         ref = fig.get_subplot(row, col)
         x_name = ref.xaxis.plotly_name.replace("axis", "")
-        fig.update_yaxes(scaleanchor=x_name, scaleratio=1, constrain="domain", autorange="reversed",
+        fig.update_yaxes(scaleanchor=x_name, scaleratio=1, constrain="domain", range=[n_rows - 0.5, -0.5],
                          row=row, col=col)
-        fig.update_xaxes(constrain="domain", row=row, col=col)
+        fig.update_xaxes(constrain="domain", range=[-0.5, n_cols - 0.5], row=row, col=col)
 
 
 def heatmap(
@@ -143,7 +149,7 @@ def attention_comparison(
     colorbar_beside(fig, fig.data[1].colorbar, 1, 2)
     colorbar_beside(fig, fig.data[2].colorbar, 1, 3)
     fig.update_xaxes(title_text="key position j")
-    square_cells(fig, 3)
+    square_cells(fig, 3, p.shape)
     fig.update_yaxes(title_text="query position i", col=1)
     fig.update_yaxes(showticklabels=False, col=2)  # rows line up with panel 1
     fig.update_yaxes(showticklabels=False, col=3)

@@ -68,13 +68,13 @@ def state_step(
     fig.add_trace(go.Bar(x=dims, y=ref[t], name="quadratic form, row t", marker_color=SOFTMAX_COLOUR), 2, 2)
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.12, x=0.55))
     fig.update_xaxes(title_text="value dim", row=1, col=1)
-    fig.update_yaxes(title_text=f"feature ({feature_name})", autorange="reversed", row=1, col=1)
+    fig.update_yaxes(title_text=f"feature ({feature_name})", range=[d_phi - 0.5, -0.5], row=1, col=1)  # row 0 on top
     fig.update_xaxes(title_text=f"feature ({feature_name})", row=1, col=2)
     fig.update_yaxes(title_text="z_t", row=1, col=2)
     if z_range is not None:
         fig.update_yaxes(range=[min(0.0, float(zz.min())), z_range], row=1, col=2)
     fig.update_xaxes(title_text="value dim", row=2, col=1)
-    fig.update_yaxes(title_text="position i", autorange="reversed", range=None, row=2, col=1)
+    fig.update_yaxes(title_text="position i", range=[n - 0.5, -0.5], row=2, col=1)
     fig.update_xaxes(title_text="value dim", row=2, col=2)
     fig.update_yaxes(title_text="output", range=[-o_span * 1.05, o_span * 1.05], row=2, col=2)
     title = f"Recurrent linear attention, t = {t} of {n - 1}: readout − quadratic row t = {err:.2e}"

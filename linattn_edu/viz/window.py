@@ -54,7 +54,7 @@ def window_pattern(
                              line=dict(color=METHOD_COLOURS["window"])), 1, 3)
     fig.add_trace(go.Scatter(x=[n, n], y=[n ** 2, allowed], mode="markers", name=f"this N = {n}",
                              marker=dict(color="black", size=9)), 1, 3)
-    square_cells(fig, 2)
+    square_cells(fig, 2, (n, n))
     for col in (1, 2):
         fig.update_xaxes(title_text="key position j", row=1, col=col)
     fig.update_yaxes(title_text="query position i", row=1, col=1)
