@@ -189,5 +189,6 @@ def attention_rows(
     fig.update_xaxes(title_text="key position j")
     fig.update_yaxes(title_text="weight", rangemode="tozero")
     fig.update_layout(legend=dict(x=1.01, y=1.0, xanchor="left"))
-    return finish(fig, title or _row_error_title(linear_name, n, p, a) + " (solid: softmax, dashed: linear)", 480)
+    return finish(fig, title or _row_error_title(linear_name, n, p, a) + "<br><sup>solid: softmax P, dashed: "
+                  f"{linear_name} A, one colour per query row</sup>", 480)
 
