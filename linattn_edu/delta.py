@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from ._checks import check_bool, check_positive_int, check_qkv, check_tensor, compute_dtype
-from .gated import _check_log_decay, _chunk, segment_sum
+from .chunked import _chunk, chunk_len
+from .gated import _check_log_decay, segment_sum
 
 __all__ = [
     "delta_rule_attention", "DELTA_FORMS", "delta_step", "delta_recurrent_form", "delta_chunkwise_form",
@@ -61,57 +62,62 @@ def delta_recurrent_form(q, k, v, beta, g=None):
     return torch.stack(outs, dim=-2), s  # (..., N, d_v)
 
 
+def _chunks_first(x: torch.Tensor, c: int) -> torch.Tensor:
+    """(..., N, e) -> (n, B, C, e), B = the leading dims flattened, chunk axis first and contiguous.
+
+    Each chunk is then one contiguous (B, C, e) block: the loop over chunks hands BLAS whole
+    blocks, never strided slices. Padding rows are zero (see chunked._chunk).
+    """
+    return _chunk(x.reshape(-1, *x.shape[-2:]), c).transpose(0, 1).contiguous()  # (n, B, C, e)
+
+
 def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64):
     """Chunkwise delta rule (WY/UT transform), per chunk with incoming state S:
 
         U = Ū − W S,  out_c = diag(Γ) Q_c S + [(Q_c K_cᵀ) ⊙ D]_{t>=s} U,  S ← Γ_C S + (K_c ⊙ exp(b_C − b))ᵀ U
 
-    Ū, W come from T⁻¹ (see the module docstring) for all chunks at once; only U and the state
-    recursion run in the loop over chunks, the outputs are two batched products after it.
-    All exponents are <= 0.
+    Everything that does not need S runs for all chunks at once before the loop: the K Kᵀ and
+    Q Kᵀ blocks, T⁻¹ diag(β) by one batched triangular solve, Ū and W. The loop over chunks holds
+    only the state recursion (two small matmuls a chunk); the outputs are two batched products
+    after it. All exponents are <= 0. C is clamped to N.
     q, k (..., N, d), v (..., N, d_v), beta (..., N), g (..., N) or None -> out (..., N, d_v), S (..., d, d_v).
     """
-    n, c = q.shape[-2], chunk_size
-    qc, kc, vc = _chunk(q, c), _chunk(k, c), _chunk(v, c)  # (..., n, C, d | d_v); padded k = v = 0
-    bc = _chunk(beta.unsqueeze(-1), c)  # (..., n, C, 1); padded β = 0: those rows write nothing
-    kk = kc @ kc.transpose(-2, -1)  # (..., n, C, d) @ (..., n, d, C) -> (..., n, C, C)
-    qk = qc @ kc.transpose(-2, -1)  # (..., n, C, d) @ (..., n, d, C) -> (..., n, C, C)
-    kw = kc  # (..., n, C, d): the keys W is built from (ΓK when gated)
+    lead, n = q.shape[:-2], q.shape[-2]
+    c = chunk_len(n, chunk_size)
+    qc, kc, vc = (_chunks_first(x, c) for x in (q, k, v))  # (n, B, C, d | d_v); padded k = v = 0
+    bc = _chunks_first(beta.unsqueeze(-1), c)  # (n, B, C, 1); padded β = 0: those rows write nothing
+    kk = kc @ kc.transpose(-2, -1)  # (n, B, C, d) @ (n, B, d, C) -> (n, B, C, C)
+    qk = qc @ kc.transpose(-2, -1)  # (n, B, C, d) @ (n, B, d, C) -> (n, B, C, C)
+    q_in, k_out, kw, keep = qc, kc, kc, None  # ungated: no decay anywhere
     if g is not None:  # Gated DeltaNet: decay every product by exp(b_t − b_s) <= 1
-        gc = _chunk(g.unsqueeze(-1), c)  # (..., n, C, 1); padded g = 0
-        b = gc.cumsum(-2)  # (..., n, C, 1): chunk-local cumulative log-decay
-        dmask = segment_sum(gc.squeeze(-1)).exp()  # (..., n, C, C): D_ts = exp(b_t − b_s), t >= s, else 0
-        kk, qk = kk * dmask, qk * dmask  # (..., n, C, C)
-        kw = kc * b.exp()  # (..., n, C, d): ΓK
+        gc = _chunks_first(g.unsqueeze(-1), c)  # (n, B, C, 1); padded g = 0
+        b = gc.cumsum(-2)  # (n, B, C, 1): chunk-local cumulative log-decay
+        dmask = segment_sum(gc.squeeze(-1)).exp()  # (n, B, C, C): D_ts = exp(b_t − b_s), t >= s, else 0
+        kk, qk = kk * dmask, qk * dmask  # (n, B, C, C)
+        b_last = b[..., -1:, :]  # (n, B, 1, 1)
+        q_in = qc * b.exp()  # (n, B, C, d): queries read S decayed to their step
+        kw = kc * b.exp()  # (n, B, C, d): ΓK, the keys W is built from
+        k_out = kc * (b_last - b).exp()  # (n, B, C, d): keys written, decayed to the chunk's end
+        keep = b_last.exp()  # (n, B, 1, 1): the chunk's total decay
     eye = torch.eye(c, dtype=q.dtype, device=q.device)  # (C, C)
     strict = torch.ones(c, c, dtype=torch.bool, device=q.device).tril(-1)  # (C, C): t > s
-    t_mat = torch.where(strict, bc * kk, eye)  # (..., n, C, C): T = I + strict_tril(diag(β) KKᵀ ⊙ D)
-    t_inv = torch.linalg.solve_triangular(t_mat, eye.expand_as(t_mat), upper=False,
-                                          unitriangular=True)  # (..., n, C, C): T⁻¹ (the UT transform)
-    t_inv_b = t_inv * bc.transpose(-2, -1)  # (..., n, C, C): T⁻¹ diag(β)
-    u_bar = t_inv_b @ vc  # (..., n, C, C) @ (..., n, C, d_v) -> (..., n, C, d_v): Ū = T⁻¹ βV
-    w = t_inv_b @ kw  # (..., n, C, C) @ (..., n, C, d) -> (..., n, C, d): W = T⁻¹ βΓK
-    qk = qk.tril()  # (..., n, C, C): causal within the chunk
-    chunks = lambda *xs: (x.movedim(-3, 0) for x in xs)  # noqa: E731  chunk dim first for the loop
-    if g is None:
-        q_in, k_out, keep = qc, kc, None
-    else:
-        b_last = b[..., -1:, :]  # (..., n, 1, 1)
-        q_in = qc * b.exp()  # (..., n, C, d): queries read S decayed to their step
-        k_out = kc * (b_last - b).exp()  # (..., n, C, d): keys written, decayed to the chunk's end
-        keep = b_last.exp().movedim(-3, 0)  # (n, ..., 1, 1): the chunk's total decay
-    u_bar, w, k_out = chunks(u_bar, w, k_out)  # (n, ..., C, ·)
-    s = q.new_zeros(*q.shape[:-2], q.shape[-1], v.shape[-1])  # (..., d, d_v)
+    t_mat = torch.where(strict, bc * kk, eye)  # (n, B, C, C): T = I + strict_tril(diag(β) KKᵀ ⊙ D)
+    t_inv_b = torch.linalg.solve_triangular(t_mat, torch.diag_embed(bc.squeeze(-1)), upper=False,
+                                            unitriangular=True)  # (n, B, C, C): T⁻¹ diag(β) (the UT transform)
+    u_bar = t_inv_b @ vc  # (n, B, C, C) @ (n, B, C, d_v) -> (n, B, C, d_v): Ū = T⁻¹ βV
+    w = t_inv_b @ kw  # (n, B, C, C) @ (n, B, C, d) -> (n, B, C, d): W = T⁻¹ βΓK
+    s = q.new_zeros(qc.shape[1], q.shape[-1], v.shape[-1])  # (B, d, d_v)
     starts, us = [], []
-    for i in range(u_bar.shape[0]):  # only the state recursion is sequential
-        u = u_bar[i] - w[i] @ s  # (..., C, d_v) − (..., C, d) @ (..., d, d_v): the chunk's pseudo-values
+    for i in range(qc.shape[0]):  # only the state recursion is sequential
+        u = torch.baddbmm(u_bar[i], w[i], s, alpha=-1)  # Ū − W S: (B, C, d) @ (B, d, d_v) -> (B, C, d_v)
         starts.append(s)
         us.append(u)
-        s = s if keep is None else keep[i] * s  # (..., d, d_v)
-        s = s + k_out[i].transpose(-2, -1) @ u  # (..., d, C) @ (..., C, d_v) -> (..., d, d_v)
-    starts, u = torch.stack(starts, dim=-3), torch.stack(us, dim=-3)  # (..., n, d, d_v), (..., n, C, d_v)
-    out = q_in @ starts + qk @ u  # (..., n, C, d) @ (..., n, d, d_v) + (..., n, C, C) @ (..., n, C, d_v)
-    return out.flatten(-3, -2)[..., :n, :], s  # (..., N, d_v), (..., d, d_v)
+        s = s if keep is None else keep[i] * s  # (B, d, d_v)
+        s = torch.baddbmm(s, k_out[i].transpose(-2, -1), u)  # S + K'ᵀU: (B, d, C) @ (B, C, d_v) -> (B, d, d_v)
+    out = q_in @ torch.stack(starts)  # the past, through the state: (n, B, C, d) @ (n, B, d, d_v) -> (n, B, C, d_v)
+    out += qk.tril_() @ torch.stack(us)  # + this chunk: (n, B, C, C) @ (n, B, C, d_v) -> (n, B, C, d_v)
+    out = out.transpose(0, 1).flatten(1, 2)[:, :n]  # (B, N, d_v)
+    return out.reshape(*lead, n, v.shape[-1]), s.reshape(*lead, *s.shape[-2:])  # (..., N, d_v), (..., d, d_v)
 
 
 def _check_beta(beta, lead: tuple, what: str = "beta") -> None:

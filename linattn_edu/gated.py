@@ -30,10 +30,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from ._checks import (check_bool, check_dense_budget, check_eps, check_positive_int, check_qkv,
                       check_tensor, compute_dtype, safe_divide)
+from .chunked import _chunk
 from .feature_maps import FeatureMap, get_feature_map
 from .linear import featurize
 
@@ -138,17 +138,6 @@ def gated_parallel_form(fq, fk, v, g, *, eps=1e-6, normalize=False):
 
 
 # Chunkwise form ---------------------------------------------------------------------------------
-def _chunk(x: torch.Tensor, c: int) -> torch.Tensor:
-    """Zero-pad N to a multiple of C and split: (..., N, e) -> (..., n, C, e).
-
-    Padded tokens have φ(k) = 0, v = 0 and g = 0 (decay 1), so they leave the state unchanged.
-    """
-    pad = -x.shape[-2] % c
-    if pad:
-        x = F.pad(x, (0, 0, 0, pad))  # (..., n·C, e)
-    return x.unflatten(-2, (x.shape[-2] // c, c))  # (..., n, C, e)
-
-
 def gated_chunkwise_form(fq, fk, v, g, *, chunk_size=64, eps=1e-6, normalize=False):
     """Chunkwise: per chunk c (state S before it, b = chunk-local cumsum of g, all exponents <= 0):
 
@@ -163,6 +152,7 @@ def gated_chunkwise_form(fq, fk, v, g, *, chunk_size=64, eps=1e-6, normalize=Fal
     n = fq.shape[-2]
     if normalize:  # the denominator is the same product with v -> 1: carry [S, z] together
         v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # (..., N, d_v + 1)
+    # padded tokens have φ(k) = 0, v = 0 and g = 0 (decay 1): they leave the state unchanged
     q, k, vv, gg = (_chunk(x, chunk_size) for x in (fq, fk, v, g))  # (..., n, C, ·)
     b = gg.cumsum(-2)  # (..., n, C, 1 | d_φ): chunk-local cumulative log-decay, <= 0
     b_last = b[..., -1:, :]  # (..., n, 1, 1 | d_φ)
