@@ -129,6 +129,9 @@ EXPLORERS = (
     ("window", "explorers.sliding_window_explorer()"),
     ("timing", "explorers.timing_explorer(methods=('softmax', 'sdpa', 'chunkwise'), n_max=512)"),
     ("kv", "explorers.kv_cache_calculator()"),
+    ("decay", "explorers.decay_explorer()"),
+    ("gated", "explorers.gated_stepper()"),
+    ("retrieval", "explorers.retrieval_explorer()"),
 )
 
 #: per explorer: (control, new value) in order; every control appears (checked), and the moves include
@@ -149,6 +152,9 @@ MOVES = {
     "kv": [("preset", "llama-3-8b"), ("layers", 40), ("heads", 40), ("kv_heads", 4), ("head_dim", 64),
            ("kind", "MHA"), ("kind", "MLA"), ("latent_dim", 256), ("rope_dim", 32), ("dtype", 4), ("batch", 8),
            ("tokens", 131072), ("feature_map", "taylor-2"), ("preset", "falcon-7b")],
+    "decay": [("n", 48), ("head", 5), ("bias", 2.0), ("spread", 1.5), ("seed", 2)],
+    "gated": [("n", 24), ("repeat_at", 10), ("t", 15), ("gamma", 0.9), ("beta", 0.5), ("seed", 1)],
+    "retrieval": [("n", 24), ("d", 8), ("keys", "random"), ("beta", 0.5), ("seed", 3)],
 }
 
 #: explorers whose moves above change the set of traces (view, 1-D ↔ 2-D, methods and panels)

@@ -21,6 +21,9 @@ __all__ = [
     "sliding_window_explorer",
     "timing_explorer",
     "kv_cache_calculator",
+    "decay_explorer",
+    "gated_stepper",
+    "retrieval_explorer",
 ]
 
 _ENTRY_POINTS = {
@@ -31,6 +34,9 @@ _ENTRY_POINTS = {
     "sliding_window_explorer": ".sliding_window",
     "timing_explorer": ".timing",
     "kv_cache_calculator": ".kv_cache",
+    "decay_explorer": ".decay",
+    "gated_stepper": ".gated_stepper",
+    "retrieval_explorer": ".retrieval",
 }
 
 

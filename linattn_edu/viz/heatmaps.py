@@ -45,20 +45,24 @@ def heatmap_trace(
     )
 
 
-def square_cells(fig: go.Figure, cols: int, shape: tuple[int, int], row: int = 1) -> None:
+def square_cells(fig: go.Figure, cols: int, shape: tuple[int, int] | None = None, row: int = 1) -> None:
     """Make the heatmap panels 1…``cols`` of ``row`` draw square cells, query 0 at the top.
 
     Each y axis is anchored to its x axis and both get explicit ranges (``shape`` = (rows, cols) of the
     matrix, cells centred on integers): the rows run downwards by a reversed range rather than by
     ``autorange="reversed"``, which an explorer switching views cannot restore reliably in the browser.
+    Without ``shape`` the rows are reversed by ``autorange="reversed"`` (fine for a figure that is drawn once).
     """
-    n_rows, n_cols = shape
     for col in range(1, cols + 1):
         ref = fig.get_subplot(row, col)
         x_name = ref.xaxis.plotly_name.replace("axis", "")
-        fig.update_yaxes(scaleanchor=x_name, scaleratio=1, constrain="domain", range=[n_rows - 0.5, -0.5],
-                         row=row, col=col)
-        fig.update_xaxes(constrain="domain", range=[-0.5, n_cols - 0.5], row=row, col=col)
+        fig.update_yaxes(scaleanchor=x_name, scaleratio=1, constrain="domain", row=row, col=col)
+        fig.update_xaxes(constrain="domain", row=row, col=col)
+        if shape is None:
+            fig.update_yaxes(autorange="reversed", row=row, col=col)
+        else:
+            fig.update_yaxes(range=[shape[0] - 0.5, -0.5], row=row, col=col)
+            fig.update_xaxes(range=[-0.5, shape[1] - 0.5], row=row, col=col)
 
 
 def heatmap(
