@@ -51,5 +51,5 @@ else
     FILES=("${P}_sweep.json" "${P}_sweep_bf16.json" "${P}_decode.json")
 fi
 
-# A PNG beside each record file (scripts/render_assets.py): *decode.json -> one figure, any other -> one per mode.
-"$PY" scripts/render_assets.py "${FILES[@]}"
+# A PNG beside each record file (python -m linattn_edu.viz): *decode.json -> one figure, any other -> one per mode.
+"$PY" -m linattn_edu.viz "${FILES[@]}"

@@ -110,9 +110,9 @@ def test_kv_cache_figure_lines_are_the_formulas():
 @pytest.mark.slow
 def test_render_assets_writes_pngs(tmp_path):
     pytest.importorskip("kaleido")
-    _records().save(tmp_path / "x_sweep.json")
+    _records().save(tmp_path / "cpu_x_sweep.json")
     written = render_assets(tmp_path, width=500, height=300)
-    assert sorted(p.name for p in written) == ["x_sweep_forward.png", "x_sweep_forward_backward.png"]
+    assert sorted(p.name for p in written) == ["cpu_x_sweep_forward.png", "cpu_x_sweep_forward_backward.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
 
 

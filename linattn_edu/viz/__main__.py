@@ -1,4 +1,4 @@
-"""``python -m linattn_edu.viz [FOLDER]``: render the PNGs of the timing records in FOLDER (default assets)."""
+"""``python -m linattn_edu.viz [PATH ...]``: render the PNGs of timing record files (default: assets/)."""
 
 import sys
 
