@@ -52,10 +52,60 @@ def test_build_call_wires_the_right_attention(method):
     assert out.shape == (1, 2, n, d)
     if method in ("softmax", "sdpa", "window"):  # window = N: plain causal softmax
         expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    elif method in bench.GATED_METHODS:  # against the recurrent reference with the same seeded gates
+        expected = _gated_reference(method, q, k, v, bench.make_gates(n, heads=2, dtype=torch.float64))
     else:
         from linattn_edu import linear_attention
         expected = linear_attention(q, k, v, "elu+1", causal=True, form="quadratic")
     torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
+
+
+def _gated_reference(method, q, k, v, gates):
+    from linattn_edu import delta_rule_attention, gated_linear_attention
+    log_decay, beta = gates
+    if method == "gated_chunkwise":
+        return gated_linear_attention(q, k, v, log_decay, form="recurrent")
+    g = log_decay if method == "gated_delta_chunkwise" else None
+    return delta_rule_attention(q, k, v, beta, log_decay=g, form="recurrent")
+
+
+def test_gates_are_seeded_in_range_and_built_once_per_call_setup(monkeypatch):
+    log_decay, beta = bench.make_gates(50, batch=2, heads=3, seed=4)
+    assert log_decay.shape == beta.shape == (2, 3, 50)
+    assert bool((log_decay < 0).all()) and bool(((beta > 0) & (beta < 1)).all())
+    again = bench.make_gates(50, batch=2, heads=3, seed=4)
+    torch.testing.assert_close(again[0], log_decay, rtol=0, atol=0)  # same seed, same code path
+    built = []
+    real = bench.methods.make_gates
+    monkeypatch.setattr(bench.methods, "make_gates", lambda *a, **kw: built.append(1) or real(*a, **kw))
+    for method in bench.GATED_METHODS:
+        fn = build_call(method, 40, heads=2, d=8, chunk_size=16)
+        outs = [fn() for _ in range(3)]
+        assert all(o.shape == (1, 2, 40, 8) for o in outs)
+    assert len(built) == len(bench.GATED_METHODS)  # once per build_call, never inside a timed call
+    with pytest.raises(ValueError, match="needs gates"):
+        bench.attention_fn("delta_chunkwise")
+
+
+@pytest.mark.parametrize("method", ["gated_chunkwise", "delta_chunkwise", "gated_delta_chunkwise"])
+def test_gated_chunkwise_methods_backward_matches_their_recurrent_reference(method):
+    kw = dict(mode="forward+backward", heads=2, d=8, dtype=torch.float64, chunk_size=8)
+    grads = build_call(method, 37, **kw)()
+    q, k, v = bench.make_inputs(37, heads=2, d=8, dtype=torch.float64, requires_grad=True)
+    out = _gated_reference(method, q, k, v, bench.make_gates(37, heads=2, dtype=torch.float64))
+    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(out.dtype)
+    for g, r in zip(grads, torch.autograd.grad(out, (q, k, v), grad_out)):
+        torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-10)
+
+
+def test_new_methods_are_cli_choices_and_the_token_loop_is_capped():
+    args = bench.cli.build_parser().parse_args(["sweep", "--methods", ",".join(bench.GATED_METHODS)])
+    assert args.methods == list(bench.GATED_METHODS)
+    assert set(bench.GATED_METHODS) <= set(bench.default_methods("cpu"))
+    assert measure_point("delta_recurrent", 8192)["status"] == "skipped: N = 8192 > max_n = 4096 for delta_recurrent"
+    rec = measure_point("delta_chunkwise", 64, heads=2, d=8, chunk_size=16, min_repeats=3, min_run_time=0.01,
+                        measure_memory=False)
+    assert rec["status"] == "ok" and rec["chunk_size"] == 16
 
 
 def test_forward_backward_returns_the_three_input_gradients():
@@ -80,7 +130,7 @@ def test_cpu_peak_memory_sees_a_known_allocation():
 @pytest.mark.parametrize("mode", bench.MODES)
 @pytest.mark.parametrize("method", list(METHODS))
 def test_guard_prediction_is_close_to_measured_peak(method, mode):
-    n = 512 if method != "recurrent" else 128
+    n = 128 if method in ("recurrent", "delta_recurrent") else 512
     kw = dict(mode=mode, heads=4, d=32, chunk_size=64, window=64)
     measured = peak_memory(build_call(method, n, **kw))
     predicted = predict_peak_bytes(method, n, **kw)

@@ -4,6 +4,8 @@ Every method is causal attention in the SDPA tensor convention, q, k, v: (B, H, 
 :func:`build_call` returns a zero-argument callable (what the timer runs); ``compile=True``
 wraps the method in ``torch.compile`` (``fullgraph=True`` where the method allows it) and
 compiles it inside :func:`build_call`, so that no timed call pays for compilation.
+The gated and delta-rule methods take per-token gates (log-decays, write strengths β) that
+:func:`make_gates` draws once, seeded, inside :func:`build_call`: no timed call builds them.
 The FLA methods (``fla_chunk``, ``fla_fused_chunk``) exist only where the optional
 flash-linear-attention package imports and a CUDA device is used (see :mod:`.fla`).
 """
@@ -18,13 +20,15 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import parse_dtype
+from ..delta import delta_rule_attention
+from ..gated import gated_linear_attention
 from ..linear import linear_attention
 from ..softmax import softmax_attention
 from ..window import sliding_window_attention
 from . import fla
 
 __all__ = ["Method", "METHODS", "OPTIONAL_METHODS", "ALL_METHODS", "MODES", "FEATURE_MAP", "check_method", "check_mode", "log_grid",
-           "make_inputs", "attention_fn", "build_call", "predict_peak_bytes", "predict_seconds"]
+           "make_inputs", "make_gates", "GATED_METHODS", "attention_fn", "build_call", "predict_peak_bytes", "predict_seconds"]
 
 MODES = ("forward", "forward+backward")
 FEATURE_MAP = "elu+1"
@@ -55,8 +59,14 @@ METHODS: dict[str, Method] = {
         Method("chunkwise", "linear, chunkwise", 1),
         Method("recurrent", "linear, recurrent (token loop)", 1, max_n=1024),
         Method("window", "sliding window", 1),
+        Method("gated_chunkwise", "gated linear (scalar gate), chunkwise", 1),
+        Method("delta_chunkwise", "delta rule, chunkwise (WY)", 1),
+        Method("gated_delta_chunkwise", "gated delta rule, chunkwise (WY)", 1),
+        Method("delta_recurrent", "delta rule, recurrent (token loop)", 1, max_n=4096),
     )
 }
+#: the methods that take per-token gates from :func:`make_gates` (log-decays and/or β)
+GATED_METHODS = ("gated_chunkwise", "delta_chunkwise", "gated_delta_chunkwise", "delta_recurrent")
 #: the FLA kernels: only where the flash-linear-attention package imports and a GPU is used
 OPTIONAL_METHODS: dict[str, Method] = {
     m.name: m
@@ -119,9 +129,30 @@ def make_inputs(n: int, *, batch: int = 1, heads: int = 4, d: int = 64, dtype=to
     return tuple(qkv)
 
 
-def attention_fn(method: str, *, chunk_size: int = 64, window: int = 256) -> Callable:
-    """The forward function ``f(q, k, v) -> out`` of a method, causal, (B, H, N, d) in and out."""
+def make_gates(n: int, *, batch: int = 1, heads: int = 4, dtype=torch.float32, device="cpu", seed: int = 0):
+    """Seeded per-token gates for the gated and delta-rule methods: (log_decay, beta), each (batch, heads, n).
+
+    log_decay = log σ(x + 4) < 0 (a decay exp(g) ≈ 0.98 on average: a memory of ~50 tokens, as in
+    Mamba-2 / GLA-style gates), beta = σ(y) ∈ (0, 1), with x, y ~ N(0, 1) drawn on the CPU from ``seed``.
+    """
+    gen = torch.Generator().manual_seed(seed + 2)  # seed: q, k, v; seed + 1: the backward's grad_out
+    x, y = (torch.randn(batch, heads, n, generator=gen) for _ in range(2))  # (B, H, N) each
+    dt = parse_dtype(dtype)
+    return F.logsigmoid(x + 4).to(device=device, dtype=dt), torch.sigmoid(y).to(device=device, dtype=dt)
+
+
+def attention_fn(method: str, *, chunk_size: int = 64, window: int = 256, gates=None) -> Callable:
+    """The forward function ``f(q, k, v) -> out`` of a method, causal, (B, H, N, d) in and out.
+
+    The methods in :data:`GATED_METHODS` need ``gates = (log_decay, beta)`` from :func:`make_gates`
+    (the scalar-gated one uses the identity feature map, like RetNet and Mamba-2).
+    """
     check_method(method)
+    if method in GATED_METHODS:
+        if gates is None:
+            raise ValueError(f"method {method!r} needs gates=(log_decay, beta), each (B, H, N), from make_gates; "
+                             "got None")
+        return _gated_fn(method, chunk_size, *gates)
     if method == "softmax":
         return lambda q, k, v: softmax_attention(q, k, v, causal=True)
     if method == "sdpa":
@@ -136,6 +167,15 @@ def attention_fn(method: str, *, chunk_size: int = 64, window: int = 256) -> Cal
     if method == "window":
         return lambda q, k, v: sliding_window_attention(q, k, v, window=window, causal=True)
     return fla.attention_fn(method)
+
+
+def _gated_fn(method: str, chunk_size: int, log_decay: torch.Tensor, beta: torch.Tensor) -> Callable:
+    """f(q, k, v) for a gated or delta-rule method, closing over gates built once."""
+    if method == "gated_chunkwise":
+        return lambda q, k, v: gated_linear_attention(q, k, v, log_decay, form="chunkwise", chunk_size=chunk_size)
+    g = log_decay if method == "gated_delta_chunkwise" else None
+    form = "recurrent" if method == "delta_recurrent" else "chunkwise"
+    return lambda q, k, v: delta_rule_attention(q, k, v, beta, log_decay=g, form=form, chunk_size=chunk_size)
 
 
 def _compiled(f: Callable, example: Callable[[], object]) -> Callable:
@@ -159,12 +199,15 @@ def build_call(method: str, n: int, *, mode: str = "forward", batch: int = 1, he
     forward+backward = out = f(q, k, v); torch.autograd.grad(out, (q, k, v), g) with a fixed
     random g of out's shape (no .grad accumulation between calls).  FLA methods are checked
     equal to the library's chunkwise form on the same inputs before they are returned.
+    Gated and delta-rule methods get their gates from :func:`make_gates` (same seed), built here once.
     """
     spec = check_method(method)
     check_mode(mode)
     if spec.optional:
         fla.require(device)
-    f = attention_fn(method, chunk_size=chunk_size, window=window)
+    gates = make_gates(n, batch=batch, heads=heads, dtype=dtype, device=device, seed=seed) \
+        if method in GATED_METHODS else None
+    f = attention_fn(method, chunk_size=chunk_size, window=window, gates=gates)
     q, k, v = make_inputs(n, batch=batch, heads=heads, d=d, dtype=dtype, device=device,
                           requires_grad=mode != "forward", seed=seed)  # (B, H, N, d) each
     if spec.optional:
@@ -188,6 +231,14 @@ def build_call(method: str, n: int, *, mode: str = "forward", batch: int = 1, he
 
 
 # Guards: predicted memory and time --------------------------------------------------------------
+#: coefficients of (N·d, (N/C)·C², (N/C)·d²) for (forward, forward+backward): fits to profiler peaks at
+#: N = 128–2048, d = 16–64, C = 32–64 (within 0.88–1.35× of the measurement)
+_GATED_PEAK = {
+    "gated_chunkwise": ((5, 3, 3), (4, 3, 3)),
+    "delta_chunkwise": ((9, 4, 2), (7, 5, 4)),
+    "gated_delta_chunkwise": ((12, 5, 2), (10, 6, 4)),
+}
+
 def predict_peak_bytes(method: str, n: int, *, mode: str = "forward", batch: int = 1, heads: int = 4,
                        d: int = 64, dtype=torch.float32, chunk_size: int = 64, window: int = 256) -> int:
     """Predicted peak extra bytes of one call (inputs excluded), from each method's formula.
@@ -198,7 +249,10 @@ def predict_peak_bytes(method: str, n: int, *, mode: str = "forward", batch: int
       sdpa (flash): O(bh·N·d) (output, log-sum-exp; gradients with backward);
       chunkwise (ours and FLA's): O(bh·N·(d + C)) (chunked features, the (N/C)·C×C intra-chunk
           scores) + (N/C)·d² chunk states;  recurrent: O(bh·N·d) forward, bh·N·d² states saved
-          for backward;  window: O(bh·N·w) band of scores (N rounded up to a multiple of w).
+          for backward;  window: O(bh·N·w) band of scores (N rounded up to a multiple of w);
+      gated / delta-rule chunkwise: the same three terms (N·d, (N/C)·C² blocks, (N/C)·d² states) with
+          their own coefficients (the WY form keeps more (N/C)·C×C blocks: KKᵀ, QKᵀ, T, T⁻¹);
+      delta_recurrent: O(bh·N·d) forward, bh·N·d² saved states with backward.
     The coefficients are upper-ish fits to profiler measurements at small N (tests keep the
     prediction within 0.5–3× of the measurement).
     """
@@ -219,6 +273,13 @@ def predict_peak_bytes(method: str, n: int, *, mode: str = "forward", batch: int
         return io + per + (2 if back else 1) * bh * chunks * d * d * e
     if method == "recurrent":
         return io + (6 * nd + (bh * n * d * d if back else 0)) * e
+    if method == "delta_recurrent":
+        return io + ((4 * nd + bh * n * d * d) if back else 3 * nd) * e
+    if method in _GATED_PEAK:
+        c = min(chunk_size, n)
+        chunks = -(-n // c)
+        k_nd, k_blocks, k_states = _GATED_PEAK[method][back]
+        return io + (k_nd * nd + k_blocks * bh * chunks * c * c + k_states * bh * chunks * d * d) * e
     n_pad = -(-n // window) * window  # the band is computed in blocks of w: N rounds up to a multiple of w
     return io + (7 if back else 4) * bh * n_pad * 2 * window * e + 6 * nd * e  # window
 

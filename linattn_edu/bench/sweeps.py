@@ -55,7 +55,7 @@ def measure_point(method: str, n: int, *, mode: str = "forward", batch: int = 1,
     dt = parse_dtype(dtype)
     record = {"method": method, "n": n, "mode": mode, "batch": batch, "heads": heads, "d": d,
               "dtype": dtype_name(dt), "device": str(torch.device(device)), "causal": True,
-              "chunk_size": chunk_size if method == "chunkwise" else None,
+              "chunk_size": chunk_size if method.endswith("chunkwise") else None,
               "window": window if method == "window" else None,
               "status": "ok", "median_s": None, "iqr_s": None, "repeats": 0, "peak_bytes": None}
     if compile:
