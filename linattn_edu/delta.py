@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from ._checks import check_bool, check_positive_int, check_qkv, check_tensor, compute_dtype
 from .chunked import _chunk, chunk_len
-from .gated import _check_log_decay, segment_sum
+from .gated import _check_log_decay, _check_prefill, _check_token, segment_sum
 
 __all__ = [
     "delta_rule_attention", "DELTA_FORMS", "delta_step", "delta_recurrent_form", "delta_chunkwise_form",
@@ -203,31 +203,23 @@ class DeltaState:
     def __repr__(self) -> str:
         return f"DeltaState(S={tuple(self.S.shape)}, t={self.t})"
 
-    def _check_token(self, x, name, dim):
-        check_tensor(x, name, min_rank=1)
-        want = (*self.batch_shape, dim)
-        if tuple(x.shape) != want:
-            raise ValueError(f"{name} must be {want} (batch_shape + ({dim},)); got {tuple(x.shape)}")
-        if x.device != self.S.device:
-            raise ValueError(f"{name} must be on {self.S.device}; got {x.device}")
-
     def readout(self, q_t):
         """Sᵀ q_t without changing the state: (..., d) -> (..., d_v)."""
-        self._check_token(q_t, "q_t", self.d)
+        _check_token(self, q_t, "q_t", self.d)
         return (q_t.to(self.S.dtype).unsqueeze(-2) @ self.S).squeeze(-2).to(q_t.dtype)  # (..., d_v)
 
     def recall(self, k_t):
         """What the state returns for key k_t (normalised like a written key): Sᵀk -> (..., d_v)."""
-        self._check_token(k_t, "k_t", self.d)
+        _check_token(self, k_t, "k_t", self.d)
         k = k_t.to(self.S.dtype)
         k = F.normalize(k, dim=-1) if self.normalize_keys else k  # (..., d)
         return (k.unsqueeze(-2) @ self.S).squeeze(-2)  # (..., d_v)
 
     def step(self, q_t, k_t, v_t, beta_t, g_t=None):
         """Write token t with the delta rule, then read it out with q_t -> (..., d_v)."""
-        self._check_token(q_t, "q_t", self.d)
-        self._check_token(k_t, "k_t", self.d)
-        self._check_token(v_t, "v_t", self.d_v)
+        _check_token(self, q_t, "q_t", self.d)
+        _check_token(self, k_t, "k_t", self.d)
+        _check_token(self, v_t, "v_t", self.d_v)
         _check_beta(beta_t, self.batch_shape, "beta_t")
         if g_t is not None:
             _check_log_decay(g_t, self.batch_shape, None, "g_t")
@@ -242,12 +234,7 @@ class DeltaState:
 
     def prefill(self, q, k, v, beta, *, log_decay=None, chunk_size=64):
         """Absorb a prefix with the chunkwise form; returns its outputs (*batch_shape, N, d_v). Needs t == 0."""
-        if self.t != 0:
-            raise ValueError(f"prefill starts a sequence: the state must be empty (t == 0); got t = {self.t}")
-        for x, name, dim in ((q, "q", self.d), (k, "k", self.d), (v, "v", self.d_v)):
-            check_tensor(x, name)
-            if tuple(x.shape[:-2]) != self.batch_shape or x.shape[-1] != dim:
-                raise ValueError(f"{name} must be (*{self.batch_shape}, N, {dim}); got {tuple(x.shape)}")
+        _check_prefill(self, q, k, v)
         out, s = delta_rule_attention(q, k, v, beta, log_decay=log_decay, normalize_keys=self.normalize_keys,
                                       form="chunkwise", chunk_size=chunk_size, return_state=True)
         self.S = s.to(self.S.dtype)

@@ -260,6 +260,27 @@ def gated_linear_attention(q, k, v, log_decay, *, feature_map="identity", normal
     return out, (state if normalize else state[0])
 
 
+# Checks shared by the step APIs (GatedState here, DeltaState in delta.py) -------------------------
+def _check_token(state, x, name: str, dim: int) -> None:
+    """x must be one token for ``state``: (*state.batch_shape, dim), on the device of state.S."""
+    check_tensor(x, name, min_rank=1)
+    want = (*state.batch_shape, dim)
+    if tuple(x.shape) != want:
+        raise ValueError(f"{name} must be {want} (batch_shape + ({dim},)); got {tuple(x.shape)}")
+    if x.device != state.S.device:
+        raise ValueError(f"{name} must be on {state.S.device}; got {x.device}")
+
+
+def _check_prefill(state, q, k, v) -> None:
+    """prefill starts a sequence (state.t == 0): q, k (*batch_shape, N, d), v (*batch_shape, N, d_v)."""
+    if state.t != 0:
+        raise ValueError(f"prefill starts a sequence: the state must be empty (t == 0); got t = {state.t}")
+    for x, name, dim in ((q, "q", state.d), (k, "k", state.d), (v, "v", state.d_v)):
+        check_tensor(x, name)
+        if tuple(x.shape[:-2]) != state.batch_shape or x.shape[-1] != dim:
+            raise ValueError(f"{name} must be (*{state.batch_shape}, N, {dim}); got {tuple(x.shape)}")
+
+
 # The step API: a decayed state for decoding and pictures ----------------------------------------
 class GatedState:
     """Running state of gated linear attention, one token at a time (the LinearAttentionState pattern).
@@ -299,28 +320,20 @@ class GatedState:
     def __repr__(self) -> str:
         return f"GatedState({self.phi.name!r}, S={tuple(self.S.shape)}, t={self.t})"
 
-    def _check_token(self, x, name, dim):
-        check_tensor(x, name, min_rank=1)
-        want = (*self.batch_shape, dim)
-        if tuple(x.shape) != want:
-            raise ValueError(f"{name} must be {want} (batch_shape + ({dim},)); got {tuple(x.shape)}")
-        if x.device != self.S.device:
-            raise ValueError(f"{name} must be on {self.S.device}; got {x.device}")
-
     def _features(self, x, query: bool):
         return (self.phi.query(x) if query else self.phi.key(x)).to(self.S.dtype)  # (..., d_φ)
 
     def readout(self, q_t):
         """out = φ(q_t)ᵀS (÷ φ(q_t)ᵀz + eps) without changing the state: (..., d) -> (..., d_v)."""
-        self._check_token(q_t, "q_t", self.d)
+        _check_token(self, q_t, "q_t", self.d)
         out = gated_readout(self._features(q_t, True), self.S, self.z, eps=self.eps, normalize=self.normalize)
         return out.to(q_t.dtype)
 
     def step(self, q_t, k_t, v_t, g_t):
         """Decay the state by exp(g_t), write φ(k_t)v_tᵀ, read it out with q_t -> (..., d_v)."""
-        self._check_token(q_t, "q_t", self.d)
-        self._check_token(k_t, "k_t", self.d)
-        self._check_token(v_t, "v_t", self.d_v)
+        _check_token(self, q_t, "q_t", self.d)
+        _check_token(self, k_t, "k_t", self.d)
+        _check_token(self, v_t, "v_t", self.d_v)
         _check_log_decay(g_t, self.batch_shape, self.d_phi, "g_t")
         g = g_t.to(self.S.dtype)
         g = g.unsqueeze(-1) if g.dim() == len(self.batch_shape) else g  # (..., 1 | d_φ)
@@ -332,12 +345,7 @@ class GatedState:
 
     def prefill(self, q, k, v, log_decay, *, chunk_size=64):
         """Absorb a prefix with the chunkwise form; returns its outputs (*batch_shape, N, d_v). Needs t == 0."""
-        if self.t != 0:
-            raise ValueError(f"prefill starts a sequence: the state must be empty (t == 0); got t = {self.t}")
-        for x, name, dim in ((q, "q", self.d), (k, "k", self.d), (v, "v", self.d_v)):
-            check_tensor(x, name)
-            if tuple(x.shape[:-2]) != self.batch_shape or x.shape[-1] != dim:
-                raise ValueError(f"{name} must be (*{self.batch_shape}, N, {dim}); got {tuple(x.shape)}")
+        _check_prefill(self, q, k, v)
         out, state = gated_linear_attention(q, k, v, log_decay, feature_map=self.phi, normalize=self.normalize,
                                             form="chunkwise", chunk_size=chunk_size, eps=self.eps,
                                             return_state=True)
