@@ -33,12 +33,13 @@ def format_metadata(meta: dict) -> str:
 
 def format_table(results: Results) -> str:
     """Plain-text table, one line per record: method, N, mode, median ± IQR ms, peak and predicted memory, status."""
-    lines = [f"{'method':18s} {'N':>7s} {'mode':17s} {'median ms':>11s} {'IQR ms':>9s} {'peak':>10s} "
+    mw = max([18] + [len(r["method"]) for r in results.records])  # the longest method name sets the column
+    lines = [f"{'method':{mw}s} {'N':>7s} {'mode':17s} {'median ms':>11s} {'IQR ms':>9s} {'peak':>10s} "
              f"{'predicted':>10s}  status"]
     for r in results.records:
         peak = "-" if r.get("peak_bytes") is None else format_bytes(r["peak_bytes"])
         pred = "-" if r.get("predicted_bytes") is None else format_bytes(r["predicted_bytes"])
-        lines.append(f"{r['method']:18s} {r['n']:>7d} {r['mode']:17s} {_ms(r.get('median_s')):>11s} "
+        lines.append(f"{r['method']:{mw}s} {r['n']:>7d} {r['mode']:17s} {_ms(r.get('median_s')):>11s} "
                      f"{_ms(r.get('iqr_s')):>9s} {peak:>10s} {pred:>10s}  {r['status']}")
     return "\n".join(lines)
 
@@ -64,13 +65,14 @@ def format_grid(results: Results, *, key: str = "median_s", modes=None) -> str:
     modes = [m for m in (modes or MODES) if results.select(mode=m)] or sorted({r["mode"] for r in results.records})
     unit = "MiB" if key.endswith("_bytes") else "ms"
     width = max(8, *(len(str(n)) + 2 for n in ns)) if ns else 8
+    mw = max([20] + [len(m) for m in results.methods()])  # the longest method name sets the column
     lines = []
     for mode in modes:
-        lines.append(f"{mode + ' (' + unit + ')':22s}" + "".join(f"{n:>{width}d}" for n in ns))
+        lines.append(f"{mode + ' (' + unit + ')':{mw + 2}s}" + "".join(f"{n:>{width}d}" for n in ns))
         for method in results.methods():
             rows = {r["n"]: r for r in results.select(method=method, mode=mode)}
             if rows:
-                lines.append(f"  {method:20s}" + "".join(f"{_cell(rows.get(n), key):>{width}s}" for n in ns))
+                lines.append(f"  {method:{mw}s}" + "".join(f"{_cell(rows.get(n), key):>{width}s}" for n in ns))
     return "\n".join(lines)
 
 
