@@ -45,6 +45,17 @@ def test_gradients_match_recurrent(gated, dtype):
         assert_close(f"d{name}", ref, got, TOL[dtype])
 
 
+@pytest.mark.parametrize("lead", [(), (2, 1, 3)])
+def test_no_or_many_leading_dims(lead):
+    """The chunkwise form flattens the leading dims into one batch dim and restores them."""
+    q, k, v, beta, g = _inputs(lead=lead, n=21, gated=True)
+    ref, s_ref = delta_rule_attention(q, k, v, beta, log_decay=g, form="recurrent", return_state=True)
+    out, s = delta_rule_attention(q, k, v, beta, log_decay=g, form="chunkwise", chunk_size=8, return_state=True)
+    assert out.shape == (*lead, 21, 4) and s.shape == (*lead, 5, 4)
+    assert_close("out", ref, out, 1e-10)
+    assert_close("S", s_ref, s, 1e-10)
+
+
 @pytest.mark.parametrize("n", [1, 2, 64, 65])
 def test_lengths_around_the_chunk(n):
     q, k, v, beta, g = _inputs(lead=(3,), n=n, d=4, d_v=6, gated=True)
