@@ -27,7 +27,8 @@ import torch.nn.functional as F
 
 from ._checks import check_bool, check_positive_int, check_qkv, check_tensor, compute_dtype
 from .chunked import _chunk, chunk_len
-from .gated import _check_log_decay, _check_prefill, _check_token, segment_sum
+from .gated import _check_log_decay, segment_sum
+from .recurrent import check_prefill, check_token
 
 __all__ = [
     "delta_rule_attention", "DELTA_FORMS", "delta_step", "delta_recurrent_form", "delta_chunkwise_form",
@@ -208,21 +209,21 @@ class DeltaState:
 
     def readout(self, q_t):
         """Sᵀ q_t without changing the state: (..., d) -> (..., d_v)."""
-        _check_token(self, q_t, "q_t", self.d)
+        check_token(self, q_t, "q_t", self.d)
         return (q_t.to(self.S.dtype).unsqueeze(-2) @ self.S).squeeze(-2).to(q_t.dtype)  # (..., d_v)
 
     def recall(self, k_t):
         """What the state returns for key k_t (normalised like a written key): Sᵀk -> (..., d_v)."""
-        _check_token(self, k_t, "k_t", self.d)
+        check_token(self, k_t, "k_t", self.d)
         k = k_t.to(self.S.dtype)
         k = F.normalize(k, dim=-1) if self.normalize_keys else k  # (..., d)
         return (k.unsqueeze(-2) @ self.S).squeeze(-2)  # (..., d_v)
 
     def step(self, q_t, k_t, v_t, beta_t, g_t=None):
         """Write token t with the delta rule, then read it out with q_t -> (..., d_v)."""
-        _check_token(self, q_t, "q_t", self.d)
-        _check_token(self, k_t, "k_t", self.d)
-        _check_token(self, v_t, "v_t", self.d_v)
+        check_token(self, q_t, "q_t", self.d)
+        check_token(self, k_t, "k_t", self.d)
+        check_token(self, v_t, "v_t", self.d_v)
         _check_beta(beta_t, self.batch_shape, "beta_t")
         if g_t is not None:
             _check_log_decay(g_t, self.batch_shape, None, "g_t")
@@ -237,7 +238,7 @@ class DeltaState:
 
     def prefill(self, q, k, v, beta, *, log_decay=None, chunk_size=64):
         """Absorb a prefix with the chunkwise form; returns its outputs (*batch_shape, N, d_v). Needs t == 0."""
-        _check_prefill(self, q, k, v)
+        check_prefill(self, q, k, v)
         out, s = delta_rule_attention(q, k, v, beta, log_decay=log_decay, normalize_keys=self.normalize_keys,
                                       form="chunkwise", chunk_size=chunk_size, return_state=True)
         self.S = s.to(self.S.dtype)

@@ -36,6 +36,7 @@ from ._checks import (check_bool, check_dense_budget, check_eps, check_positive_
 from .chunked import _chunk
 from .feature_maps import FeatureMap, get_feature_map
 from .linear import featurize
+from .recurrent import check_prefill, check_token
 
 __all__ = [
     "gated_linear_attention", "GATED_FORMS", "retnet_log_decay", "segment_sum", "gated_step",
@@ -261,26 +262,6 @@ def gated_linear_attention(q, k, v, log_decay, *, feature_map="identity", normal
 
 
 # Checks shared by the step APIs (GatedState here, DeltaState in delta.py) -------------------------
-def _check_token(state, x, name: str, dim: int) -> None:
-    """x must be one token for ``state``: (*state.batch_shape, dim), on the device of state.S."""
-    check_tensor(x, name, min_rank=1)
-    want = (*state.batch_shape, dim)
-    if tuple(x.shape) != want:
-        raise ValueError(f"{name} must be {want} (batch_shape + ({dim},)); got {tuple(x.shape)}")
-    if x.device != state.S.device:
-        raise ValueError(f"{name} must be on {state.S.device}; got {x.device}")
-
-
-def _check_prefill(state, q, k, v) -> None:
-    """prefill starts a sequence (state.t == 0): q, k (*batch_shape, N, d), v (*batch_shape, N, d_v)."""
-    if state.t != 0:
-        raise ValueError(f"prefill starts a sequence: the state must be empty (t == 0); got t = {state.t}")
-    for x, name, dim in ((q, "q", state.d), (k, "k", state.d), (v, "v", state.d_v)):
-        check_tensor(x, name)
-        if tuple(x.shape[:-2]) != state.batch_shape or x.shape[-1] != dim:
-            raise ValueError(f"{name} must be (*{state.batch_shape}, N, {dim}); got {tuple(x.shape)}")
-
-
 # The step API: a decayed state for decoding and pictures ----------------------------------------
 class GatedState:
     """Running state of gated linear attention, one token at a time (the LinearAttentionState pattern).
@@ -325,15 +306,15 @@ class GatedState:
 
     def readout(self, q_t):
         """out = φ(q_t)ᵀS (÷ φ(q_t)ᵀz + eps) without changing the state: (..., d) -> (..., d_v)."""
-        _check_token(self, q_t, "q_t", self.d)
+        check_token(self, q_t, "q_t", self.d)
         out = gated_readout(self._features(q_t, True), self.S, self.z, eps=self.eps, normalize=self.normalize)
         return out.to(q_t.dtype)
 
     def step(self, q_t, k_t, v_t, g_t):
         """Decay the state by exp(g_t), write φ(k_t)v_tᵀ, read it out with q_t -> (..., d_v)."""
-        _check_token(self, q_t, "q_t", self.d)
-        _check_token(self, k_t, "k_t", self.d)
-        _check_token(self, v_t, "v_t", self.d_v)
+        check_token(self, q_t, "q_t", self.d)
+        check_token(self, k_t, "k_t", self.d)
+        check_token(self, v_t, "v_t", self.d_v)
         _check_log_decay(g_t, self.batch_shape, self.d_phi, "g_t")
         g = g_t.to(self.S.dtype)
         g = g.unsqueeze(-1) if g.dim() == len(self.batch_shape) else g  # (..., 1 | d_φ)
@@ -345,7 +326,7 @@ class GatedState:
 
     def prefill(self, q, k, v, log_decay, *, chunk_size=64):
         """Absorb a prefix with the chunkwise form; returns its outputs (*batch_shape, N, d_v). Needs t == 0."""
-        _check_prefill(self, q, k, v)
+        check_prefill(self, q, k, v)
         out, state = gated_linear_attention(q, k, v, log_decay, feature_map=self.phi, normalize=self.normalize,
                                             form="chunkwise", chunk_size=chunk_size, eps=self.eps,
                                             return_state=True)

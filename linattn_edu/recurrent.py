@@ -21,6 +21,26 @@ from .linear import linear_attention_with_state, readout, recurrent_step
 __all__ = ["LinearAttentionState"]
 
 
+def check_token(state, x, name: str, dim: int) -> None:
+    """x must be one token for ``state``: (*state.batch_shape, dim), on the device of state.S."""
+    check_tensor(x, name, min_rank=1)
+    want = (*state.batch_shape, dim)
+    if tuple(x.shape) != want:
+        raise ValueError(f"{name} must be {want} (batch_shape + ({dim},)); got {tuple(x.shape)}")
+    if x.device != state.S.device:
+        raise ValueError(f"{name} must be on {state.S.device}; got {x.device}")
+
+
+def check_prefill(state, q, k, v) -> None:
+    """prefill starts a sequence (state.t == 0): q, k (*batch_shape, N, d), v (*batch_shape, N, d_v)."""
+    if state.t != 0:
+        raise ValueError(f"prefill starts a sequence: the state must be empty (t == 0); got t = {state.t}")
+    for x, name, dim in ((q, "q", state.d), (k, "k", state.d), (v, "v", state.d_v)):
+        check_tensor(x, name)
+        if tuple(x.shape[:-2]) != state.batch_shape or x.shape[-1] != dim:
+            raise ValueError(f"{name} must be (*{state.batch_shape}, N, {dim}); got {tuple(x.shape)}")
+
+
 class LinearAttentionState:
     """Running state (S, z) of causal linear attention.
 
@@ -67,21 +87,13 @@ class LinearAttentionState:
         return (f"LinearAttentionState({self.phi.name!r}, S={tuple(self.S.shape)}, "
                 f"z={tuple(self.z.shape)}, t={self.t})")
 
-    def _check_token(self, x, name, dim):
-        check_tensor(x, name, min_rank=1)
-        want = (*self.batch_shape, dim)
-        if tuple(x.shape) != want:
-            raise ValueError(f"{name} must be {want} (batch_shape + ({dim},)); got {tuple(x.shape)}")
-        if x.device != self.S.device:
-            raise ValueError(f"{name} must be on {self.S.device}; got {x.device}")
-
     def _features(self, x, query: bool):
         f = self.phi.query(x) if query else self.phi.key(x)
         return f.to(self.S.dtype)  # (..., d_φ)
 
     def readout(self, q_t):
         """out = φ(q_t)ᵀS / (φ(q_t)ᵀz + eps) without changing the state: q_t (..., d) -> (..., d_v)."""
-        self._check_token(q_t, "q_t", self.d)
+        check_token(self, q_t, "q_t", self.d)
         out = readout(self._features(q_t, True), self.S, self.z, eps=self.eps)  # (..., d_v)
         return out.to(q_t.dtype)
 
@@ -91,9 +103,9 @@ class LinearAttentionState:
         Everything is checked and computed before the state changes: a failed step leaves S, z, t
         and the history as they were.
         """
-        self._check_token(q_t, "q_t", self.d)
-        self._check_token(k_t, "k_t", self.d)
-        self._check_token(v_t, "v_t", self.d_v)
+        check_token(self, q_t, "q_t", self.d)
+        check_token(self, k_t, "k_t", self.d)
+        check_token(self, v_t, "v_t", self.d_v)
         fq, fk = self._features(q_t, True), self._features(k_t, False)  # (..., d_φ) each
         s, z = recurrent_step(self.S, self.z, fk, v_t.to(self.S.dtype))  # (..., d_φ, d_v), (..., d_φ)
         out = readout(fq, s, z, eps=self.eps).to(q_t.dtype)  # (..., d_v)
@@ -109,12 +121,7 @@ class LinearAttentionState:
         q, k (*batch_shape, N, d), v (*batch_shape, N, d_v). Prefill starts a sequence,
         so the state must be empty (t == 0).
         """
-        if self.t != 0:
-            raise ValueError(f"prefill starts a sequence: the state must be empty (t == 0); got t = {self.t}")
-        for x, name, dim in ((q, "q", self.d), (k, "k", self.d), (v, "v", self.d_v)):
-            check_tensor(x, name)
-            if tuple(x.shape[:-2]) != self.batch_shape or x.shape[-1] != dim:
-                raise ValueError(f"{name} must be (*{self.batch_shape}, N, {dim}); got {tuple(x.shape)}")
+        check_prefill(self, q, k, v)
         out, (s, z) = linear_attention_with_state(q, k, v, self.phi, form="chunkwise",
                                                   chunk_size=chunk_size, eps=self.eps)
         self.S, self.z = s.to(self.S.dtype), z.to(self.z.dtype)
