@@ -22,8 +22,8 @@ Checkers and questions per notebook:
 * 05: check_elu_plus_one, check_taylor_features, check_favor_features; trig_negative and the design
   scenarios long_context_latency, kv_budget, device_60k, multi_tenant
 * 07: questions only: gqa_states, kv_crossover
-
-Notebooks 08 and later bring their own modules (``nb08_gates``, ``nb09_recall``, …), found as below.
+* 08 (module ``nb08_gates``): check_gated_step, check_delta_step
+* 09 (module ``nb09_recall``): check_mqar_labels, check_fails_first; recall_state_sizes
 
 Layout: ``runner`` (cases, comparison, diagnoses, the call spies, quiz marking), ``questions``
 (the question data), and one checker module per notebook, ``nbNN_<topic>.py``.

@@ -15,6 +15,8 @@ One module per subject, one look for all of them (:mod:`._style`: palette, fonts
 ``timing``         :func:`timing_figure`, :func:`decode_figure` (bench records)
 ``memory``         :func:`kv_cache_figure`, :func:`kv_cache_summary` (KV cache vs linear state)
 ``diagrams``       :func:`associativity_diagram`, :func:`chunk_tiling`, :func:`message_figure`
+``gates``          :func:`retrieval_error`, :func:`decay_maps`, :func:`gated_delta_step` (decay, delta rule)
+``recall``         :func:`recall_capacity_figure`, :func:`recall_accuracy_figure`, :func:`recall_frontier_figure`
 ``assets``         :func:`render_assets` (``python -m linattn_edu.viz assets``, needs kaleido)
 =================  ===========================================================================
 
@@ -30,9 +32,11 @@ from ._style import (CYCLE, DIFF_SCALE, FEATURE_MAP_COLOURS, LINEAR_COLOUR, METH
 from .assets import main, render_assets
 from .diagrams import associativity_diagram, chunk_tiling, message_figure
 from .features import feature_map_approximation
+from .gates import decay_maps, gated_delta_step, retrieval_error
 from .heatmaps import attention_comparison, attention_map, attention_rows, heatmap
 from .kernel import kernel_smoother_1d, kernel_smoother_2d
 from .memory import kv_cache_figure, kv_cache_summary
+from .recall import recall_accuracy_figure, recall_capacity_figure, recall_frontier_figure
 from .state import state_step
 from .timing import decode_figure, timing_figure
 from .window import window_pattern
@@ -46,6 +50,8 @@ __all__ = [
     "timing_figure", "decode_figure",
     "kv_cache_figure", "kv_cache_summary",
     "associativity_diagram", "chunk_tiling", "message_figure",
+    "retrieval_error", "decay_maps", "gated_delta_step",
+    "recall_capacity_figure", "recall_accuracy_figure", "recall_frontier_figure",
     "render_assets", "main",
     "colour", "METHOD_COLOURS", "FEATURE_MAP_COLOURS", "PROJECTION_COLOURS", "MODEL_COLOURS", "CYCLE",
     "SOFTMAX_COLOUR", "LINEAR_COLOUR", "THEORY_COLOUR", "WEIGHT_SCALE", "DIFF_SCALE",

@@ -37,6 +37,12 @@ METHOD_COLOURS = {
     "chunkwise": "#d62728",
     "recurrent": "#9467bd",
     "window": "#2ca02c",
+    # how the field fixed it (notebooks 08-09): one colour per state-update rule, whatever the form
+    "additive": "#d62728",  # plain linear attention's S += φ(k)vᵀ: linear's red
+    "gated": "#8c564b", "gla": "#8c564b", "gated_chunkwise": "#8c564b",
+    "delta": "#6b6ecf", "delta_chunkwise": "#6b6ecf", "delta_recurrent": "#9c9ede",
+    "gated delta": "#393b79", "gated_delta_chunkwise": "#393b79",
+    "hybrid": "#ff7f0e",  # sliding window + linear (Based-style)
 }
 #: One colour per feature map φ (elu+1 is "the" linear attention of the course: its red).
 FEATURE_MAP_COLOURS = {

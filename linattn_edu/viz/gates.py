@@ -8,13 +8,10 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ._arrays import as_array, max_abs
-from ._style import CYCLE, DIFF_SCALE, NEUTRAL_COLOUR, WEIGHT_SCALE, colorbar_beside, finish, subplots
+from ._style import CYCLE, DIFF_SCALE, NEUTRAL_COLOUR, WEIGHT_SCALE, colorbar_beside, colour, finish, subplots
 from .heatmaps import heatmap_trace, square_cells
 
-__all__ = ["retrieval_error", "decay_maps", "gated_delta_step", "GATE_COLOURS"]
-
-#: one colour per state-update rule, used by every figure here
-GATE_COLOURS = {"additive": "#d62728", "gated": "#ff7f0e", "delta": "#2ca02c", "gated delta": "#9467bd"}
+__all__ = ["retrieval_error", "decay_maps", "gated_delta_step"]
 
 
 def retrieval_error(errors: Mapping[str, Sequence[float]], per_pair: Mapping[str, Sequence[float]], *, d: int,
@@ -30,7 +27,7 @@ def retrieval_error(errors: Mapping[str, Sequence[float]], per_pair: Mapping[str
     fig = subplots(1, 2, [f"mean recall error vs pairs stored (state {d} × {d})",
                           f"each pair's recall error at n = {n}"], horizontal_spacing=0.12)
     for i, (name, errs) in enumerate(errors.items()):
-        col = GATE_COLOURS.get(name, CYCLE[i % len(CYCLE)])
+        col = colour(name, i)
         e = as_array(errs, f"errors[{name!r}]", ndim=1)
         fig.add_trace(go.Scatter(x=list(range(1, len(e) + 1)), y=e, mode="lines", name=name,
                                  line=dict(color=col), legendgroup=name), 1, 1)
@@ -109,7 +106,7 @@ def gated_delta_step(states: Mapping[str, object], recall_error: Mapping[str, Se
         e = as_array(errs, f"recall_error[{name!r}]", ndim=1)
         top = max(top, max_abs(e))
         fig.add_trace(go.Scatter(x=list(range(len(e))), y=e, mode="lines+markers", name=name,
-                                 line=dict(color=GATE_COLOURS.get(name, CYCLE[i % len(CYCLE)])),
+                                 line=dict(color=colour(name, i)),
                                  marker=dict(size=5)), 1, cols)
     for r in repeat_at:
         fig.add_trace(go.Scatter(x=[r, r], y=[0, top * 1.05 + 1e-9], mode="lines", showlegend=False,

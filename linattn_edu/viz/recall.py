@@ -13,20 +13,15 @@ import plotly.graph_objects as go
 
 from ._style import FONT, MARKERS, THEORY_COLOUR, colour, finish, subplots
 
-__all__ = ["recall_capacity_figure", "recall_accuracy_figure", "recall_frontier_figure", "MIXER_COLOURS"]
+__all__ = ["recall_capacity_figure", "recall_accuracy_figure", "recall_frontier_figure"]
 
-#: One colour per mixer: the course's method colours where they exist, distinct ones for the rest.
-MIXER_COLOURS = {
-    "softmax": colour("softmax"), "linear": colour("linear"), "taylor": colour("taylor"),
-    "window": colour("window"), "hybrid": "#ff7f0e", "gla": "#8c564b", "delta": "#9467bd",
-}
 MIXER_LABELS = {"softmax": "softmax", "linear": "linear (elu+1)", "taylor": "linear (Taylor, 273 features)",
                 "window": "sliding window", "hybrid": "window + Taylor", "gla": "gated (GLA)",
                 "delta": "delta rule"}
 
 
 def _mixer_colour(mixer: str, index: int) -> str:
-    return MIXER_COLOURS.get(mixer, colour(mixer, index))
+    return colour(mixer, index)
 
 
 def _check_runs(runs) -> list[dict]:
