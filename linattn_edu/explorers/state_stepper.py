@@ -1,7 +1,7 @@
 """Recurrent state stepper: causal linear attention token by token, checked against the quadratic form.
 
     S_t = S_{t−1} + φ(k_t) v_tᵀ   (d_φ, d_v)        z_t = z_{t−1} + φ(k_t)   (d_φ,)
-    out_t = φ(q_t)ᵀ S_t / φ(q_t)ᵀ z_t            (d_v,)   — the seed formula  q'_i μ_i / q'_i ν_i
+    out_t = φ(q_t)ᵀ S_t / φ(q_t)ᵀ z_t            (d_v,)
 
 The readout must equal row t of the quadratic form  (φ(Q)φ(K)ᵀ ⊙ tril) V / row sums;  the explorer
 shows the difference (``readout_error``, float64: ~1e-16).  Moving t only re-draws: the whole
