@@ -88,14 +88,17 @@ def _scan_cumsum(increments: torch.Tensor, dim: int, reverse: bool = False):
 
 
 def _scan_loop(increments: torch.Tensor, dim: int, reverse: bool = False):
-    """The carry as a loop over chunks, like the RNN it is: see _scan."""
+    """The carry as a loop over chunks, like the RNN it is: see _scan.
+
+    In place, chunk by chunk: states[c] = states[c − 1] + increments[c − 1] (no new tensor per chunk).
+    """
     states = torch.empty_like(increments)  # (..., n, ...)
-    total = torch.zeros_like(increments.select(dim, 0))  # the state entering the first chunk visited
-    order = range(increments.shape[dim])
-    for c in reversed(order) if reverse else order:
-        states.select(dim, c).copy_(total)
-        total = total + increments.select(dim, c)
-    return states, total
+    order = list(range(increments.shape[dim]))
+    order = order[::-1] if reverse else order
+    states.select(dim, order[0]).zero_()  # the state entering the first chunk visited
+    for prev, c in zip(order, order[1:]):
+        states.select(dim, c).copy_(states.select(dim, prev)).add_(increments.select(dim, prev))
+    return states, states.select(dim, order[-1]) + increments.select(dim, order[-1])
 
 
 def _matmul_add(acc: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -121,8 +124,22 @@ def tril_product(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     v − v (0 where v is finite, NaN where it is not) is added back by a cumsum over the rows,
     which leaves exact zeros above the first non-finite v_j and NaN from it on.
     """
+    if _surely_finite(v):  # the common case: nothing to guard, one matmul
+        return a @ v  # (..., C, C) @ (..., C, e) -> (..., C, e)
     out = a @ torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)  # (..., C, C) @ (..., C, e) -> (..., C, e)
     return out.add_((v - v).cumsum_(-2))  # (..., C, e): + 0 above a non-finite v_j, NaN from row j on
+
+
+def _surely_finite(v: torch.Tensor) -> bool:
+    """True when every entry of v is finite, decided by one read-only pass (a finite sum has finite terms).
+
+    Only on the CPU in eager mode, where the guarded path's three extra passes over v cost ~20 % of the
+    forward: on a GPU (no host sync wanted) and under torch.compile (no data-dependent branch) the
+    guarded path always runs. A false "no" (a sum that overflows) only takes the guarded path.
+    """
+    if v.device.type != "cpu" or torch.compiler.is_compiling():
+        return False
+    return bool(torch.isfinite(v.sum()))
 
 
 # The autograd Function -----------------------------------------------------------------------------
