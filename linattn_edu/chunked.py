@@ -116,18 +116,22 @@ def _scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return (q @ k.transpose(-2, -1)).tril_()  # (..., n, C, d_φ) @ (..., n, d_φ, C) -> (..., n, C, C)
 
 
-def tril_product(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """A V for a lower-triangular A, where a non-finite v_j reaches only the rows i >= j.
+def tril_product(a: torch.Tensor, v: torch.Tensor, acc: torch.Tensor | None = None) -> torch.Tensor:
+    """A V (acc + A V when acc is given, in place) for a lower-triangular A, where a non-finite v_j reaches only the rows i >= j.
 
-    a (..., C, C) with a_ij = 0 for j > i, v (..., C, e) -> (..., C, e). A plain matmul would
-    add 0·NaN = NaN into every row i < j. Here the finite part goes through the matmul, and
+    a (..., C, C) with a_ij = 0 for j > i, v (..., C, e), acc (..., C, e) -> (..., C, e). A plain matmul
+    would add 0·NaN = NaN into every row i < j. Here the finite part goes through the matmul, and
     v − v (0 where v is finite, NaN where it is not) is added back by a cumsum over the rows,
-    which leaves exact zeros above the first non-finite v_j and NaN from it on.
+    which leaves exact zeros above the first non-finite v_j and NaN from it on. Without autograd
+    watching, v − v is written over the finite copy once the matmul is done: one (..., C, e) temporary.
     """
-    if _surely_finite(v):  # the common case: nothing to guard, one matmul
-        return a @ v  # (..., C, C) @ (..., C, e) -> (..., C, e)
-    out = a @ torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)  # (..., C, C) @ (..., C, e) -> (..., C, e)
-    return out.add_((v - v).cumsum_(-2))  # (..., C, e): + 0 above a non-finite v_j, NaN from row j on
+    finite = v if _surely_finite(v) else torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)  # (..., C, e)
+    out = a @ finite if acc is None else _matmul_add(acc, a, finite)  # (..., C, C) @ (..., C, e) -> (..., C, e)
+    if finite is v:  # the common case on an eager CPU: nothing to guard, one matmul
+        return out
+    recorded = torch.is_grad_enabled() and (a.requires_grad or v.requires_grad)  # the matmul saved `finite`
+    marks = v - v if recorded else torch.sub(v, v, out=finite)  # (..., C, e): 0 where finite, NaN where not
+    return out.add_(marks.cumsum_(-2))  # (..., C, e): + 0 above a non-finite v_j, NaN from row j on
 
 
 def _surely_finite(v: torch.Tensor) -> bool:
@@ -156,42 +160,53 @@ class _CausalProduct(torch.autograd.Function):
         dV_c  = tril(Q'_c K'_cᵀ)ᵀ G_c + K'_c dS_c
     with dS_c = G_S + Σ_{c'>c} Q'_{c'}ᵀ G_{c'} and dz_c = g_z + Σ_{c'>c} Q'_{c'}ᵀ g_den: the state's
     twins, carried from the end by one reverse exclusive cumsum.
+    Memory: only Q', K', V and the small z_c are kept for backward; the chunk states S_c (as large as
+    V at C = d_φ) and the C×C blocks are recomputed there, as FLA's kernels do.
     """
 
     @staticmethod
     def forward(ctx, fq, fk, v, c):
         n_tok = fq.shape[-2]
         q, k, vv = _chunk(fq, c), _chunk(fk, c), _chunk(v, c)  # (..., n, C, d_φ | d_v)
-        s, s_final = _scan(k.transpose(-2, -1) @ vv, -3)  # ΔS (..., n, d_φ, C) @ (..., n, C, d_v) -> (..., n, d_φ, d_v)
+        s, s_final = _states(k, vv)  # (..., n, d_φ, d_v), (..., d_φ, d_v)
         z, z_final = _scan(k.sum(-2), -2)  # Δz (..., n, d_φ) -> states (..., n, d_φ), final (..., d_φ)
+        num = q @ s  # the past: (..., n, C, d_φ) @ (..., n, d_φ, d_v) -> (..., n, C, d_v)
+        del s  # freed before the C×C blocks exist
         a = _scores(q, k)  # (..., n, C, C)
-        num = _matmul_add(tril_product(a, vv), q, s)  # intra + (..., n, C, d_φ) @ (..., n, d_φ, d_v) -> (..., n, C, d_v)
         den = a.sum(-1) + (q @ z.unsqueeze(-1)).squeeze(-1)  # (..., n, C) + (..., n, C, d_φ) @ (..., n, d_φ, 1)
-        ctx.save_for_backward(q, k, vv, s, z)  # the C×C blocks are recomputed in backward, not kept
+        tril_product(a, vv, acc=num)  # + this chunk: (..., n, C, C) @ (..., n, C, d_v)
+        ctx.save_for_backward(q, k, vv, z)
         ctx.n_tok = n_tok
         return _unchunk(num, n_tok), _unchunk(den.unsqueeze(-1), n_tok).squeeze(-1), s_final, z_final
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g_num, g_den, g_s, g_z):
-        q, k, vv, s, z = ctx.saved_tensors
+        q, k, vv, z = ctx.saved_tensors
         n_tok, c = ctx.n_tok, q.shape[-2]
         g = _chunk(g_num.contiguous(), c)  # (..., n, C, d_v)
         gd = _chunk(g_den.unsqueeze(-1), c)  # (..., n, C, 1)
+        # in the order that keeps the fewest (..., N, ·) tensors alive at once: g, dq, dk, dv and one more
+        dq = g @ _states(k, vv)[0].transpose(-2, -1)  # recomputed S_c: (..., n, C, d_v) @ (..., n, d_v, d_φ) -> (..., n, C, d_φ)
+        _matmul_add(dq, gd, z.unsqueeze(-2))  # + (..., n, C, 1) @ (..., n, 1, d_φ)
         ds = _scan(q.transpose(-2, -1) @ g, -3, reverse=True)[0].add_(g_s.unsqueeze(-3))  # (..., n, d_φ, d_v)
         dz = _scan((gd.transpose(-2, -1) @ q).squeeze(-2), -2, reverse=True)[0].add_(g_z.unsqueeze(-2))  # (..., n, d_φ)
-        # in the order that keeps the fewest (..., N, ·) tensors alive at once
         dv = _scores(q, k).transpose(-2, -1) @ g  # recomputed block: (..., n, C, C) @ (..., n, C, d_v) -> (..., n, C, d_v)
         _matmul_add(dv, k, ds)  # + (..., n, C, d_φ) @ (..., n, d_φ, d_v)
-        d = (g @ vv.transpose(-2, -1)).add_(gd).tril_()  # (..., n, C, d_v) @ (..., n, d_v, C) + g_den -> (..., n, C, C)
-        dk = d.transpose(-2, -1) @ q  # (..., n, C, C) @ (..., n, C, d_φ) -> (..., n, C, d_φ)
-        _matmul_add(dk, vv, ds.transpose(-2, -1)).add_(dz.unsqueeze(-2))  # + (..., n, C, d_v) @ (..., n, d_v, d_φ) + 1 dzᵀ
+        dk = (vv @ ds.transpose(-2, -1)).add_(dz.unsqueeze(-2))  # (..., n, C, d_v) @ (..., n, d_v, d_φ) + 1 dzᵀ
         del ds
-        dq = d @ k  # (..., n, C, C) @ (..., n, C, d_φ) -> (..., n, C, d_φ)
-        del d
-        _matmul_add(dq, g, s.transpose(-2, -1))  # + (..., n, C, d_v) @ (..., n, d_v, d_φ)
-        _matmul_add(dq, gd, z.unsqueeze(-2))  # + (..., n, C, 1) @ (..., n, 1, d_φ)
+        d = (g @ vv.transpose(-2, -1)).add_(gd).tril_()  # (..., n, C, d_v) @ (..., n, d_v, C) + g_den -> (..., n, C, C)
+        _matmul_add(dk, d.transpose(-2, -1), q)  # + (..., n, C, C) @ (..., n, C, d_φ)
+        _matmul_add(dq, d, k)  # + (..., n, C, C) @ (..., n, C, d_φ)
         return _unchunk(dq, n_tok), _unchunk(dk, n_tok), _unchunk(dv, n_tok), None
+
+
+def _states(k: torch.Tensor, v: torch.Tensor):
+    """The state entering each chunk and the final one: S_c = Σ_{c'<c} K'_{c'}ᵀ V_{c'}.
+
+    k (..., n, C, d_φ), v (..., n, C, d_v) -> S (..., n, d_φ, d_v), S_final (..., d_φ, d_v).
+    """
+    return _scan(k.transpose(-2, -1) @ v, -3)  # ΔS (..., n, d_φ, C) @ (..., n, C, d_v) -> (..., n, d_φ, d_v)
 
 
 class _Normalize(torch.autograd.Function):

@@ -23,6 +23,14 @@ def carry(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture(params=["when v may hold NaN", "always"])
+def guard(request, monkeypatch):
+    """Run the test with the NaN guard of tril_product as on an eager CPU, and always on (as on a GPU)."""
+    if request.param == "always":
+        monkeypatch.setattr(chunked, "_surely_finite", lambda v: False)
+    return request.param
+
+
 def features(lead, n, d=6, d_v=5, dtype=torch.float64, seed=0):
     """Positive features (elu+1 of normal inputs) and values: fq, fk (..., N, d), v (..., N, d_v)."""
     q, k = rand(*lead, n, d, seed=seed), rand(*lead, n, d, seed=seed + 1)
@@ -43,7 +51,7 @@ def forward_and_grads(form, fq, fk, v, seed=7, **kw):
 @pytest.mark.parametrize("lead,n,c", [((), 1, 64), ((3,), 7, 3), ((2, 3), 64, 16), ((2,), 130, 64),
                                       ((2, 2), 50, 200), ((1,), 33, 1)])
 @pytest.mark.parametrize("normalize", [True, False])
-def test_fast_equals_reference_and_recurrence(carry, dtype, lead, n, c, normalize):
+def test_fast_equals_reference_and_recurrence(carry, guard, dtype, lead, n, c, normalize):
     fq, fk, v = features(lead, n, dtype=dtype)
     fast, fast_grads = forward_and_grads(chunked.chunkwise_form, fq, fk, v, chunk_size=c, normalize=normalize)
     fq64, fk64, v64 = (x.double() for x in (fq, fk, v))
@@ -58,6 +66,20 @@ def test_fast_equals_reference_and_recurrence(carry, dtype, lead, n, c, normaliz
         assert got.shape == r.shape, name
         err = float((got.double() - r).abs().max()) / scale
         assert err <= 10 * TOL[dtype], f"{name}: rel err {err:.2e}"
+
+
+def test_guarded_tril_product_under_autograd(monkeypatch):
+    """With autograd recording, the guard builds its own v − v (the matmul saved the finite copy)."""
+    a = rand(2, 9, 9).tril_().requires_grad_()
+    v = rand(2, 9, 4, seed=1).requires_grad_()
+    plain = a @ v  # (2, 9, 4)
+    monkeypatch.setattr(chunked, "_surely_finite", lambda v: False)
+    guarded = chunked.tril_product(a, v)
+    assert_close("guarded A V", plain, guarded, 1e-12)
+    w = rand(2, 9, 4, seed=2)
+    for name, r, got in zip("av", torch.autograd.grad((plain * w).sum(), (a, v)),
+                            torch.autograd.grad((guarded * w).sum(), (a, v))):
+        assert_close(f"d{name}", r, got, 1e-12)
 
 
 @pytest.mark.parametrize("n,c", [(1, 4), (5, 2), (7, 3), (6, 6)])
