@@ -35,52 +35,60 @@ def _positive(x, name: str) -> float:
     return float(x)
 
 
-def _nan_as(x: torch.Tensor, value: float) -> torch.Tensor:
-    """x with NaN replaced by ``value``, so a row max/min ignores a NaN token (it stays in x itself)."""
-    return x.masked_fill(torch.isnan(x), value)  # same shape as x
-
-
 def _sq_dists(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """‖q_i − k_j‖²: (..., N, d), (..., M, d) -> (..., N, M), computed by broadcasting (exact)."""
     return (q.unsqueeze(-2) - k.unsqueeze(-3)).pow(2).sum(-1)  # (..., N, 1, d) - (..., 1, M, d) -> (..., N, M)
 
 
+def _stable_exp(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """exp(logits − m_i) with m_i the row max over the keys the row may see: (..., N, M) -> (..., N, M).
+
+    m_i is a per-query constant, so it cancels in the Nadaraya–Watson ratio; the largest visible
+    weight of each row is 1, so a row never underflows to 0/0. mask (N, M) bool, True = may see
+    (None: every key): hidden weights are 0, and a hidden key never sets m_i — otherwise one huge
+    future score would shrink a past row's weights to 0. NaN logits are skipped by the max (they
+    stay NaN in their own entry).
+    """
+    visible = logits.masked_fill(torch.isnan(logits), float("-inf"))  # (..., N, M)
+    if mask is not None:
+        visible = visible.masked_fill(~mask, float("-inf"))  # hidden keys never set the max
+    row_max = visible.amax(-1, keepdim=True)  # (..., N, 1)
+    row_max = row_max.masked_fill(~torch.isfinite(row_max), 0.0)  # (..., N, 1): an empty row subtracts 0
+    weights = torch.exp(logits - row_max)  # (..., N, M), visible row max 1
+    return weights if mask is None else weights.masked_fill(~mask, 0.0)
+
+
 def exp_kernel(scale: float | None = None):
     """κ(q, k) = exp(qᵀk · scale), scale default 1/√d: the softmax kernel.
 
-    Evaluated stably: each row is divided by its max, a per-query constant
-    that cancels in the Nadaraya–Watson ratio.
+    Evaluated stably: each row is divided by its max over the keys it may see (see _stable_exp),
+    a per-query constant that cancels in the Nadaraya–Watson ratio. Call it as kernel(q, k) or
+    kernel(q, k, mask) with a (N, M) boolean mask of the keys each query may see.
     """
     if scale is not None:
         scale = _positive(scale, "scale")
 
-    def kernel(q, k):
+    def kernel(q, k, mask=None):
         s = scale if scale is not None else 1.0 / math.sqrt(q.shape[-1])
-        scores = q @ k.transpose(-2, -1) * s  # (..., N, d) @ (..., d, M) -> (..., N, M)
-        row_max = _nan_as(scores, float("-inf")).amax(-1, keepdim=True)  # (..., N, 1), NaN keys ignored
-        row_max = row_max.masked_fill(~torch.isfinite(row_max), 0.0)  # (..., N, 1)
-        return torch.exp(scores - row_max)  # (..., N, M), row max 1
+        return _stable_exp(q @ k.transpose(-2, -1) * s, mask)  # (..., N, d) @ (..., d, M) -> (..., N, M)
 
-    kernel.name = "exp"
+    kernel.name, kernel.takes_mask = "exp", True
     return kernel
 
 
 def gaussian_kernel(bandwidth: float = 1.0):
     """κ(q, k) = exp(−‖q − k‖² / (2h²)), h = bandwidth: the classic smoother.
 
-    Evaluated stably: each row is divided by its largest value (a per-query
-    constant that cancels in the ratio), so a query far from every key still
-    gets its nearest keys' values instead of 0/0.
+    Evaluated stably: each row is divided by its largest value over the keys it may see (a
+    per-query constant that cancels in the ratio), so a query far from every key still gets its
+    nearest keys' values instead of 0/0. kernel(q, k) or kernel(q, k, mask) as for exp_kernel.
     """
     h = _positive(bandwidth, "bandwidth")
 
-    def kernel(q, k):
-        d2 = _sq_dists(q, k)  # (..., N, M)
-        row_min = _nan_as(d2, float("inf")).amin(-1, keepdim=True)  # (..., N, 1), NaN keys ignored
-        row_min = row_min.masked_fill(~torch.isfinite(row_min), 0.0)  # (..., N, 1)
-        return torch.exp(-(d2 - row_min) / (2 * h * h))  # (..., N, M), row max 1
+    def kernel(q, k, mask=None):
+        return _stable_exp(-_sq_dists(q, k) / (2 * h * h), mask)  # (..., N, M)
 
-    kernel.name = "gaussian"
+    kernel.name, kernel.takes_mask = "gaussian", True
     return kernel
 
 
@@ -137,13 +145,14 @@ def kernel_smoother(q, k, v, kernel, *, causal=False, return_weights=False):
         q: (..., N, d) query points; k: (..., M, d) key points; v: (..., M, d_v) values.
         kernel: callable (q, k) -> (..., N, M) non-negative weights, of the dtype it is given
             (float32 for half-precision inputs).
-        causal: only keys j <= i count (needs N == M).
+        causal: only keys j <= i count (needs N == M). A kernel with ``takes_mask = True``
+            (exp_kernel, gaussian_kernel) is called as kernel(q, k, mask) and stabilises each row
+            over the keys it may see, so a future key never changes a past row; any other kernel
+            is called as kernel(q, k) and its weights above the diagonal are set to 0.
         return_weights: also return the row-normalised weights (..., N, M).
 
     Rows whose weights are all zero (e.g. an empty boxcar) give output 0. Negative, infinite or
-    wrongly-typed weights are refused (see the module docstring). A causal smoother is only as
-    causal as its kernel: exp_kernel and gaussian_kernel stabilise each row with its max over
-    *all* keys, so a future key of huge score can shrink a past row's weights to 0 (output 0).
+    wrongly-typed weights are refused (see the module docstring).
     """
     check_bool(causal, "causal")
     check_bool(return_weights, "return_weights")
@@ -155,10 +164,11 @@ def kernel_smoother(q, k, v, kernel, *, causal=False, return_weights=False):
     check_dense_budget((*q.shape[:-2], n, m), work, "kernel_smoother's (..., N, M) Gram matrix",
                        "use linear_attention with a feature map for long sequences")
     qw, kw = q.to(work), k.to(work)
-    gram = kernel(qw, kw)  # (..., N, M)
+    mask = causal_mask(n, m, q.device) if causal else None  # (N, M) or None
+    gram = kernel(qw, kw, mask) if getattr(kernel, "takes_mask", False) else kernel(qw, kw)  # (..., N, M)
     _check_gram(gram, qw, kw, (*q.shape[:-2], n, m), work)
     if causal:
-        gram = gram.masked_fill(~causal_mask(n, m, gram.device), 0.0)  # (..., N, M) lower-triangular
+        gram = gram.masked_fill(~mask, 0.0)  # (..., N, M) lower-triangular
     total = gram.sum(-1, keepdim=True)  # (..., N, 1)
     weights = safe_divide(gram, total, 0.0)  # (..., N, M); an all-zero row stays 0
     out = weighted_sum(weights, v.to(work)).to(q.dtype)  # (..., N, M) @ (..., M, d_v) -> (..., N, d_v)

@@ -79,6 +79,25 @@ def test_nadaraya_watson_with_exp_kernel_is_softmax_attention(causal):
     assert_close("NW exp kernel vs softmax", b, a, 1e-12)
 
 
+@pytest.mark.parametrize("kernel", ["exp", "gaussian"])
+def test_a_future_key_never_changes_a_past_row(kernel):
+    """The row stabiliser looks only at the keys a row may see: a future key leaves rows < 8 as they were.
+
+    exp: key 8 scores ~1e3·‖q‖² with every past query; gaussian (h = 0.05): key 8 sits exactly on query 3,
+    whose past keys are all ~e^-1000 away. A max/min over all keys made those rows 0 (every visible weight
+    underflowed)."""
+    q, k, v = rand(2, 12, 4, seed=1), rand(2, 12, 4, seed=2), rand(2, 12, 3, seed=3)
+    far = k.clone()
+    far[:, 8] = q[:, :8].sum(1) * 1e3 if kernel == "exp" else q[:, 3]
+    make = exp_kernel if kernel == "exp" else (lambda: gaussian_kernel(0.05))
+    before, after = (kernel_smoother(q, keys, v, make(), causal=True) for keys in (k, far))
+    assert_close("rows before the changed key", before[:, :8], after[:, :8], 1e-12)
+    assert after[:, :8].abs().amax(-1).min() > 0, "a past row was emptied by a future key"
+    if kernel == "exp":  # the same as softmax attention, causal or not (unmasked, the huge key takes rows over)
+        assert_close("softmax, causal", softmax_attention(q, far, v, causal=True), after, 1e-12)
+        assert_close("softmax, not causal", softmax_attention(q, far, v), kernel_smoother(q, far, v, make()), 1e-12)
+
+
 @pytest.mark.parametrize("fmap", ["elu+1", "relu", "taylor", "favor+"])
 @pytest.mark.parametrize("causal", [False, True])
 def test_nadaraya_watson_with_factorised_kernel_is_linear_attention(fmap, causal):
