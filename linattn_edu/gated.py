@@ -41,7 +41,7 @@ from .recurrent import check_prefill, check_token
 __all__ = [
     "gated_linear_attention", "GATED_FORMS", "retnet_log_decay", "segment_sum", "gated_step",
     "gated_readout", "gated_recurrent_form", "gated_parallel_form", "gated_chunkwise_form",
-    "decay_mask", "GatedState",
+    "decay_mask", "channel_gated_scores", "GatedState",
 ]
 
 GATED_FORMS = ("auto", "recurrent", "parallel", "chunkwise")
@@ -139,18 +139,73 @@ def gated_parallel_form(fq, fk, v, g, *, eps=1e-6, normalize=False):
 
 
 # Chunkwise form ---------------------------------------------------------------------------------
+SUB_CHUNK = 16  # per-channel gates: sub-chunk length u inside a chunk (the (u, u, d_φ) decay blocks)
+
+
+def channel_gated_scores(q, k, b, *, sub_chunk=SUB_CHUNK):
+    """Per-channel gated intra-chunk weights A_ij = Σ_c q_ic k_jc exp(b_ic − b_jc) for i >= j, 0 above.
+
+    q, k (..., C, d_φ), b (..., C, d_φ) the chunk-local cumulative log-decay (non-increasing along C)
+    -> A (..., C, C). The decay differs per channel, so A is no plain matmul; building the whole
+    (C, C, d_φ) decay tensor costs C·d_φ per weight. Instead, split the chunk into sub-chunks of u:
+      * query sub-chunk t after key sub-chunk s, through the end r of sub-chunk s:
+            exp(b_i − b_j) = exp(b_i − b_r) · exp(b_r − b_j)      both exponents <= 0
+        so the block is one matmul (Q_t ⊙ exp(b_t − b_r)) (K_s ⊙ exp(b_r − b_s))ᵀ;
+      * t = s: the small (u, u, d_φ) decay tensor, elementwise (exponents b_i − b_j <= 0 for i >= j).
+    No exponent is ever > 0, so nothing overflows however strong the gates (GLA's secondary chunking).
+    """
+    c = q.shape[-2]
+    u = min(sub_chunk, c)
+    qs, ks = _chunk(q, u), _chunk(k, u)  # (..., m, u, d_φ), zero rows pad C up to m·u
+    pad = -c % u
+    bp = torch.cat([b, b[..., -1:, :].expand(*b.shape[:-2], pad, b.shape[-1])], dim=-2) if pad else b
+    bs = bp.unflatten(-2, (-1, u))  # (..., m, u, d_φ): padded steps decay by 1
+    m = bs.shape[-3]
+    b_end = bs[..., -1, :]  # (..., m, d_φ): b at the end of each sub-chunk
+    k_rel = ks * (b_end.unsqueeze(-2) - bs).exp()  # (..., m, u, d_φ): exp(b_r − b_j) <= 1
+    q_rel = qs.unsqueeze(-3) * (bs.unsqueeze(-3) - b_end.unsqueeze(-2).unsqueeze(-4)).clamp_max(0).exp()  # (..., m_t, m_s, u, d_φ)
+    blocks = q_rel @ k_rel.unsqueeze(-4).transpose(-2, -1)  # (..., m, m, u, d_φ) @ (..., 1, m, d_φ, u) -> (..., m, m, u, u)
+    decay = (bs.unsqueeze(-2) - bs.unsqueeze(-3)).clamp_max(0).exp()  # (..., m, u, u, d_φ): exp(b_i − b_j), i >= j
+    diag = (qs.unsqueeze(-2) * ks.unsqueeze(-3) * decay).sum(-1).tril()  # (..., m, u, u)
+    t = torch.arange(m, device=q.device)  # (m,)
+    later, same = (t[:, None] > t)[:, :, None, None], (t[:, None] == t)[:, :, None, None]  # (m, m, 1, 1)
+    blocks = torch.where(later, blocks, diag.unsqueeze(-3) * same)  # (..., m, m, u, u): t > s, t = s, else 0
+    a = blocks.transpose(-3, -2).flatten(-4, -3).flatten(-2, -1)  # (..., m, u, m, u) -> (..., m·u, m·u)
+    return a[..., :c, :c]  # (..., C, C)
+
+
+def check_gated_chunk_budget(fq, g, chunk_size: int) -> None:
+    """Raise MemoryBudgetError before the chunkwise form's largest temporary exceeds the budget.
+
+    Scalar gate: the (..., N, C) intra-chunk blocks. Per-channel gate: the (..., N, u, d_φ) decay
+    blocks of channel_gated_scores (u = min(SUB_CHUNK, C)), u·d_φ numbers per token.
+    """
+    lead, n = fq.shape[:-2], fq.shape[-2]
+    c = min(chunk_size, n)
+    n_pad = -(-n // c) * c
+    if g.shape[-1] == 1:
+        check_dense_budget((*lead, n_pad, c), fq.dtype, "the gated chunkwise form's (..., N, C) intra-chunk blocks",
+                           "use a smaller chunk_size")
+    else:
+        u = min(SUB_CHUNK, c)
+        check_dense_budget((*lead, -(-n_pad // u) * u, u, fq.shape[-1]), fq.dtype,
+                           "the per-channel gated chunkwise form's (..., N, u, d_φ) decay blocks",
+                           "use form='recurrent', or a scalar gate log_decay (..., N)")
+
+
 def gated_chunkwise_form(fq, fk, v, g, *, chunk_size=64, eps=1e-6, normalize=False):
     """Chunkwise: per chunk c (state S before it, b = chunk-local cumsum of g, all exponents <= 0):
 
         out_c = (φ(Q_c) ⊙ exp(b)) S + [(φ(Q_c)φ(K_c)ᵀ) ⊙ exp(b_i − b_j)]_{i>=j} V_c
         S ← exp(b_C) ⊙ S + (φ(K_c) ⊙ exp(b_C − b))ᵀ V_c
 
-    (per-channel gates: the intra-chunk weights sum exp(b_ic − b_jc) over channels, a
-    (C, C, d_φ) tensor per chunk). With a scalar gate this is SSD's block decomposition of
+    (per-channel gates: the intra-chunk weights sum exp(b_ic − b_jc) over channels, computed in
+    sub-chunks by channel_gated_scores). With a scalar gate this is SSD's block decomposition of
     the semiseparable matrix: diagonal blocks dense, off-diagonal blocks through the state.
     fq, fk (..., N, d_φ), v (..., N, d_v), g (..., N, 1 | d_φ) -> out (..., N, d_v), final (S, z).
     """
     n = fq.shape[-2]
+    check_gated_chunk_budget(fq, g, chunk_size)
     if normalize:  # the denominator is the same product with v -> 1: carry [S, z] together
         v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # (..., N, d_v + 1)
     # padded tokens have φ(k) = 0, v = 0 and g = 0 (decay 1): they leave the state unchanged
@@ -159,11 +214,11 @@ def gated_chunkwise_form(fq, fk, v, g, *, chunk_size=64, eps=1e-6, normalize=Fal
     b_last = b[..., -1:, :]  # (..., n, 1, 1 | d_φ)
     q_in = q * b.exp()  # (..., n, C, d_φ): query reads the state decayed to its own step
     k_out = k * (b_last - b).exp()  # (..., n, C, d_φ): key written, decayed to the chunk's end
-    seg = segment_sum(_gate_channels_first(gg))  # (..., n, 1 | d_φ, C, C)
     if g.shape[-1] == 1:
-        a = (q @ k.transpose(-2, -1)) * seg.squeeze(-3).exp()  # (..., n, C, C) ⊙ chunk mask
+        seg = segment_sum(_gate_channels_first(gg)).squeeze(-3)  # (..., n, C, C)
+        a = (q @ k.transpose(-2, -1)) * seg.exp()  # (..., n, C, C) ⊙ chunk mask
     else:
-        a = torch.einsum("...ic,...jc,...cij->...ij", q, k, seg.exp())  # (..., n, C, C)
+        a = channel_gated_scores(q, k, b)  # (..., n, C, C)
     out = a @ vv  # intra-chunk: (..., n, C, C) @ (..., n, C, e) -> (..., n, C, e)
     kv = k_out.transpose(-2, -1) @ vv  # (..., n, d_φ, C) @ (..., n, C, e) -> (..., n, d_φ, e)
     keep = b_last.exp().transpose(-2, -1)  # (..., n, 1 | d_φ, 1): the chunk's total decay

@@ -5,8 +5,8 @@ import pytest
 import torch
 from conftest import assert_close, rand
 
-from linattn_edu import GatedState, gated_linear_attention
-from linattn_edu.gated import decay_mask, retnet_log_decay, segment_sum
+from linattn_edu import GatedState, MemoryBudgetError, gated_linear_attention, set_memory_budget
+from linattn_edu.gated import channel_gated_scores, decay_mask, retnet_log_decay, segment_sum
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 FAST_FORMS = ("parallel", "chunkwise")
@@ -260,3 +260,45 @@ def test_gated_step_checker_accepts_the_step_and_names_mistakes(capsys):
 def test_auto_form_is_chunkwise():
     q, k, v, g = _inputs(lead=(2,), n=70)
     assert_close("auto", gated_linear_attention(q, k, v, g, form="recurrent"), gated_linear_attention(q, k, v, g), 1e-10)
+
+
+@pytest.mark.parametrize("c,u", [(1, 16), (5, 16), (16, 16), (37, 16), (64, 16), (64, 8), (30, 4)])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_channel_gated_scores_equal_the_full_decay_tensor(c, u, dtype):
+    """Sub-chunked per-channel weights == Σ_c q_ic k_jc exp(b_ic − b_jc) from the whole (C, C, d_φ) tensor.
+
+    Gates from gentle to −30 per step (exp(−30·16) underflows inside a factor: the product must still be right)."""
+    q, k = rand(2, 3, c, 6, dtype=torch.float64, seed=1), rand(2, 3, c, 6, dtype=torch.float64, seed=2)
+    g = _gate((2, 3, c), 6, seed=3) * torch.tensor([0.1, 1.0, 30.0], dtype=torch.float64)[:, None, None]
+    b = g.cumsum(-2)  # (2, 3, C, 6)
+    diff = (b.unsqueeze(-2) - b.unsqueeze(-3)).clamp_max(0)  # (2, 3, C, C, 6)
+    ref = torch.einsum("...ic,...jc,...ijc->...ij", q, k, diff.exp()).tril()  # (2, 3, C, C)
+    got = channel_gated_scores(q.to(dtype), k.to(dtype), b.to(dtype), sub_chunk=u)
+    assert got.shape == ref.shape and got.dtype == dtype
+    assert_close("sub-chunked per-channel weights", ref, got, TOL[dtype])
+    assert torch.isfinite(got).all()
+
+
+@pytest.mark.parametrize("chunk", [64, 40])
+def test_per_channel_chunkwise_with_sub_chunks_matches_recurrent(chunk):
+    """Chunks longer than a sub-chunk (the path the short-chunk tests above never take), ragged N, gradients."""
+    base = _inputs(lead=(2,), n=100, d=5, d_v=3, per_channel=True)
+    results = {}
+    for form in ("recurrent", "chunkwise"):
+        xs = [x.clone().requires_grad_(True) for x in base]
+        out, (s, z) = gated_linear_attention(*xs, feature_map="elu+1", normalize=True, form=form,
+                                             chunk_size=chunk, return_state=True)
+        (out.sin().sum() + s.cos().sum() + z.sum()).backward()
+        results[form] = [out, s, z, *(x.grad for x in xs)]
+    for name, ref, got in zip(["out", "S", "z", "dq", "dk", "dv", "dg"], results["recurrent"], results["chunkwise"]):
+        assert_close(f"chunk {chunk}: {name}", ref, got, 1e-12)
+
+
+def test_per_channel_chunkwise_is_guarded_by_the_memory_budget():
+    q, k, v, g = _inputs(lead=(4,), n=4096, d=64, d_v=8, per_channel=True, dtype=torch.float32)
+    old = set_memory_budget(2**20)
+    try:
+        with pytest.raises(MemoryBudgetError, match=r"per-channel gated chunkwise form's .* decay blocks"):
+            gated_linear_attention(q, k, v, g, form="chunkwise")
+    finally:
+        set_memory_budget(old)
