@@ -18,7 +18,7 @@
 # and a PNG beside each record file (plotly + kaleido; needs a Chromium, e.g. Debian's `chromium`).
 #
 # Run it on a quiet machine (the load average is recorded in the metadata). PYTHON overrides the interpreter;
-# DEVICE=cpu forces the CPU assets on a GPU machine.
+# DEVICE=cpu forces the CPU assets on a GPU machine; PNG=0 writes the records only (no Chromium needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
@@ -52,4 +52,6 @@ else
 fi
 
 # A PNG beside each record file (python -m linattn_edu.viz): *decode.json -> one figure, any other -> one per mode.
-"$PY" -m linattn_edu.viz "${FILES[@]}"
+if [ "${PNG:-1}" != 0 ]; then
+    "$PY" -m linattn_edu.viz "${FILES[@]}"
+fi
