@@ -247,8 +247,9 @@ def predict_peak_bytes(method: str, n: int, *, mode: str = "forward", batch: int
       softmax, linear_quadratic: dense (bh, N, N) scores / weights: k·bh·N²·e (k = 4 / 3 forward,
           7 / 6 with backward) plus a bool N×N mask;
       sdpa (flash): O(bh·N·d) (output, log-sum-exp; gradients with backward);
-      chunkwise (ours and FLA's): O(bh·N·(d + C)) (chunked features, the (N/C)·C×C intra-chunk
-          scores) + (N/C)·d² chunk states;  recurrent: O(bh·N·d) forward, bh·N·d² states saved
+      chunkwise (ours and FLA's): O(bh·N·(d + C)) (float32 features, partial sums, the (N/C)·C×C
+          intra-chunk scores) + (N/C)·d² chunk states (ours: measured 6.1 / 8.6 bh·N·d float32 numbers
+          forward / forward+backward at C = d = 64, bfloat16 inputs, the GPU's code path);  recurrent: O(bh·N·d) forward, bh·N·d² states saved
           for backward;  window: O(bh·N·w) band of scores (N rounded up to a multiple of w);
       gated / delta-rule chunkwise: the same three terms (N·d, (N/C)·C² blocks, (N/C)·d² states) with
           their own coefficients (the WY form keeps more (N/C)·C×C blocks: KKᵀ, QKᵀ, T, T⁻¹);
@@ -269,8 +270,8 @@ def predict_peak_bytes(method: str, n: int, *, mode: str = "forward", batch: int
     if method in ("chunkwise", "fla_chunk", "fla_fused_chunk"):
         c = min(chunk_size, n)
         chunks = -(-n // c)
-        per = (10 if back else 6) * nd * e + (3 if back else 2) * bh * chunks * c * c * e
-        return io + per + (2 if back else 1) * bh * chunks * d * d * e
+        per = (4 if back else 5) * nd * e + bh * chunks * c * c * e  # features, partial sums, one C×C block
+        return io + per + bh * chunks * d * d * e  # + the chunk states (recomputed in backward)
     if method == "recurrent":
         return io + (6 * nd + (bh * n * d * d if back else 0)) * e
     if method == "delta_recurrent":
