@@ -79,3 +79,16 @@ def test_softmax_window_and_favor_on_cuda(device):
                  sliding_window_attention(qd, kd, vd, window=8, causal=True), 1e-5)
     fm = favor_plus(16, 64)
     assert_close("favor+", linear_attention(q, k, v, fm, causal=True), linear_attention(qd, kd, vd, fm, causal=True), 1e-4)
+
+
+@pytest.mark.parametrize("guard", ["when v may hold NaN", "always"])
+def test_nan_in_v_reaches_only_later_rows_on_cuda(device, guard, monkeypatch):
+    """A NaN value at token 20 (mid-chunk) leaves rows < 20 equal to the clean run, eager on the GPU."""
+    if guard == "always":
+        monkeypatch.setattr(chunked, "_surely_finite", lambda v: False)
+    q, k, v = (rand(2, 3, 70, 8, seed=s).to(device) for s in (1, 2, 3))
+    clean = linear_attention(q, k, v, "elu+1", causal=True, form="chunkwise", chunk_size=16)
+    v[..., 20, :] = float("nan")
+    dirty = linear_attention(q, k, v, "elu+1", causal=True, form="chunkwise", chunk_size=16)
+    assert torch.isfinite(dirty[..., :20, :]).all() and dirty[..., 20:, :].isnan().all()
+    assert_close("rows before the NaN", clean[..., :20, :], dirty[..., :20, :], 1e-5)
