@@ -219,14 +219,15 @@ def linear_attention(q, k, v, feature_map, *, causal=False, form="auto", chunk_s
     check_bool(return_weights, "return_weights")
     phi = _check_args(q, k, v, feature_map, causal, form, chunk_size, eps, normalize)
     fq, fk = featurize(q, k, phi)  # (..., N, d_φ), (..., M, d_φ)
+    if return_weights and form != "quadratic":  # refused before any form runs
+        check_dense_budget((*q.shape[:-2], q.shape[-2], k.shape[-2]), fq.dtype,
+                           "linear_attention's returned (..., N, M) weights", "use return_weights=False")
     vw = v.to(fq.dtype)  # (..., M, d_v)
     out, extra = _run_form(fq, fk, vw, form=form, causal=causal, chunk_size=chunk_size, eps=eps,
                            normalize=normalize)  # (..., N, d_v), the form's state or weights
     if not return_weights:
         return out.to(q.dtype)
     if form != "quadratic":  # the quadratic form already returned its weights
-        check_dense_budget((*q.shape[:-2], q.shape[-2], k.shape[-2]), fq.dtype,
-                           "linear_attention's returned (..., N, M) weights", "use return_weights=False")
         _, extra = quadratic_form(fq, fk, vw, causal=causal, eps=eps, normalize=normalize)
     return out.to(q.dtype), extra.to(q.dtype)
 

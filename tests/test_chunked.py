@@ -25,7 +25,7 @@ def carry(request, monkeypatch):
 
 @pytest.fixture(params=["when v may hold NaN", "always"])
 def guard(request, monkeypatch):
-    """Run the test with the NaN guard of tril_product as on an eager CPU, and always on (as on a GPU)."""
+    """Run the test with the NaN guard of tril_product as in eager mode, and always on (as under compile)."""
     if request.param == "always":
         monkeypatch.setattr(chunked, "_surely_finite", lambda v: False)
     return request.param
@@ -108,6 +108,16 @@ def test_chunk_size_is_clamped_to_n():
             assert_close(f"reference chunk_size={c}", ref, chunkwise_reference(fq, fk, v, chunk_size=c)[0], 1e-12)
     finally:
         set_memory_budget(old)
+
+
+def test_shapes_flow_through_meta_tensors():
+    """On meta tensors (shapes, no data) the chunkwise form still runs: the finiteness check is skipped."""
+    q = torch.empty(2, 3, 200, 8, device="meta", requires_grad=True)
+    v = torch.empty(2, 3, 200, 5, device="meta")
+    out = linear_attention(q, q, v, "elu+1", causal=True, chunk_size=64)
+    assert out.is_meta and out.shape == (2, 3, 200, 5)
+    out.sum().backward()
+    assert q.grad.is_meta and q.grad.shape == q.shape
 
 
 def test_memory_guard_names_what_is_too_big():
