@@ -177,7 +177,8 @@ def _gla(m, x, q, k, v):
     """Gated linear attention with one data-dependent forget gate per token (FLA's "simple GLA"):
 
     S_t = exp(g_t) S_{t−1} + k_t v_tᵀ, g_t = logsigmoid(w·x_t + b)/16 (GLA's temperature 16).
-    (A gate per key channel, as in GLA proper, makes the library's chunkwise form ~80× slower here.)
+    (A gate per key channel, as in GLA proper, makes the library's chunkwise form ~7× slower at the lab's
+    shape: forward+backward at B = L = d = 64 took 36 ms vs 5 ms on a 2-core CPU.)
     """
     log_g = F.logsigmoid(m.gate(x)).squeeze(-1) / 16  # (B, L), entries < 0
     return gated_linear_attention(q * m.d_qk ** -0.5, k, v, log_g)  # (B, L, d)
