@@ -219,7 +219,8 @@ def linear_attention(q, k, v, feature_map, *, causal=False, form="auto", chunk_s
     check_bool(return_weights, "return_weights")
     phi = _check_args(q, k, v, feature_map, causal, form, chunk_size, eps, normalize)
     fq, fk = featurize(q, k, phi)  # (..., N, d_φ), (..., M, d_φ)
-    if return_weights and form != "quadratic":  # refused before any form runs
+    dense_weights = return_weights and form != "quadratic"  # the quadratic form returns its own weights
+    if dense_weights:  # refused before any form runs
         check_dense_budget((*q.shape[:-2], q.shape[-2], k.shape[-2]), fq.dtype,
                            "linear_attention's returned (..., N, M) weights", "use return_weights=False")
     vw = v.to(fq.dtype)  # (..., M, d_v)
@@ -227,7 +228,7 @@ def linear_attention(q, k, v, feature_map, *, causal=False, form="auto", chunk_s
                            normalize=normalize)  # (..., N, d_v), the form's state or weights
     if not return_weights:
         return out.to(q.dtype)
-    if form != "quadratic":  # the quadratic form already returned its weights
+    if dense_weights:
         _, extra = quadratic_form(fq, fk, vw, causal=causal, eps=eps, normalize=normalize)
     return out.to(q.dtype), extra.to(q.dtype)
 

@@ -110,7 +110,7 @@ def test_chunk_size_is_clamped_to_n():
         set_memory_budget(old)
 
 
-def test_compiled_graph_does_not_grow_with_the_number_of_chunks():
+def test_compiled_graph_does_not_grow_with_the_number_of_chunks(monkeypatch):
     """Under torch.compile the default carry is the cumsum: a loop over chunks would be unrolled into the graph."""
     def nodes_traced(n, carry):
         sizes = []
@@ -118,16 +118,13 @@ def test_compiled_graph_does_not_grow_with_the_number_of_chunks():
         def backend(gm, inputs):  # counts the traced graph's nodes, runs it uncompiled
             sizes.append(sum(len(m.graph.nodes) for m in gm.modules() if hasattr(m, "graph")))
             return gm.forward
-        old, chunked.CARRY = chunked.CARRY, carry
-        try:
-            torch._dynamo.reset()
-            fn = torch.compile(lambda q: linear_attention(q, q, q, "elu+1", causal=True, chunk_size=16),
-                               backend=backend, fullgraph=True, dynamic=False)
-            with torch.no_grad():
-                fn(torch.randn(1, 2, n, 8))
-        finally:
-            chunked.CARRY = old
-            torch._dynamo.reset()
+        monkeypatch.setattr(chunked, "CARRY", carry)
+        torch._dynamo.reset()
+        fn = torch.compile(lambda q: linear_attention(q, q, q, "elu+1", causal=True, chunk_size=16),
+                           backend=backend, fullgraph=True, dynamic=False)
+        with torch.no_grad():
+            fn(torch.randn(1, 2, n, 8))
+        torch._dynamo.reset()
         return sizes[0]
 
     assert nodes_traced(64, "auto") == nodes_traced(256, "auto")  # 4 or 16 chunks: one graph size
