@@ -233,3 +233,91 @@ def check_device(device, name: str = "device"):
         return torch.device(device)
     except RuntimeError:
         raise ValueError(f"{name} must name a torch device ('cpu', 'cuda', 'cuda:0', ...); got {device!r}") from None
+
+
+def check_on_device(x: torch.Tensor, name: str, device: torch.device) -> None:
+    """x must live on ``device`` (checked before any value check reads x's data)."""
+    if x.device != device:
+        raise ValueError(f"{name} must be on {device}; got {x.device}")
+
+
+def _first_bad(x: torch.Tensor, bad: torch.Tensor) -> float:
+    """The first entry of x where ``bad`` holds, for an error message."""
+    return x[bad].flatten()[0].item()
+
+
+def check_log_decay(log_decay, lead: tuple, d_phi: int | None, device: torch.device, name: str = "log_decay") -> None:
+    """A log-decay g: (*lead) [one gate per step] or (*lead, d_φ) [one per key channel], on ``device``, finite, <= 0.
+
+    Shape and device are checked first; the values (one fused pass, one host sync) only on tensors
+    that hold data (a meta tensor has shapes only).
+    """
+    check_tensor(log_decay, name, min_rank=0)
+    shapes = [tuple(lead)] + ([(*lead, d_phi)] if d_phi is not None else [])
+    if tuple(log_decay.shape) not in shapes:
+        want = " or ".join(str(s) for s in shapes)
+        per_channel = ", + (d_φ,) for one gate per key channel" if d_phi is not None else ""
+        raise ValueError(f"{name} must have shape {want} (q.shape[:-1]{per_channel}); got {tuple(log_decay.shape)}")
+    check_on_device(log_decay, name, device)
+    if log_decay.is_meta:
+        return
+    with torch.no_grad():
+        ok = torch.isfinite(log_decay) & (log_decay <= 0)
+        if not bool(ok.all()):
+            raise ValueError(f"{name} must be finite and <= 0 (a decay exp(g) in (0, 1]); "
+                             f"got an entry {_first_bad(log_decay, ~ok)!r}")
+
+
+def check_beta(beta, lead: tuple, device: torch.device, name: str = "beta", maximum: float = 1.0) -> None:
+    """A write strength β: shape (*lead), on ``device``, every entry in (0, maximum] (NaN fails)."""
+    check_tensor(beta, name, min_rank=0)
+    if tuple(beta.shape) != tuple(lead):
+        raise ValueError(f"{name} must have shape {tuple(lead)} (q.shape[:-1], one β per token); "
+                         f"got {tuple(beta.shape)}")
+    check_on_device(beta, name, device)
+    if beta.is_meta:
+        return
+    with torch.no_grad():
+        ok = (beta > 0) & (beta <= maximum)  # NaN fails both comparisons
+        if not bool(ok.all()):
+            raise ValueError(f"{name} must lie in (0, {maximum:g}] (a learning rate); got an entry "
+                             f"{_first_bad(beta, ~ok)!r}")
+
+
+def check_state_dtype(dtype) -> torch.dtype:
+    """A state is kept in float32 or float64: a torch dtype or its name ('float64', 'fp32', …)."""
+    try:
+        parsed = parse_dtype(dtype)
+    except ValueError:
+        parsed = None
+    if parsed not in (torch.float32, torch.float64):
+        raise TypeError(f"state dtype must be float32 or float64 (a torch.dtype or its name); got {dtype!r}")
+    return parsed
+
+
+def check_chunk_size(chunk_size, n_tokens: int) -> int:
+    """chunk_size must be an int >= 1; returns the C actually used, min(chunk_size, N)."""
+    check_positive_int(chunk_size, "chunk_size")
+    return min(chunk_size, n_tokens)
+
+
+def check_initial_state(state, shapes: dict, device: torch.device, name: str = "initial_state") -> tuple | None:
+    """An attention function's initial_state: None, or the state it returns with ``return_state=True``.
+
+    shapes {field: expected shape}, e.g. {"S": (2, 8, 64, 64), "z": (2, 8, 64)}: one field is passed
+    as a tensor, several as a tuple in that order. Returns a tuple of the tensors (or None).
+    """
+    if state is None:
+        return None
+    names = list(shapes)
+    want = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
+    parts = (state,) if len(names) == 1 else state
+    if len(names) > 1 and not (isinstance(state, (tuple, list)) and len(state) == len(names)):
+        raise TypeError(f"{name} must be a tuple {want} (what return_state=True returns); "
+                        f"got {type(state).__name__}")
+    for part, field in zip(parts, names):
+        check_tensor(part, f"{name}'s {field}", min_rank=1)
+        if tuple(part.shape) != tuple(shapes[field]):
+            raise ValueError(f"{name}'s {field} must have shape {tuple(shapes[field])}; got {tuple(part.shape)}")
+        check_on_device(part, f"{name}'s {field}", device)
+    return tuple(parts)

@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import torch
 
+from ._blocks import chunk as _chunk
+from ._blocks import chunk_len, matmul_add, scan, tril_product
+from ._blocks import unchunk as _unchunk
 from ._checks import check_dense_budget, safe_divide
 
-__all__ = ["chunkwise_form", "causal_product", "tril_product", "chunk_len"]
-
-
-def chunk_len(n_tokens: int, chunk_size: int) -> int:
-    """The chunk length actually used: C = min(chunk_size, N) (a chunk longer than N only pads)."""
-    return min(chunk_size, n_tokens)
+__all__ = ["chunkwise_form", "causal_product", "check_chunk_budget"]
 
 
 def check_chunk_budget(fq: torch.Tensor, v: torch.Tensor, c: int) -> None:
@@ -40,81 +38,6 @@ def check_chunk_budget(fq: torch.Tensor, v: torch.Tensor, c: int) -> None:
 
 
 # Building blocks --------------------------------------------------------------------------------
-def _chunk(x: torch.Tensor, c: int) -> torch.Tensor:
-    """Split into chunks, zero-padding N up to a multiple of C: (..., N, e) -> (..., n, C, e)."""
-    pad = -x.shape[-2] % c
-    if pad:
-        x = torch.cat([x, x.new_zeros(*x.shape[:-2], pad, x.shape[-1])], dim=-2)  # zero rows add nothing
-    return x.unflatten(-2, (x.shape[-2] // c, c))  # (..., n, C, e)
-
-
-def _unchunk(x: torch.Tensor, n_tokens: int) -> torch.Tensor:
-    """(..., n, C, e) -> (..., N, e), dropping the padding rows."""
-    return x.flatten(-3, -2)[..., :n_tokens, :]
-
-
-# How chunk states are carried: "cumsum" (loop-free), "loop", or "auto": cumsum on a GPU, where a loop
-# over N/C chunks is launch-bound, and under torch.compile, which would unroll the loop (measured on a
-# 2-core CPU, B=1, H=4, N=16k: compiled forward 34 ms with cumsum vs 165 ms with the loop, forward+backward
-# 117 vs 749 ms); the loop in eager mode on a CPU, where torch's cumsum over a non-last dim is slow
-# (measured: (1, 4, 256, 64, 64) float32 states, loop 2.5 ms, cumsum 90-130 ms).
-CARRY = "auto"
-
-
-def _carry_for(device: torch.device) -> str:
-    """The carry "auto" picks: the loop only in eager mode on a CPU."""
-    eager_cpu = device.type == "cpu" and not torch.compiler.is_compiling()
-    return "loop" if eager_cpu else "cumsum"
-
-
-def _scan(increments: torch.Tensor, dim: int, reverse: bool = False):
-    """Carry a state over chunks: the states entering each chunk, and the total.
-
-    increments (..., n, ...) along ``dim`` -> states (same shape), total (shape without ``dim``), where
-    states[c] = Σ_{c' < c} increments[c'] (Σ_{c' > c} when reverse). Exclusive: a chunk never sees
-    its own increment, so a NaN in chunk c reaches only the chunks after it.
-    """
-    carry = CARRY if CARRY != "auto" else _carry_for(increments.device)
-    if carry not in ("cumsum", "loop"):
-        raise ValueError(f"chunked.CARRY must be 'auto', 'cumsum' or 'loop'; got {CARRY!r}")
-    return (_scan_loop if carry == "loop" else _scan_cumsum)(increments, dim, reverse)
-
-
-def _scan_cumsum(increments: torch.Tensor, dim: int, reverse: bool = False):
-    """The carry with one cumsum over the chunk axis (no loop): see _scan.
-
-    The increments shifted by one chunk (a zero state first), summed in place: one new tensor.
-    """
-    if reverse:
-        states, total = _scan_cumsum(increments.flip(dim), dim)  # in the flipped order, then back
-        return states.flip(dim), total
-    n = increments.shape[dim]
-    states = torch.zeros_like(increments)  # (..., n, ...): states[0] = 0
-    states.narrow(dim, 1, n - 1).copy_(increments.narrow(dim, 0, n - 1))  # states[c] = increments[c - 1]
-    states.cumsum_(dim)  # states[c] = Σ_{c' < c} increments[c']
-    return states, states.select(dim, -1) + increments.select(dim, -1)  # total (..., ...)
-
-
-def _scan_loop(increments: torch.Tensor, dim: int, reverse: bool = False):
-    """The carry as a loop over chunks, like the RNN it is: see _scan.
-
-    In place, chunk by chunk: states[c] = states[c − 1] + increments[c − 1] (no new tensor per chunk).
-    """
-    states = torch.empty_like(increments)  # (..., n, ...)
-    order = list(range(increments.shape[dim]))
-    order = order[::-1] if reverse else order
-    states.select(dim, order[0]).zero_()  # the state entering the first chunk visited
-    for prev, c in zip(order, order[1:]):
-        states.select(dim, c).copy_(states.select(dim, prev)).add_(increments.select(dim, prev))
-    return states, states.select(dim, order[-1]) + increments.select(dim, order[-1])
-
-
-def _matmul_add(acc: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """acc += a @ b in one BLAS call (beta = 1), batched over the leading dims; returns acc."""
-    acc.flatten(0, -3).baddbmm_(a.flatten(0, -3), b.flatten(0, -3))  # (B, r, k) @ (B, k, c) -> (B, r, c)
-    return acc
-
-
 def _scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """The masked intra-chunk block tril(Q'_c K'_cᵀ): (..., n, C, d_φ) x2 -> (..., n, C, C).
 
@@ -122,41 +45,6 @@ def _scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     never reaches a row i < j.
     """
     return (q @ k.transpose(-2, -1)).tril_()  # (..., n, C, d_φ) @ (..., n, d_φ, C) -> (..., n, C, C)
-
-
-def tril_product(a: torch.Tensor, v: torch.Tensor, acc: torch.Tensor | None = None) -> torch.Tensor:
-    """A V (acc + A V when acc is given, in place) for a lower-triangular A, where a non-finite v_j reaches only the rows i >= j.
-
-    a (..., C, C) with a_ij = 0 for j > i, v (..., C, e), acc (..., C, e) -> (..., C, e). A plain matmul
-    would add 0·NaN = NaN into every row i < j. Here the finite part goes through the matmul, and
-    v − v (0 where v is finite, NaN where it is not) is added back by a cumsum over the rows,
-    which leaves exact zeros above the first non-finite v_j and NaN from it on. Without autograd
-    watching, v − v is written over the finite copy once the matmul is done: one (..., C, e) temporary.
-    """
-    finite = v if _surely_finite(v) else torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)  # (..., C, e)
-    out = a @ finite if acc is None else _matmul_add(acc, a, finite)  # (..., C, C) @ (..., C, e) -> (..., C, e)
-    if finite is v:  # the common case in eager mode: nothing to guard, one matmul
-        return out
-    recorded = torch.is_grad_enabled() and (a.requires_grad or v.requires_grad)  # the matmul saved `finite`
-    marks = v - v if recorded else torch.sub(v, v, out=finite)  # (..., C, e): 0 where finite, NaN where not
-    return out.add_(marks.cumsum_(-2))  # (..., C, e): + 0 above a non-finite v_j, NaN from row j on
-
-
-def _surely_finite(v: torch.Tensor) -> bool:
-    """True when every entry of v is finite, decided by one read-only pass (a finite sum has finite terms).
-
-    Eager mode only, and on a GPU only outside CUDA-graph capture: the answer is a host
-    synchronisation (a few µs, plus one read of v), while the guarded path costs four more
-    passes over a (..., N, d_v) tensor (about 2.3 GB of traffic at B = 4, H = 16, N = 16k, d_v = 64).
-    Under torch.compile (no data-dependent branch), during capture and on meta tensors (shapes, no
-    data) the guarded path always runs.
-    A false "no" (a sum that overflows) only takes the guarded path.
-    """
-    if torch.compiler.is_compiling() or v.is_meta:  # no data to look at
-        return False
-    if v.is_cuda and torch.cuda.is_current_stream_capturing():
-        return False
-    return bool(torch.isfinite(v.sum()))
 
 
 # The autograd Function -----------------------------------------------------------------------------
@@ -182,7 +70,7 @@ class _CausalProduct(torch.autograd.Function):
         n_tok = fq.shape[-2]
         q, k, vv = _chunk(fq, c), _chunk(fk, c), _chunk(v, c)  # (..., n, C, d_φ | d_v)
         s, s_final = _states(k, vv)  # (..., n, d_φ, d_v), (..., d_φ, d_v)
-        z, z_final = _scan(k.sum(-2), -2)  # Δz (..., n, d_φ) -> states (..., n, d_φ), final (..., d_φ)
+        z, z_final = scan(k.sum(-2), -2)  # Δz (..., n, d_φ) -> states (..., n, d_φ), final (..., d_φ)
         num = q @ s  # the past: (..., n, C, d_φ) @ (..., n, d_φ, d_v) -> (..., n, C, d_v)
         del s  # freed before the C×C blocks exist
         a = _scores(q, k)  # (..., n, C, C)
@@ -201,16 +89,16 @@ class _CausalProduct(torch.autograd.Function):
         gd = _chunk(g_den.unsqueeze(-1), c)  # (..., n, C, 1)
         # in the order that keeps the fewest (..., N, ·) tensors alive at once: g, dq, dk, dv and one more
         dq = g @ _states(k, vv)[0].transpose(-2, -1)  # recomputed S_c: (..., n, C, d_v) @ (..., n, d_v, d_φ) -> (..., n, C, d_φ)
-        _matmul_add(dq, gd, z.unsqueeze(-2))  # + (..., n, C, 1) @ (..., n, 1, d_φ)
-        ds = _scan(q.transpose(-2, -1) @ g, -3, reverse=True)[0].add_(g_s.unsqueeze(-3))  # (..., n, d_φ, d_v)
-        dz = _scan((gd.transpose(-2, -1) @ q).squeeze(-2), -2, reverse=True)[0].add_(g_z.unsqueeze(-2))  # (..., n, d_φ)
+        matmul_add(dq, gd, z.unsqueeze(-2))  # + (..., n, C, 1) @ (..., n, 1, d_φ)
+        ds = scan(q.transpose(-2, -1) @ g, -3, reverse=True)[0].add_(g_s.unsqueeze(-3))  # (..., n, d_φ, d_v)
+        dz = scan((gd.transpose(-2, -1) @ q).squeeze(-2), -2, reverse=True)[0].add_(g_z.unsqueeze(-2))  # (..., n, d_φ)
         dv = _scores(q, k).transpose(-2, -1) @ g  # recomputed block: (..., n, C, C) @ (..., n, C, d_v) -> (..., n, C, d_v)
-        _matmul_add(dv, k, ds)  # + (..., n, C, d_φ) @ (..., n, d_φ, d_v)
+        matmul_add(dv, k, ds)  # + (..., n, C, d_φ) @ (..., n, d_φ, d_v)
         dk = (vv @ ds.transpose(-2, -1)).add_(dz.unsqueeze(-2))  # (..., n, C, d_v) @ (..., n, d_v, d_φ) + 1 dzᵀ
         del ds
         d = (g @ vv.transpose(-2, -1)).add_(gd).tril_()  # (..., n, C, d_v) @ (..., n, d_v, C) + g_den -> (..., n, C, C)
-        _matmul_add(dk, d.transpose(-2, -1), q)  # + (..., n, C, C) @ (..., n, C, d_φ)
-        _matmul_add(dq, d, k)  # + (..., n, C, C) @ (..., n, C, d_φ)
+        matmul_add(dk, d.transpose(-2, -1), q)  # + (..., n, C, C) @ (..., n, C, d_φ)
+        matmul_add(dq, d, k)  # + (..., n, C, C) @ (..., n, C, d_φ)
         return _unchunk(dq, n_tok), _unchunk(dk, n_tok), _unchunk(dv, n_tok), None
 
 
@@ -219,7 +107,7 @@ def _states(k: torch.Tensor, v: torch.Tensor):
 
     k (..., n, C, d_φ), v (..., n, C, d_v) -> S (..., n, d_φ, d_v), S_final (..., d_φ, d_v).
     """
-    return _scan(k.transpose(-2, -1) @ v, -3)  # ΔS (..., n, d_φ, C) @ (..., n, C, d_v) -> (..., n, d_φ, d_v)
+    return scan(k.transpose(-2, -1) @ v, -3)  # ΔS (..., n, d_φ, C) @ (..., n, C, d_v) -> (..., n, d_φ, d_v)
 
 
 class _Normalize(torch.autograd.Function):
@@ -267,14 +155,20 @@ def causal_product(fq, fk, v, chunk_size=64):
     return num, s
 
 
-def chunkwise_form(fq, fk, v, *, chunk_size=64, eps=1e-6, normalize=True):
+def chunkwise_form(fq, fk, v, *, chunk_size=64, eps=1e-6, normalize=True, initial_state=None):
     """Causal chunkwise: out_c = (Q'_c S_c + tril(Q'_c K'_cᵀ) V_c) / (Q'_c z_c + tril(Q'_c K'_cᵀ) 1 + eps).
 
     Within a chunk of C tokens it is the quadratic form; across chunks it carries the recurrent
-    state S_c = Σ_{c'<c} K'_{c'}ᵀ V_{c'} (z_c likewise), all chunks at once. N need not be a
-    multiple of C; C is clamped to N.
+    state S_c = S₀ + Σ_{c'<c} K'_{c'}ᵀ V_{c'} (z_c likewise), all chunks at once. N need not be a
+    multiple of C; C is clamped to N. An initial state (S₀, z₀) adds Q'S₀ and Q'z₀ to every row
+    (plain autograd: two matmuls) and to the final state.
     Shapes: fq, fk (..., N, d_φ), v (..., N, d_v) -> out (..., N, d_v), final (S (..., d_φ, d_v), z (..., d_φ)).
     """
     num, den, s, z = _product(fq, fk, v, chunk_size)  # (..., N, d_v), (..., N), final S, z
+    if initial_state is not None:
+        s0, z0 = initial_state
+        num = num + fq @ s0  # (..., N, d_φ) @ (..., d_φ, d_v) -> (..., N, d_v): the earlier part, read by each row
+        den = den + (fq @ z0.unsqueeze(-1)).squeeze(-1)  # (..., N)
+        s, z = s + s0, z + z0
     out = _Normalize.apply(num, den.unsqueeze(-1), eps) if normalize else num  # (..., N, d_v)
     return out, (s, z)

@@ -19,16 +19,20 @@ b the chunk-local cumsum of g, Γ_t = exp(b_t) and "pseudo-values" u_t that solv
 lower-triangular system T U = diag(β)(V − diag(Γ) K S₀), T = I + strict_tril(diag(β) (KKᵀ ⊙ D)),
 D_ts = exp(b_t − b_s). So U = Ū − W S₀ with Ū = T⁻¹ diag(β) V and W = T⁻¹ diag(βΓ) K, both
 independent of S₀, solved for every chunk at once by torch.linalg.solve_triangular.
+
+Every product with a lower-triangular matrix goes through ``_blocks.tril_product``, so a NaN or inf
+at token t reaches only rows i >= t, as in the recurrence; gates are clamped at log(tiny) of the
+dtype, so every valid gate (down to the most negative float) stays finite.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_bool, check_positive_int, check_qkv, check_tensor, compute_dtype
-from .chunked import _chunk, chunk_len
-from .gated import _check_log_decay, segment_sum
-from .recurrent import check_prefill, check_token
+from ._blocks import chunk_len, chunks_first, floor_log_decay, segment_sum, tril_product
+from ._checks import (check_beta, check_bool, check_initial_state, check_log_decay, check_positive_int, check_qkv,
+                      compute_dtype)
+from ._state import RecurrentState, Rule, check_token, register_rule
 
 __all__ = [
     "delta_rule_attention", "DELTA_FORMS", "delta_step", "delta_recurrent_form", "delta_chunkwise_form",
@@ -50,12 +54,13 @@ def delta_step(s, k_t, v_t, beta_t, g_t=None):
     return s + k_t.unsqueeze(-1) * error.unsqueeze(-2)  # (..., d, 1) * (..., 1, d_v) -> (..., d, d_v)
 
 
-def delta_recurrent_form(q, k, v, beta, g=None):
-    """The reference: a loop over tokens of :func:`delta_step`, out_t = S_tᵀ q_t.
+def delta_recurrent_form(q, k, v, beta, g=None, *, initial_state=None):
+    """The reference: a loop over tokens of :func:`delta_step`, out_t = S_tᵀ q_t, from S₀ (or zeros).
 
-    q, k (..., N, d), v (..., N, d_v), beta (..., N), g (..., N) or None -> out (..., N, d_v), S (..., d, d_v).
+    q, k (..., N, d), v (..., N, d_v), beta (..., N), g (..., N) or None, initial_state (..., d, d_v)
+    or None -> out (..., N, d_v), S (..., d, d_v).
     """
-    s = q.new_zeros(*q.shape[:-2], q.shape[-1], v.shape[-1])  # (..., d, d_v)
+    s = q.new_zeros(*q.shape[:-2], q.shape[-1], v.shape[-1]) if initial_state is None else initial_state
     outs = []
     for t in range(q.shape[-2]):
         s = delta_step(s, k[..., t, :], v[..., t, :], beta[..., t], None if g is None else g[..., t])
@@ -63,41 +68,35 @@ def delta_recurrent_form(q, k, v, beta, g=None):
     return torch.stack(outs, dim=-2), s  # (..., N, d_v)
 
 
-def _chunks_first(x: torch.Tensor, c: int) -> torch.Tensor:
-    """(..., N, e) -> (n, B, C, e), B = the leading dims flattened, chunk axis first and contiguous.
-
-    Each chunk is then one contiguous (B, C, e) block: the loop over chunks hands BLAS whole
-    blocks, never strided slices. Padding rows are zero (see chunked._chunk).
-    """
-    return _chunk(x.reshape(-1, *x.shape[-2:]), c).transpose(0, 1).contiguous()  # (n, B, C, e)
-
-
-def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64):
+def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64, initial_state=None):
     """Chunkwise delta rule (WY/UT transform), per chunk with incoming state S:
 
         U = Ū − W S,  out_c = diag(Γ) Q_c S + [(Q_c K_cᵀ) ⊙ D]_{t>=s} U,  S ← Γ_C S + (K_c ⊙ exp(b_C − b))ᵀ U
 
     Everything that does not need S runs for all chunks at once before the loop: the K Kᵀ and
     Q Kᵀ blocks, T⁻¹ diag(β) by one batched triangular solve, Ū and W. The loop over chunks holds
-    only the state recursion (two small matmuls a chunk); the outputs are two batched products
-    after it. All exponents are <= 0. C is clamped to N.
+    only the state recursion (two small matmuls a chunk) over ``unbind`` views, so autograd's
+    backward is linear in N too; the outputs are two batched products after it. All exponents are
+    <= 0. C is clamped to N. The carry is a loop on every device: its transition, Γ_C (I − K'ᵀW), is a
+    d × d matrix per chunk, not a decay that a cumsum could carry.
     Cost per token and head: ≈ 6d² (the state work, as in the recurrent loop) + 10·C·d (the C×C
     blocks, Ū, W) + C (the solve) FLOPs — more than the loop, but in a few large matmuls
     instead of ~10 small ops per token.
-    q, k (..., N, d), v (..., N, d_v), beta (..., N), g (..., N) or None -> out (..., N, d_v), S (..., d, d_v).
+    q, k (..., N, d), v (..., N, d_v), beta (..., N), g (..., N) or None, initial_state (..., d, d_v) or None
+    -> out (..., N, d_v), S (..., d, d_v).
     """
     lead, n = q.shape[:-2], q.shape[-2]
     c = chunk_len(n, chunk_size)
-    qc, kc, vc = (_chunks_first(x, c) for x in (q, k, v))  # (n, B, C, d | d_v); padded k = v = 0
-    bc = _chunks_first(beta.unsqueeze(-1), c)  # (n, B, C, 1); padded β = 0: those rows write nothing
+    qc, kc, vc = (chunks_first(x, c) for x in (q, k, v))  # (n, B, C, d | d_v); padded k = v = 0
+    bc = chunks_first(beta.unsqueeze(-1), c)  # (n, B, C, 1); padded β = 0: those rows write nothing
     kk = kc @ kc.transpose(-2, -1)  # (n, B, C, d) @ (n, B, d, C) -> (n, B, C, C)
     qk = qc @ kc.transpose(-2, -1)  # (n, B, C, d) @ (n, B, d, C) -> (n, B, C, C)
     q_in, k_out, kw, keep = qc, kc, kc, None  # ungated: no decay anywhere
     if g is not None:  # Gated DeltaNet: decay every product by exp(b_t − b_s) <= 1
-        gc = _chunks_first(g.unsqueeze(-1), c)  # (n, B, C, 1); padded g = 0
+        gc = chunks_first(g.unsqueeze(-1), c)  # (n, B, C, 1); padded g = 0
         b = gc.cumsum(-2)  # (n, B, C, 1): chunk-local cumulative log-decay
         dmask = segment_sum(gc.squeeze(-1)).exp()  # (n, B, C, C): D_ts = exp(b_t − b_s), t >= s, else 0
-        kk, qk = kk * dmask, qk * dmask  # (n, B, C, C)
+        kk, qk = kk * dmask, qk * dmask  # (n, B, C, C); entries above the diagonal are dropped below
         b_last = b[..., -1:, :]  # (n, B, 1, 1)
         q_in = qc * b.exp()  # (n, B, C, d): queries read S decayed to their step
         kw = kc * b.exp()  # (n, B, C, d): ΓK, the keys W is built from
@@ -107,53 +106,41 @@ def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64):
     strict = torch.ones(c, c, dtype=torch.bool, device=q.device).tril(-1)  # (C, C): t > s
     t_mat = torch.where(strict, bc * kk, eye)  # (n, B, C, C): T = I + strict_tril(diag(β) KKᵀ ⊙ D)
     t_inv_b = torch.linalg.solve_triangular(t_mat, torch.diag_embed(bc.squeeze(-1)), upper=False,
-                                            unitriangular=True)  # (n, B, C, C): T⁻¹ diag(β) (the UT transform)
-    u_bar = t_inv_b @ vc  # (n, B, C, C) @ (n, B, C, d_v) -> (n, B, C, d_v): Ū = T⁻¹ βV
-    w = t_inv_b @ kw  # (n, B, C, C) @ (n, B, C, d) -> (n, B, C, d): W = T⁻¹ βΓK
-    s = q.new_zeros(qc.shape[1], q.shape[-1], v.shape[-1])  # (B, d, d_v)
+                                            unitriangular=True).tril()  # (n, B, C, C): T⁻¹ diag(β) (the UT transform)
+    u_bar = tril_product(t_inv_b, vc)  # (n, B, C, C) @ (n, B, C, d_v) -> (n, B, C, d_v): Ū = T⁻¹ βV
+    w = tril_product(t_inv_b, kw)  # (n, B, C, C) @ (n, B, C, d) -> (n, B, C, d): W = T⁻¹ βΓK
+    s = q.new_zeros(qc.shape[1], q.shape[-1], v.shape[-1]) if initial_state is None else \
+        initial_state.reshape(-1, *initial_state.shape[-2:])  # (B, d, d_v)
+    keeps = [None] * qc.shape[0] if keep is None else keep.unbind(0)
     starts, us = [], []
-    for i in range(qc.shape[0]):  # only the state recursion is sequential
-        u = torch.baddbmm(u_bar[i], w[i], s, alpha=-1)  # Ū − W S: (B, C, d) @ (B, d, d_v) -> (B, C, d_v)
+    for u_bar_i, w_i, k_out_i, keep_i in zip(u_bar.unbind(0), w.unbind(0), k_out.unbind(0), keeps):  # the state recursion
+        u = torch.baddbmm(u_bar_i, w_i, s, alpha=-1)  # Ū − W S: (B, C, d) @ (B, d, d_v) -> (B, C, d_v)
         starts.append(s)
         us.append(u)
-        s = s if keep is None else keep[i] * s  # (B, d, d_v)
-        s = torch.baddbmm(s, k_out[i].transpose(-2, -1), u)  # S + K'ᵀU: (B, d, C) @ (B, C, d_v) -> (B, d, d_v)
+        s = s if keep_i is None else keep_i * s  # (B, d, d_v)
+        s = torch.baddbmm(s, k_out_i.transpose(-2, -1), u)  # S + K'ᵀU: (B, d, C) @ (B, C, d_v) -> (B, d, d_v)
     out = q_in @ torch.stack(starts)  # the past, through the state: (n, B, C, d) @ (n, B, d, d_v) -> (n, B, C, d_v)
-    out += qk.tril_() @ torch.stack(us)  # + this chunk: (n, B, C, C) @ (n, B, C, d_v) -> (n, B, C, d_v)
+    out = out + tril_product(qk.tril_(), torch.stack(us))  # + this chunk: (n, B, C, C) @ (n, B, C, d_v)
     out = out.transpose(0, 1).flatten(1, 2)[:, :n]  # (B, N, d_v)
     return out.reshape(*lead, n, v.shape[-1]), s.reshape(*lead, *s.shape[-2:])  # (..., N, d_v), (..., d, d_v)
 
 
-def _check_beta(beta, lead: tuple, what: str = "beta") -> None:
-    """beta must be (*lead) with entries in (0, 1]."""
-    check_tensor(beta, what, min_rank=0 if not lead else 1)
-    if tuple(beta.shape) != tuple(lead):
-        raise ValueError(f"{what} must have shape {tuple(lead)} (q.shape[:-1], one β per token); "
-                         f"got {tuple(beta.shape)}")
-    with torch.no_grad():
-        bad = ~((beta > 0) & (beta <= 1))  # NaN fails both comparisons
-        if bool(bad.any()):
-            raise ValueError(f"{what} must lie in (0, 1] (a learning rate); got an entry "
-                             f"{beta[bad].flatten()[0].item()!r}")
-
-
-def _check_delta_args(q, k, v, beta, log_decay, normalize_keys, form, chunk_size, return_state):
+def _check_delta_args(q, k, v, beta, log_decay, normalize_keys, form, chunk_size, return_state, initial_state):
     check_qkv(q, k, v, causal=True)
     if form not in DELTA_FORMS:
         raise ValueError(f"form must be one of {DELTA_FORMS}; got {form!r}")
     check_positive_int(chunk_size, "chunk_size")
     check_bool(normalize_keys, "normalize_keys")
     check_bool(return_state, "return_state")
-    _check_beta(beta, q.shape[:-1])
+    check_beta(beta, q.shape[:-1], q.device)
     if log_decay is not None:
-        _check_log_decay(log_decay, q.shape[:-1], None)
-    for x, name in ((beta, "beta"), (log_decay, "log_decay")):
-        if x is not None and x.device != q.device:
-            raise ValueError(f"{name} must be on {q.device}; got {x.device}")
+        check_log_decay(log_decay, q.shape[:-1], None, q.device)
+    state = check_initial_state(initial_state, {"S": (*q.shape[:-2], q.shape[-1], v.shape[-1])}, q.device)
+    return None if state is None else state[0]
 
 
 def delta_rule_attention(q, k, v, beta, *, log_decay=None, normalize_keys=True, form="auto", chunk_size=64,
-                         return_state=False):
+                         return_state=False, initial_state=None):
     """DeltaNet (and Gated DeltaNet with log_decay): S_t = exp(g_t)(I − β_t k_t k_tᵀ)S_{t−1} + β_t k_t v_tᵀ.
 
     Args:
@@ -162,96 +149,91 @@ def delta_rule_attention(q, k, v, beta, *, log_decay=None, normalize_keys=True, 
         log_decay: None (DeltaNet) or (..., N) with entries <= 0 (Gated DeltaNet's exp(g_t)).
         normalize_keys: L2-normalise keys (the state stays bounded); False shows it blow up.
         form: "recurrent" (the reference loop), "chunkwise" (WY/UT), or "auto" (chunkwise).
-        chunk_size: C for the chunkwise form (any N).
+        chunk_size: C for the chunkwise form (any N; clamped to N).
         return_state: also return the final state S (..., d, d_v) (float32 for half inputs).
+        initial_state: S (..., d, d_v) from an earlier call; the recurrence starts from it.
 
     Returns out_t = S_tᵀ q_t, (..., N, d_v) in q's dtype, or (out, S).
     """
-    _check_delta_args(q, k, v, beta, log_decay, normalize_keys, form, chunk_size, return_state)
+    s0 = _check_delta_args(q, k, v, beta, log_decay, normalize_keys, form, chunk_size, return_state, initial_state)
     work = compute_dtype(q.dtype)
     qw, kw, vw, bw = q.to(work), k.to(work), v.to(work), beta.to(work)  # (..., N, ·), (..., N)
     if normalize_keys:
         kw = F.normalize(kw, dim=-1)  # (..., N, d): ‖k_t‖ = 1 (a zero key stays zero)
-    g = None if log_decay is None else log_decay.to(work)  # (..., N)
+    g = None if log_decay is None else floor_log_decay(log_decay.to(work))  # (..., N)
+    s0 = None if s0 is None else s0.to(work)
     if form == "recurrent":
-        out, s = delta_recurrent_form(qw, kw, vw, bw, g)
+        out, s = delta_recurrent_form(qw, kw, vw, bw, g, initial_state=s0)
     else:
-        out, s = delta_chunkwise_form(qw, kw, vw, bw, g, chunk_size=chunk_size)
+        out, s = delta_chunkwise_form(qw, kw, vw, bw, g, chunk_size=chunk_size, initial_state=s0)
     out = out.to(q.dtype)
     return (out, s) if return_state else out
 
 
-class DeltaState:
-    """Running delta-rule state S (*batch_shape, d, d_v), one token at a time.
+class DeltaState(RecurrentState):
+    """Running delta-rule state S (*batch_shape, d, d_v), one token at a time (the protocol of linattn_edu._state).
 
     ``step(q_t, k_t, v_t, beta_t, g_t=None)`` writes β_t k_t (v_t − Sᵀk_t)ᵀ (after decaying by
-    exp(g_t)) and returns S_tᵀ q_t; a repeated key overwrites its value. ``prefill`` runs the
-    chunkwise form, ``snapshot`` copies S (``record=True`` keeps one per token in ``.history``).
-    A step that fails its checks leaves the state untouched.
+    exp(g_t)) and returns S_tᵀ q_t; a repeated key overwrites its value. ``prefill(q, k, v, beta,
+    log_decay=None)`` runs the chunkwise form from the current state; ``recall(k)`` reads what S
+    holds for a key. A call that fails its checks leaves the state untouched.
     """
 
     def __init__(self, d, d_v, *, normalize_keys=True, batch_shape=(), dtype=torch.float32, device=None,
                  record=False):
-        check_positive_int(d, "d")
-        check_positive_int(d_v, "d_v")
         check_bool(normalize_keys, "normalize_keys")
-        check_bool(record, "record")
-        if dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"state dtype must be float32 or float64; got {dtype}")
-        self.d, self.d_v, self.normalize_keys, self.record = d, d_v, normalize_keys, record
-        self.batch_shape = tuple(batch_shape)
-        self.S = torch.zeros(*self.batch_shape, d, d_v, dtype=dtype, device=device)  # (..., d, d_v)
-        self.t = 0
-        self.history: list[torch.Tensor] = []
+        self.normalize_keys = normalize_keys
+        super().__init__(d, d_v, batch_shape=batch_shape, dtype=dtype, device=device, record=record)
 
-    def __repr__(self) -> str:
-        return f"DeltaState(S={tuple(self.S.shape)}, t={self.t})"
+    def _field_shapes(self):
+        return {"S": (self.d, self.d_v)}
 
-    def readout(self, q_t):
-        """Sᵀ q_t without changing the state: (..., d) -> (..., d_v)."""
-        check_token(self, q_t, "q_t", self.d)
-        return (q_t.to(self.S.dtype).unsqueeze(-2) @ self.S).squeeze(-2).to(q_t.dtype)  # (..., d_v)
+    def _check_gates(self, beta_t, g_t=None):
+        check_beta(beta_t, self.batch_shape, self.device, "beta_t")
+        if g_t is not None:
+            check_log_decay(g_t, self.batch_shape, None, self.device, "g_t")
+        return (beta_t, g_t)
 
-    def recall(self, k_t):
-        """What the state returns for key k_t (normalised like a written key): Sᵀk -> (..., d_v)."""
-        check_token(self, k_t, "k_t", self.d)
-        k = k_t.to(self.S.dtype)
-        k = F.normalize(k, dim=-1) if self.normalize_keys else k  # (..., d)
-        return (k.unsqueeze(-2) @ self.S).squeeze(-2)  # (..., d_v)
+    def _key(self, k_t):
+        return F.normalize(k_t, dim=-1) if self.normalize_keys else k_t  # (..., d)
+
+    def _update(self, tensors, q_t, k_t, v_t, beta_t, g_t):
+        return (delta_step(tensors[0], self._key(k_t), v_t, beta_t, None if g_t is None else floor_log_decay(g_t)),)
+
+    def _read(self, tensors, q_t):
+        return (q_t.unsqueeze(-2) @ tensors[0]).squeeze(-2)  # (..., 1, d) @ (..., d, d_v) -> (..., d_v)
+
+    def _attend(self, q, k, v, beta, log_decay=None, *, chunk_size):
+        return delta_rule_attention(q, k, v, beta, log_decay=log_decay, normalize_keys=self.normalize_keys,
+                                    form="chunkwise", chunk_size=chunk_size, initial_state=self.S, return_state=True)
 
     def step(self, q_t, k_t, v_t, beta_t, g_t=None):
-        """Write token t with the delta rule, then read it out with q_t -> (..., d_v)."""
-        check_token(self, q_t, "q_t", self.d)
-        check_token(self, k_t, "k_t", self.d)
-        check_token(self, v_t, "v_t", self.d_v)
-        _check_beta(beta_t, self.batch_shape, "beta_t")
-        if g_t is not None:
-            _check_log_decay(g_t, self.batch_shape, None, "g_t")
-        k = k_t.to(self.S.dtype)
-        k = F.normalize(k, dim=-1) if self.normalize_keys else k  # (..., d)
-        g = None if g_t is None else g_t.to(self.S.dtype)
-        self.S = delta_step(self.S, k, v_t.to(self.S.dtype), beta_t.to(self.S.dtype), g)
-        self.t += 1
-        if self.record:
-            self.history.append(self.snapshot())
-        return self.readout(q_t)
+        """Write token t with the delta rule, then read it out with q_t -> (*batch_shape, d_v)."""
+        return super().step(q_t, k_t, v_t, beta_t, g_t)
 
     def prefill(self, q, k, v, beta, *, log_decay=None, chunk_size=64):
-        """Absorb a prefix with the chunkwise form; returns its outputs (*batch_shape, N, d_v). Needs t == 0."""
-        check_prefill(self, q, k, v)
-        out, s = delta_rule_attention(q, k, v, beta, log_decay=log_decay, normalize_keys=self.normalize_keys,
-                                      form="chunkwise", chunk_size=chunk_size, return_state=True)
-        self.S = s.to(self.S.dtype)
-        self.t = q.shape[-2]
-        if self.record:
-            self.history.append(self.snapshot())
-        return out
+        """Absorb N tokens with the chunkwise form from the current state -> out (*batch_shape, N, d_v)."""
+        return super().prefill(q, k, v, beta, log_decay, chunk_size=chunk_size)
 
-    def snapshot(self) -> torch.Tensor:
-        """A copy of S to keep or plot."""
-        return self.S.detach().clone()
+    def recall(self, k_t):
+        """What the state returns for key k_t (normalised like a written key): Sᵀk -> (*batch_shape, d_v)."""
+        check_token(self, k_t, "k_t", self.d)
+        return self._read(self.tensors, self._key(k_t.to(self.dtype)))
 
-    def nbytes(self) -> int:
-        """Bytes held by the state: d·d_v·batch·element size — constant in t."""
-        return self.S.numel() * self.S.element_size()
 
+def _delta_gates(lead, d, generator, dtype, device) -> dict:
+    """β ∈ [0.1, 1] per token."""
+    beta = 0.1 + 0.9 * torch.rand(*lead, generator=generator, dtype=torch.float64)  # (..., N)
+    return {"beta": beta.to(dtype=dtype, device=device)}
+
+
+def _gated_delta_gates(lead, d, generator, dtype, device) -> dict:
+    """β ∈ [0.1, 1] and one log-decay g ∈ [−0.5, −0.01] per token."""
+    g = -(0.01 + 0.49 * torch.rand(*lead, generator=generator, dtype=torch.float64))  # (..., N)
+    return _delta_gates(lead, d, generator, dtype, device) | {"log_decay": g.to(dtype=dtype, device=device)}
+
+
+register_rule(Rule("delta", "delta rule (DeltaNet)", delta_rule_attention, DeltaState, ("recurrent", "chunkwise"),
+                   _delta_gates))
+register_rule(Rule("gated_delta", "gated delta rule (Gated DeltaNet)", delta_rule_attention, DeltaState,
+                   ("recurrent", "chunkwise"), _gated_delta_gates))

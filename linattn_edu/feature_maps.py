@@ -32,7 +32,8 @@ from ._checks import (check_bool, check_dense_budget, check_number, check_positi
 
 __all__ = [
     "FeatureMap", "elu_plus_one", "relu", "identity", "taylor", "favor_plus",
-    "trig_random_features", "random_projection", "get_feature_map", "FEATURE_MAPS",
+    "trig_random_features", "random_projection", "get_feature_map", "FEATURE_MAPS", "register_feature_map",
+    "resolve_feature_map", "featurize",
 ]
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
@@ -223,7 +224,26 @@ def trig_random_features(d: int, m: int = 256, *, orthogonal: bool = True, seed:
     return fmap
 
 
-FEATURE_MAPS = ("elu+1", "relu", "identity", "taylor", "favor+", "trig")
+# The one registry of feature maps: a FeatureMap, or a builder(d, **params) -> FeatureMap for random maps.
+_REGISTRY: dict[str, FeatureMap | Callable[..., FeatureMap]] = {
+    "elu+1": elu_plus_one, "relu": relu, "identity": identity, "taylor": taylor,
+    "favor+": favor_plus, "trig": trig_random_features,
+}
+FEATURE_MAPS = tuple(_REGISTRY)  # the registered names, in registration order
+
+
+def register_feature_map(name: str, fmap) -> None:
+    """Register a FeatureMap (or a builder(d, **params) -> FeatureMap) under ``name``.
+
+    Every widget, error message and test that lists feature maps reads :data:`FEATURE_MAPS`.
+    """
+    global FEATURE_MAPS
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"a feature map's name must be a non-empty str; got {name!r}")
+    if not (isinstance(fmap, FeatureMap) or callable(fmap)):
+        raise TypeError(f"fmap must be a FeatureMap or a builder(d, **params); got {type(fmap).__name__}")
+    _REGISTRY[name] = fmap
+    FEATURE_MAPS = tuple(_REGISTRY)
 
 
 def get_feature_map(name, d: int | None = None, **kwargs) -> FeatureMap:
@@ -239,14 +259,41 @@ def get_feature_map(name, d: int | None = None, **kwargs) -> FeatureMap:
         raise TypeError(
             f"feature_map must be a FeatureMap or one of {FEATURE_MAPS}; got {type(name).__name__}"
         )
-    fixed = {"elu+1": elu_plus_one, "relu": relu, "identity": identity, "taylor": taylor}
-    if name in fixed:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown feature map {name!r}; expected one of {FEATURE_MAPS}")
+    entry = _REGISTRY[name]
+    if isinstance(entry, FeatureMap):
         if kwargs:
             raise ValueError(f"feature map {name!r} takes no parameters; got {sorted(kwargs)}")
-        return fixed[name]
-    builders = {"favor+": favor_plus, "trig": trig_random_features}
-    if name not in builders:
-        raise ValueError(f"unknown feature map {name!r}; expected one of {FEATURE_MAPS}")
+        return entry
     if d is None:
         raise ValueError(f"feature map {name!r} is random and needs the input dim d; got d=None")
-    return builders[name](d, **kwargs)
+    return entry(d, **kwargs)
+
+
+def resolve_feature_map(feature_map, d: int, *, normalize: bool, owner: str = "inputs") -> FeatureMap:
+    """The φ an attention function (or a state, owner="state") uses: a FeatureMap or registered name,
+    built for d; a normalised form needs a positive kernel (its denominator is a sum of kernel values)."""
+    if not isinstance(feature_map, (FeatureMap, str)):
+        raise TypeError(f"feature_map must be a FeatureMap or one of {FEATURE_MAPS}; "
+                        f"got {type(feature_map).__name__}")
+    phi = get_feature_map(feature_map, d)
+    if phi.d is not None and phi.d != d:
+        has, whose = ("the inputs have", "the inputs'") if owner == "inputs" else (f"the {owner} has", f"the {owner}'s")
+        raise ValueError(f"feature map {phi.name!r} was built for d = {phi.d}; {has} d = {d}: "
+                         f"build it with {whose} d")
+    if normalize and not phi.positive_kernel:
+        raise ValueError(f"feature map {phi.name!r} can give negative kernel values, so the normalised "
+                         "denominator φ(q)ᵀz can be 0 or negative; expected a map with positive_kernel=True "
+                         "(elu+1, relu, favor+, taylor), or normalize=False")
+    return phi
+
+
+def featurize(q: torch.Tensor, k: torch.Tensor, feature_map):
+    """Apply φ for attention: (φ.query(q), φ.key(k)) in the compute dtype (float32 for halves).
+
+    q (..., N, d), k (..., M, d), feature_map a FeatureMap or registered name -> (..., N, d_φ), (..., M, d_φ).
+    """
+    phi = get_feature_map(feature_map, q.shape[-1])
+    work = compute_dtype(q.dtype)
+    return phi.query(q).to(work), phi.key(k).to(work)  # (..., N, d_φ), (..., M, d_φ)

@@ -26,7 +26,7 @@ from torch import nn
 from ._checks import check_bool, check_number, check_positive_int
 from .delta import delta_rule_attention
 from .gated import gated_linear_attention
-from .hybrid import window_linear_attention
+from .window import window_linear_attention
 from .linear import linear_attention
 from .softmax import softmax_attention
 from .window import sliding_window_attention

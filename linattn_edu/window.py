@@ -14,10 +14,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_bool, check_dense_budget, check_positive_int, check_qkv, compute_dtype, weighted_sum
+from ._checks import (check_bool, check_dense_budget, check_number, check_positive_int, check_qkv, compute_dtype,
+                      weighted_sum)
+from .chunked import chunkwise_form
+from .feature_maps import featurize, resolve_feature_map
 from .softmax import _check_scale, softmax_attention, stable_softmax
 
-__all__ = ["sliding_window_attention", "window_mask"]
+__all__ = ["sliding_window_attention", "window_mask", "window_linear_attention"]
 
 
 def _check_globals(global_tokens, n: int) -> list[int]:
@@ -133,3 +136,42 @@ def sliding_window_attention(q, k, v, *, window, global_tokens=(), causal=False,
     mask = window_mask(n, w, globals_, causal, device=q.device)  # (N, N)
     _, weights = softmax_attention(q, k, v, mask=mask, scale=scale, return_weights=True)
     return out, weights
+
+
+# A window + linear hybrid ---------------------------------------------------------------------------
+def window_linear_attention(q, k, v, *, window, feature_map="taylor", scale=None, chunk_size=64, eps=1e-6):
+    """Causal hybrid (Based-style): sliding-window softmax (width ``window``) + normalised causal linear attention.
+
+    Linear attention keeps a fixed-size summary of the whole past but blurs exact recall;
+    sliding-window softmax is exact but forgets everything older than w tokens. Based uses both:
+    a Taylor-feature linear attention (φ(q)ᵀφ(k) = 1 + s + s²/2 ≈ exp(s), s = qᵀk/√d) for the
+    long range, and exact softmax attention over a short sliding window for the local detail.
+
+    Definition used here (the two branches read the same q, k, v and their outputs add):
+
+        out_i =  Σ_{i−w<j<=i} softmax_j(q_iᵀk_j/√d) v_j                       window branch
+               + Σ_{j<=i} φ(q_i)ᵀφ(k_j) v_j / (Σ_{j<=i} φ(q_i)ᵀφ(k_j) + eps)    linear branch
+
+    Each branch is normalised over its own keys (they do not share a denominator), so the sum is
+    two convex combinations of values added together. Based (Arora et al., 2024) stacks its linear
+    and window layers in depth, each reading the residual stream the layer before wrote; here the
+    two are parallel branches of one layer reading the same input — a simpler hybrid, not the same
+    computation as two stacked layers. Memory per token at decode: the window's w keys and values
+    plus the linear state (d_φ·d_v + d_φ) — constant in the sequence length.
+
+    Args:
+        q, k: (..., N, d); v: (..., N, d_v).
+        window: w >= 1, the softmax band i − w < j <= i.
+        feature_map: φ of the linear branch ("taylor" as in Based, or any positive-kernel map).
+        scale: the window's score scale, default 1/√d.
+        chunk_size, eps: the linear branch's chunkwise form.
+
+    Returns (..., N, d_v) = sliding_window_attention(..., causal=True) + linear_attention(..., causal=True).
+    """
+    local = sliding_window_attention(q, k, v, window=window, causal=True, scale=scale)  # (..., N, d_v)
+    phi = resolve_feature_map(feature_map, q.shape[-1], normalize=True)
+    check_positive_int(chunk_size, "chunk_size")
+    check_number(eps, "eps", minimum=0)
+    fq, fk = featurize(q, k, phi)  # (..., N, d_φ)
+    far, _ = chunkwise_form(fq, fk, v.to(fq.dtype), chunk_size=chunk_size, eps=eps)  # (..., N, d_v)
+    return local + far.to(q.dtype)  # (..., N, d_v)

@@ -69,9 +69,9 @@ CASES = [
     ("exp kernel scale negative", lambda: exp_kernel(-1.0), ValueError, r"scale must be a finite number > 0; got -1.0"),
     ("favor m 0", lambda: favor_plus(4, m=0), ValueError, r"m must be an int >= 1; got 0"),
     ("random map without d", lambda: get_feature_map("favor+"), ValueError, r"needs the input dim d; got d=None"),
-    ("state dtype", lambda: LinearAttentionState("elu+1", 4, 3, dtype=torch.float16), TypeError,
-     r"state dtype must be float32 or float64; got torch.float16"),
-    ("state token shape", lambda: LinearAttentionState("elu+1", 4, 3).step(torch.randn(4), torch.randn(4), torch.randn(5)),
+    ("state dtype", lambda: LinearAttentionState(4, 3, feature_map="elu+1", dtype=torch.float16), TypeError,
+     r"state dtype must be float32 or float64 \(a torch.dtype or its name\); got torch.float16"),
+    ("state token shape", lambda: LinearAttentionState(4, 3, feature_map="elu+1").step(torch.randn(4), torch.randn(4), torch.randn(5)),
      ValueError, r"v_t must be \(3,\) .*got \(5,\)"),
     ("window_mask n 0", lambda: window_mask(0, 2), ValueError, r"n must be an int >= 1; got 0"),
     ("memory budget", lambda: set_memory_budget(-5), ValueError, r"positive int of bytes; got -5"),
@@ -149,24 +149,24 @@ CASES = [
     ("taylor d_out -1", lambda: taylor.d_out(-1), ValueError, r"d must be an int >= 1; got -1"),
     ("taylor huge d", lambda: taylor(torch.randn(1, 100000)), MemoryBudgetError, r"taylor's .* would allocate"),
     # the recurrent state
-    ("state batch_shape 5", lambda: LinearAttentionState("elu+1", 4, 3, batch_shape=5), TypeError,
+    ("state batch_shape 5", lambda: LinearAttentionState(4, 3, feature_map="elu+1", batch_shape=5), TypeError,
      r"batch_shape must be a tuple of ints >= 1 .*got int 5"),
-    ("state batch_shape (-1,)", lambda: LinearAttentionState("elu+1", 4, 3, batch_shape=(-1,)), ValueError,
+    ("state batch_shape (-1,)", lambda: LinearAttentionState(4, 3, feature_map="elu+1", batch_shape=(-1,)), ValueError,
      r"batch_shape\[0\] must be an int >= 1; got -1"),
-    ("state batch_shape ('a',)", lambda: LinearAttentionState("elu+1", 4, 3, batch_shape=("a",)), TypeError,
+    ("state batch_shape ('a',)", lambda: LinearAttentionState(4, 3, feature_map="elu+1", batch_shape=("a",)), TypeError,
      r"batch_shape\[0\] must be an int >= 1; got str 'a'"),
-    ("state batch_shape (0,)", lambda: LinearAttentionState("elu+1", 4, 3, batch_shape=(0,)), ValueError,
+    ("state batch_shape (0,)", lambda: LinearAttentionState(4, 3, feature_map="elu+1", batch_shape=(0,)), ValueError,
      r"batch_shape\[0\] must be an int >= 1; got 0"),
-    ("state batch_shape huge", lambda: LinearAttentionState("elu+1", 4, 3, batch_shape=(10**6, 10**4)),
+    ("state batch_shape huge", lambda: LinearAttentionState(4, 3, feature_map="elu+1", batch_shape=(10**6, 10**4)),
      MemoryBudgetError, r"the state S .* would allocate"),
-    ("state favor built for other d", lambda: LinearAttentionState(favor_plus(32), 16, 3), ValueError,
+    ("state favor built for other d", lambda: LinearAttentionState(16, 3, feature_map=favor_plus(32)), ValueError,
      r"'favor\+' was built for d = 32; the state has d = 16"),
-    ("state eps NaN", lambda: LinearAttentionState("elu+1", 4, 3, eps=math.nan), ValueError, r"eps must be .*got nan"),
-    ("state record 'yes'", lambda: LinearAttentionState("elu+1", 4, 3, record="yes"), TypeError,
+    ("state eps NaN", lambda: LinearAttentionState(4, 3, feature_map="elu+1", eps=math.nan), ValueError, r"eps must be .*got nan"),
+    ("state record 'yes'", lambda: LinearAttentionState(4, 3, feature_map="elu+1", record="yes"), TypeError,
      r"record must be True or False"),
-    ("state device 'xyz'", lambda: LinearAttentionState("elu+1", 4, 3, device="xyz"), ValueError,
+    ("state device 'xyz'", lambda: LinearAttentionState(4, 3, feature_map="elu+1", device="xyz"), ValueError,
      r"device must name a torch device .*got 'xyz'"),
-    ("state d_v True", lambda: LinearAttentionState("elu+1", 4, True), TypeError, r"d_v must be an int >= 1; got bool"),
+    ("state d_v True", lambda: LinearAttentionState(4, True, feature_map="elu+1"), TypeError, r"d_v must be an int >= 1; got bool"),
     # memory calculator
     ("format_bytes NaN", lambda: memory.format_bytes(math.nan), ValueError, r"a byte count must be a finite number >= 0; got nan"),
     ("format_bytes inf", lambda: memory.format_bytes(math.inf), ValueError, r"byte count .*got inf"),
@@ -219,7 +219,7 @@ def test_dense_work_is_refused_before_allocating(call):
 @pytest.mark.parametrize("bad", ["q", "k", "v"])
 def test_failed_step_leaves_the_state_untouched(bad):
     """A step that fails on any of q_t, k_t, v_t changes neither S, z, t nor the history."""
-    st = LinearAttentionState("elu+1", 4, 3, batch_shape=(2,), dtype=torch.float64, record=True)
+    st = LinearAttentionState(4, 3, feature_map="elu+1", batch_shape=(2,), dtype=torch.float64, record=True)
     st.step(rand(2, 4, seed=1), rand(2, 4, seed=2), rand(2, 3, seed=3))
     before = (st.S.clone(), st.z.clone(), st.t, len(st.history))
     args = {"q": rand(2, 4, seed=4), "k": rand(2, 4, seed=5), "v": rand(2, 3, seed=6)}

@@ -9,25 +9,27 @@ import torch
 from conftest import assert_close, rand
 
 from linattn_edu import MemoryBudgetError, linear_attention, set_memory_budget
-from linattn_edu import chunked
-from linattn_edu.linear import chunkwise_reference, featurize, linear_attention_with_state, recurrent_form
+from linattn_edu import _blocks, chunked
+from linattn_edu import carry as carry_mode
+from linattn_edu.feature_maps import featurize
+from linattn_edu.linear import chunkwise_reference, recurrent_form
 
 TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
 CARRIES = ["cumsum", "loop"]
 
 
 @pytest.fixture(params=CARRIES)
-def carry(request, monkeypatch):
+def carry(request):
     """Run the test once with each way of carrying the chunk states."""
-    monkeypatch.setattr(chunked, "CARRY", request.param)
-    return request.param
+    with carry_mode(request.param):
+        yield request.param
 
 
 @pytest.fixture(params=["when v may hold NaN", "always"])
 def guard(request, monkeypatch):
     """Run the test with the NaN guard of tril_product as in eager mode, and always on (as under compile)."""
     if request.param == "always":
-        monkeypatch.setattr(chunked, "_surely_finite", lambda v: False)
+        monkeypatch.setattr(_blocks, "surely_finite", lambda v: False)
     return request.param
 
 
@@ -73,8 +75,8 @@ def test_guarded_tril_product_under_autograd(monkeypatch):
     a = rand(2, 9, 9).tril_().requires_grad_()
     v = rand(2, 9, 4, seed=1).requires_grad_()
     plain = a @ v  # (2, 9, 4)
-    monkeypatch.setattr(chunked, "_surely_finite", lambda v: False)
-    guarded = chunked.tril_product(a, v)
+    monkeypatch.setattr(_blocks, "surely_finite", lambda v: False)
+    guarded = _blocks.tril_product(a, v)
     assert_close("guarded A V", plain, guarded, 1e-12)
     w = rand(2, 9, 4, seed=2)
     for name, r, got in zip("av", torch.autograd.grad((plain * w).sum(), (a, v)),
@@ -118,11 +120,10 @@ def test_compiled_graph_does_not_grow_with_the_number_of_chunks(monkeypatch):
         def backend(gm, inputs):  # counts the traced graph's nodes, runs it uncompiled
             sizes.append(sum(len(m.graph.nodes) for m in gm.modules() if hasattr(m, "graph")))
             return gm.forward
-        monkeypatch.setattr(chunked, "CARRY", carry)
         torch._dynamo.reset()
         fn = torch.compile(lambda q: linear_attention(q, q, q, "elu+1", causal=True, chunk_size=16),
                            backend=backend, fullgraph=True, dynamic=False)
-        with torch.no_grad():
+        with torch.no_grad(), carry_mode(carry):
             fn(torch.randn(1, 2, n, 8))
         torch._dynamo.reset()
         return sizes[0]
@@ -165,7 +166,7 @@ def test_flags_must_be_bool(name, value):
         linear_attention(q, q, q, "elu+1", **{name: value})
     if name == "normalize":
         with pytest.raises(TypeError, match=r"normalize must be True or False"):
-            linear_attention_with_state(q, q, q, "elu+1", normalize=value)
+            linear_attention(q, q, q, "elu+1", normalize=value, causal=True, return_state=True)
 
 
 # NaN at token t: only the rows i >= t may see it, in every causal form ------------------------------
@@ -173,11 +174,8 @@ def _causal_forms():
     """Every causal way to compute the output from (q, k, v): name -> fn."""
     def fast(carry):
         def run(q, k, v):
-            old, chunked.CARRY = chunked.CARRY, carry
-            try:
+            with carry_mode(carry):
                 return linear_attention(q, k, v, "elu+1", causal=True, form="chunkwise", chunk_size=8)
-            finally:
-                chunked.CARRY = old
         return run
 
     def reference(q, k, v):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import assert_close, rand
 
-from linattn_edu import chunked, linear_attention
+from linattn_edu import _blocks, linear_attention
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +17,7 @@ def causal_chunkwise(q, k, v):
 
 @pytest.mark.parametrize("carry", ["cumsum", "loop"])
 def test_compiled_chunkwise_matches_eager(carry, monkeypatch):
-    monkeypatch.setattr(chunked, "CARRY", carry)
+    monkeypatch.setattr(_blocks, "_carry", [carry])
     torch._dynamo.reset()
     compiled = torch.compile(causal_chunkwise, fullgraph=True)
     q, k, v = (rand(2, 3, 70, 8, seed=s, dtype=torch.float32).requires_grad_() for s in (1, 2, 3))  # ragged: 70 = 4·16 + 6

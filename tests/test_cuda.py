@@ -8,9 +8,10 @@ import pytest
 import torch
 from conftest import assert_close, rand
 
-from linattn_edu import chunked, linear_attention, sliding_window_attention, softmax_attention
+from linattn_edu import _blocks, chunked, linear_attention, sliding_window_attention, softmax_attention
 from linattn_edu.feature_maps import favor_plus
-from linattn_edu.linear import chunkwise_reference, featurize
+from linattn_edu.feature_maps import featurize
+from linattn_edu.linear import chunkwise_reference
 
 pytestmark = pytest.mark.cuda
 
@@ -39,7 +40,7 @@ def test_forms_agree_on_cuda(device, dtype, form):
 @pytest.mark.parametrize("n,c", [(1, 64), (70, 16), (200, 64)])
 def test_fast_chunkwise_on_cuda_equals_reference(device, carry, dtype, n, c, monkeypatch):
     """Output, final S and z, and d(q, k, v) of a loss reading all three, vs chunkwise_reference in float64."""
-    monkeypatch.setattr(chunked, "CARRY", carry)
+    monkeypatch.setattr(_blocks, "_carry", [carry])
     (q, k, v), ref_inputs = on_device((rand(2, 3, n, 16, seed=1), rand(2, 3, n, 16, seed=2),
                                        rand(2, 3, n, 8, seed=3)), device, dtype)
     results = []
@@ -85,7 +86,7 @@ def test_softmax_window_and_favor_on_cuda(device):
 def test_nan_in_v_reaches_only_later_rows_on_cuda(device, guard, monkeypatch):
     """A NaN value at token 20 (mid-chunk) leaves rows < 20 equal to the clean run, eager on the GPU."""
     if guard == "always":
-        monkeypatch.setattr(chunked, "_surely_finite", lambda v: False)
+        monkeypatch.setattr(_blocks, "surely_finite", lambda v: False)
     q, k, v = (rand(2, 3, 70, 8, seed=s).to(device) for s in (1, 2, 3))
     clean = linear_attention(q, k, v, "elu+1", causal=True, form="chunkwise", chunk_size=16)
     v[..., 20, :] = float("nan")

@@ -124,8 +124,9 @@ def test_prefill_then_step_reproduces_the_full_output():
     assert_close("prefill + step", full, torch.cat([head, torch.stack(tail, 1)], 1), 1e-10)
     assert_close("state", s_full, st.S, 1e-10)
     assert st.nbytes() == 2 * 5 * 4 * 8
-    with pytest.raises(ValueError, match="t == 0"):
-        st.prefill(q, k, v, beta)
+    with pytest.raises(ValueError, match=r"v must be \(\*\(2,\), N, 4\)"):  # a failed prefill changes nothing
+        st.prefill(q, k, v[..., :3], beta)
+    assert st.t == 21
 
 
 # bad input ----------------------------------------------------------------------------------
@@ -164,7 +165,7 @@ def test_failed_step_leaves_the_state_untouched():
     with pytest.raises(ValueError, match="k_t must be"):
         st.step(torch.ones(3), torch.ones(4), torch.ones(2), one * 0.5)
     assert st.t == 1
-    assert_close("S untouched", before, st.S, 0.0)
+    assert_close("S untouched", before[0], st.S, 0.0)
 
 
 # the notebook's checker -----------------------------------------------------------------------

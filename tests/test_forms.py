@@ -5,8 +5,8 @@ from conftest import assert_close, rand
 
 from linattn_edu import linear_attention
 from linattn_edu.feature_maps import favor_plus
-from linattn_edu.linear import (causal_product, featurize, linear_attention_with_state,
-                                quadratic_form)
+from linattn_edu.feature_maps import featurize
+from linattn_edu.linear import causal_product, quadratic_form
 
 NS = [1, 7, 64, 129]
 CHUNKS = [1, 5, 64, 200]
@@ -38,9 +38,9 @@ def test_causal_forms_agree(dtype, lead, n):
     s_ref, z_ref = reference_state(q, k, v, "elu+1")
     results = {"quadratic": (linear_attention(q, k, v, "elu+1", causal=True, form="quadratic"), None)}
     for form in ("recurrent", "prefix"):
-        results[form] = linear_attention_with_state(q, k, v, "elu+1", form=form)
+        results[form] = linear_attention(q, k, v, "elu+1", form=form, causal=True, return_state=True)
     for c in CHUNKS:
-        results[f"chunkwise C={c}"] = linear_attention_with_state(q, k, v, "elu+1", chunk_size=c)
+        results[f"chunkwise C={c}"] = linear_attention(q, k, v, "elu+1", chunk_size=c, causal=True, return_state=True)
     for name, (out, state) in results.items():
         assert out.dtype == dtype and out.shape == (*lead, n, 5)
         assert_close(name, ref64, out, TOL[dtype])

@@ -14,7 +14,7 @@ from linattn_edu.window import window_mask
 def test_prefill_then_step_equals_full_causal_output(prefix, fmap):
     q, k, v = rand(2, 3, 40, 4, seed=1), rand(2, 3, 40, 4, seed=2), rand(2, 3, 40, 5, seed=3)
     full = linear_attention(q, k, v, fmap, causal=True, form="quadratic")
-    st = LinearAttentionState(fmap, 4, 5, batch_shape=(2, 3), dtype=torch.float64)
+    st = LinearAttentionState(4, 5, feature_map=fmap, batch_shape=(2, 3), dtype=torch.float64)
     outs = [st.prefill(q[..., :prefix, :], k[..., :prefix, :], v[..., :prefix, :], chunk_size=8)] if prefix else []
     for t in range(prefix, 40):
         outs.append(st.step(q[..., t, :], k[..., t, :], v[..., t, :]).unsqueeze(-2))
@@ -24,7 +24,7 @@ def test_prefill_then_step_equals_full_causal_output(prefix, fmap):
 
 def test_state_matches_definition_and_records_snapshots():
     q, k, v = rand(6, 3, seed=1), rand(6, 3, seed=2), rand(6, 2, seed=3)
-    st = LinearAttentionState("elu+1", 3, 2, dtype=torch.float64, record=True)
+    st = LinearAttentionState(3, 2, feature_map="elu+1", dtype=torch.float64, record=True)
     for t in range(6):
         st.step(q[t], k[t], v[t])
     fk = torch.nn.functional.elu(k) + 1
@@ -38,7 +38,7 @@ def test_state_matches_definition_and_records_snapshots():
 
 
 def test_state_memory_is_constant_in_t():
-    st = LinearAttentionState("elu+1", 8, 8)
+    st = LinearAttentionState(8, 8, feature_map="elu+1")
     before = st.nbytes()
     for _ in range(50):
         st.step(*(rand(8, seed=s, dtype=torch.float32) for s in range(3)))
@@ -47,16 +47,17 @@ def test_state_memory_is_constant_in_t():
 
 def test_state_with_favor_and_bad_tokens():
     f32 = torch.float32
-    st = LinearAttentionState(favor_plus(4, 16), 4, 3, batch_shape=(2,))
+    st = LinearAttentionState(4, 3, feature_map=favor_plus(4, 16), batch_shape=(2,))
     with pytest.raises(ValueError, match=r"k_t must be \(2, 4\)"):
         st.step(rand(2, 4, dtype=f32), rand(2, 5, dtype=f32), rand(2, 3, dtype=f32))
     with pytest.raises(ValueError, match="positive_kernel"):
-        LinearAttentionState("identity", 4, 3)
+        LinearAttentionState(4, 3, feature_map="identity")
     with pytest.raises(ValueError, match=r"built for d = 4; the state has d = 8"):
-        LinearAttentionState(favor_plus(4, 16), 8, 3)
+        LinearAttentionState(8, 3, feature_map=favor_plus(4, 16))
     st.step(rand(2, 4, dtype=f32), rand(2, 4, dtype=f32), rand(2, 3, dtype=f32))
-    with pytest.raises(ValueError, match="t == 0"):
-        st.prefill(rand(2, 3, 4, dtype=f32), rand(2, 3, 4, dtype=f32), rand(2, 3, 3, dtype=f32))
+    with pytest.raises(ValueError, match=r"k must be \(\*\(2,\), N, 4\)"):  # prefill continues any t, checks first
+        st.prefill(rand(2, 3, 4, dtype=f32), rand(2, 3, 5, dtype=f32), rand(2, 3, 3, dtype=f32))
+    assert st.t == 1
 
 
 @pytest.mark.parametrize("causal", [False, True])

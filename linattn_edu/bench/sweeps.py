@@ -20,7 +20,7 @@ import torch
 
 from .._checks import MemoryBudgetError, compute_dtype, dtype_name, parse_dtype
 from ..memory import kv_cache_bytes, linear_state_bytes
-from ..recurrent import LinearAttentionState
+from ..linear import LinearAttentionState
 from ..softmax import softmax_attention
 from . import fla
 from .analysis import chunkwise_flops
@@ -203,7 +203,7 @@ def _recurrent_step(context: int, *, batch, heads, d, dtype, device, seed=0):
     """A linear-attention decoder step after prefilling N tokens: S += φ(k_t)v_tᵀ, out = φ(q_t)ᵀS / φ(q_t)ᵀz."""
     rand = _rand_on(device, seed)
     state_dtype = compute_dtype(dtype)  # the state accumulates in float32 for half-precision models
-    state = LinearAttentionState(FEATURE_MAP, d, d, batch_shape=(batch, heads), dtype=state_dtype, device=device)
+    state = LinearAttentionState(d, d, feature_map=FEATURE_MAP, batch_shape=(batch, heads), dtype=state_dtype, device=device)
     with torch.no_grad():
         state.prefill(*(rand(dtype, batch, heads, context, d) for _ in range(3)))  # 3 × (B, H, N, d): S, z after N
     q_t, k_t, v_t = (rand(dtype, batch, heads, d) for _ in range(3))  # (B, H, d) each

@@ -5,7 +5,7 @@ import torch
 
 from ..feature_maps import elu_plus_one, identity
 from ..linear import linear_attention
-from ..recurrent import LinearAttentionState
+from ..linear import LinearAttentionState
 from .runner import Case, as_tensor, close, fail, gen, qkv_cases, randn, run_cases, shape_of
 
 __all__ = ["HAND_EXAMPLE", "show_hand_example", "check_hand_output", "check_prefix_states", "check_recurrent_step", "check_chunkwise", "check_causal_backward"]
@@ -52,7 +52,7 @@ def check_hand_output(S, z, out) -> bool:
     The expected numbers come from the library (a LinearAttentionState stepped through tokens 1..i).
     """
     q, k, v, i = _hand_tensors()
-    state = LinearAttentionState(elu_plus_one, 2, 2, dtype=torch.float64)
+    state = LinearAttentionState(2, 2, feature_map=elu_plus_one, dtype=torch.float64)
     for t in range(i):
         out_i = state.step(q[t], k[t], v[t])  # (2,)
     S_i, z_i = state.snapshot()  # (2, 2), (2,)
@@ -93,7 +93,7 @@ def check_hand_output(S, z, out) -> bool:
 
 def _prefix_states(phi, q, k, v) -> tuple[torch.Tensor, torch.Tensor]:
     """Every S_i (..., N, d_φ, d_v) and z_i (..., N, d_φ), read off a stepped LinearAttentionState."""
-    state = LinearAttentionState(phi, q.shape[-1], v.shape[-1], batch_shape=tuple(q.shape[:-2]))
+    state = LinearAttentionState(q.shape[-1], v.shape[-1], feature_map=phi, batch_shape=tuple(q.shape[:-2]))
     states, norms = [], []
     for t in range(q.shape[-2]):
         state.step(q[..., t, :], k[..., t, :], v[..., t, :])
@@ -137,7 +137,7 @@ def check_recurrent_step(your_fn) -> bool:
     g, cases = gen(), []
     for q, k, v in qkv_cases(g, [((), 5, 5, 4, 3), ((2, 3), 8, 8, 6, 2), ((2,), 2, 2, 8, 4)]):
         d, dv, batch = q.shape[-1], v.shape[-1], tuple(q.shape[:-2])
-        state = LinearAttentionState(elu_plus_one, d, dv, batch_shape=batch)
+        state = LinearAttentionState(d, dv, feature_map=elu_plus_one, batch_shape=batch)
         state.prefill(q[..., :-1, :], k[..., :-1, :], v[..., :-1, :])
         s0, z0 = state.snapshot()  # (..., d_φ, d_v), (..., d_φ)
         qt, kt, vt = q[..., -1, :], k[..., -1, :], v[..., -1, :]  # (..., d), (..., d), (..., d_v)

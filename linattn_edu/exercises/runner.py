@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch.overrides import TorchFunctionMode
 
-from ..recurrent import LinearAttentionState
+from ..linear import LinearAttentionState
 
 __all__ = [
     "SEED", "ATOL", "RTOL", "Case", "Diagnosis", "gen", "randn", "shape_of", "close", "fail",
@@ -222,7 +222,7 @@ def qkv_cases(g: torch.Generator, shapes):
 
 def state_after(phi, q, k, v) -> tuple[torch.Tensor, torch.Tensor]:
     """(S, z) of a LinearAttentionState that has read every token of q, k, v (..., N, ·)."""
-    state = LinearAttentionState(phi, q.shape[-1], v.shape[-1], batch_shape=tuple(q.shape[:-2]))
+    state = LinearAttentionState(q.shape[-1], v.shape[-1], feature_map=phi, batch_shape=tuple(q.shape[:-2]))
     state.prefill(q, k, v)
     return state.snapshot()
 

@@ -6,7 +6,7 @@
 The readout must equal row t of the quadratic form  (φ(Q)φ(K)ᵀ ⊙ tril) V / row sums;  the explorer
 shows the difference (``readout_error``, float64: ~1e-16).  Moving t only re-draws: the whole
 trajectory (S_t, z_t, out_t for every t) is computed once per setting with a recorded
-:class:`~linattn_edu.recurrent.LinearAttentionState`.
+:class:`~linattn_edu.LinearAttentionState`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 
 from ..feature_maps import FeatureMap, get_feature_map
 from ..linear import linear_attention
-from ..recurrent import LinearAttentionState
+from ..linear import LinearAttentionState
 from .. import viz
 from ._base import Explorer, seed_box
 
@@ -55,7 +55,7 @@ def trajectory(n: int, d: int, d_v: int, feature_map: str, seed: int) -> Traject
     v = torch.randn(n, d_v, generator=gen, dtype=torch.float64)  # (n, d_v)
     kw = {"m": FAVOR_M, "seed": seed} if feature_map == "favor+" else {}
     phi = get_feature_map(feature_map, d, **kw)
-    state = LinearAttentionState(phi, d, d_v, dtype=torch.float64, record=True)
+    state = LinearAttentionState(d, d_v, feature_map=phi, dtype=torch.float64, record=True)
     outs = torch.stack([state.step(q[t], k[t], v[t]) for t in range(n)])  # n × (d_v,) -> (n, d_v)
     S = torch.stack([s for s, _ in state.history])  # (n, d_φ, d_v)
     z = torch.stack([zz for _, zz in state.history])  # (n, d_φ)
