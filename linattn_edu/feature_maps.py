@@ -278,10 +278,9 @@ def resolve_feature_map(feature_map, d: int, *, normalize: bool, owner: str = "i
         raise TypeError(f"feature_map must be a FeatureMap or one of {FEATURE_MAPS}; "
                         f"got {type(feature_map).__name__}")
     phi = get_feature_map(feature_map, d)
-    if phi.d is not None and phi.d != d:
-        has, whose = ("the inputs have", "the inputs'") if owner == "inputs" else (f"the {owner} has", f"the {owner}'s")
-        raise ValueError(f"feature map {phi.name!r} was built for d = {phi.d}; {has} d = {d}: "
-                         f"build it with {whose} d")
+    if phi.d is not None and phi.d != d and owner != "inputs":  # on inputs, φ's own call names their shape
+        raise ValueError(f"feature map {phi.name!r} was built for d = {phi.d}; the {owner} has d = {d}: "
+                         f"build it with the {owner}'s d")
     if normalize and not phi.positive_kernel:
         raise ValueError(f"feature map {phi.name!r} can give negative kernel values, so the normalised "
                          "denominator φ(q)ᵀz can be 0 or negative; expected a map with positive_kernel=True "
