@@ -25,10 +25,10 @@ from ..gated import gated_linear_attention
 from ..linear import linear_attention
 from ..softmax import softmax_attention
 from ..window import sliding_window_attention
-from . import fla
+from . import fla, hf
 
 __all__ = ["Method", "METHODS", "OPTIONAL_METHODS", "ALL_METHODS", "MODES", "FEATURE_MAP", "check_method", "check_mode", "log_grid",
-           "make_inputs", "make_gates", "GATED_METHODS", "attention_fn", "build_call", "predict_peak_bytes", "predict_seconds"]
+           "make_inputs", "make_gates", "GATED_METHODS", "RULE_METHODS", "channel_gates", "attention_fn", "build_call", "predict_peak_bytes", "predict_seconds"]
 
 MODES = ("forward", "forward+backward")
 FEATURE_MAP = "elu+1"
@@ -59,20 +59,29 @@ METHODS: dict[str, Method] = {
         Method("chunkwise", "linear, chunkwise", 1),
         Method("recurrent", "linear, recurrent (token loop)", 1, max_n=1024),
         Method("window", "sliding window", 1),
-        Method("gated_chunkwise", "gated linear (scalar gate), chunkwise", 1),
+        Method("gated_chunkwise", "gated, one gate per step, chunkwise", 1),
+        Method("gla_chunkwise", "GLA, one gate per key channel, chunkwise", 1),
         Method("delta_chunkwise", "delta rule, chunkwise (WY)", 1),
         Method("gated_delta_chunkwise", "gated delta rule, chunkwise (WY)", 1),
         Method("delta_recurrent", "delta rule, recurrent (token loop)", 1, max_n=4096),
     )
 }
-#: the methods that take per-token gates from :func:`make_gates` (log-decays and/or β)
-GATED_METHODS = ("gated_chunkwise", "delta_chunkwise", "gated_delta_chunkwise", "delta_recurrent")
-#: the FLA kernels: only where the flash-linear-attention package imports and a GPU is used
+#: the methods of the gated and delta rules: method -> (rule name in linattn_edu.RULES, form); their
+#: per-token gates (log-decays and/or β) come from :func:`make_gates`
+RULE_METHODS = {
+    "gated_chunkwise": ("gated", "chunkwise"), "gla_chunkwise": ("gla", "chunkwise"),
+    "delta_chunkwise": ("delta", "chunkwise"), "gated_delta_chunkwise": ("gated_delta", "chunkwise"),
+    "delta_recurrent": ("delta", "recurrent"),
+}
+GATED_METHODS = tuple(RULE_METHODS)
+#: optional yardsticks: FLA's Triton kernels (a GPU and the flash-linear-attention package), and the pure-PyTorch
+#: Gated DeltaNet that Hugging Face transformers runs on a CPU (the transformers package)
 OPTIONAL_METHODS: dict[str, Method] = {
     m.name: m
     for m in (
         Method("fla_chunk", "FLA chunk_linear_attn (Triton)", 1, optional=True),
         Method("fla_fused_chunk", "FLA fused_chunk_linear_attn (Triton)", 1, optional=True),
+        Method("hf_gated_delta", "transformers torch_chunk_gated_delta_rule (CPU fallback)", 1, optional=True),
     )
 }
 ALL_METHODS: dict[str, Method] = {**METHODS, **OPTIONAL_METHODS}
@@ -166,15 +175,28 @@ def attention_fn(method: str, *, chunk_size: int = 64, window: int = 256, gates=
         return lambda q, k, v: linear_attention(q, k, v, FEATURE_MAP, causal=True, form="recurrent")
     if method == "window":
         return lambda q, k, v: sliding_window_attention(q, k, v, window=window, causal=True)
+    if method == "hf_gated_delta":
+        return hf.attention_fn(chunk_size, *gates)
     return fla.attention_fn(method)
 
 
+def channel_gates(log_decay: torch.Tensor, d: int) -> torch.Tensor:
+    """A per-key-channel log-decay from a scalar one: g (..., N) -> (..., N, d), g_c = g·(0.5 + c/d), c < d."""
+    return log_decay.unsqueeze(-1) * torch.linspace(0.5, 1.5 - 1 / d, d, dtype=log_decay.dtype, device=log_decay.device)
+
+
 def _gated_fn(method: str, chunk_size: int, log_decay: torch.Tensor, beta: torch.Tensor) -> Callable:
-    """f(q, k, v) for a gated or delta-rule method, closing over gates built once."""
-    if method == "gated_chunkwise":
-        return lambda q, k, v: gated_linear_attention(q, k, v, log_decay, form="chunkwise", chunk_size=chunk_size)
-    g = log_decay if method == "gated_delta_chunkwise" else None
-    form = "recurrent" if method == "delta_recurrent" else "chunkwise"
+    """f(q, k, v) for a gated or delta-rule method, closing over gates built once (a rule of RULES, one form)."""
+    rule, form = RULE_METHODS[method]
+    if rule == "gated":
+        return lambda q, k, v: gated_linear_attention(q, k, v, log_decay, form=form, chunk_size=chunk_size)
+    if rule == "gla":
+        def gla(q, k, v, g=[]):  # the per-channel gate is built once, at the first call (it needs d)
+            if not g:
+                g.append(channel_gates(log_decay, q.shape[-1]))
+            return gated_linear_attention(q, k, v, g[0], form=form, chunk_size=chunk_size)
+        return gla
+    g = log_decay if rule == "gated_delta" else None
     return lambda q, k, v: delta_rule_attention(q, k, v, beta, log_decay=g, form=form, chunk_size=chunk_size)
 
 
@@ -204,13 +226,15 @@ def build_call(method: str, n: int, *, mode: str = "forward", batch: int = 1, he
     spec = check_method(method)
     check_mode(mode)
     if spec.optional:
-        fla.require(device)
+        (hf if method == "hf_gated_delta" else fla).require(device)
     gates = make_gates(n, batch=batch, heads=heads, dtype=dtype, device=device, seed=seed) \
-        if method in GATED_METHODS else None
+        if method in GATED_METHODS or method == "hf_gated_delta" else None
     f = attention_fn(method, chunk_size=chunk_size, window=window, gates=gates)
     q, k, v = make_inputs(n, batch=batch, heads=heads, d=d, dtype=dtype, device=device,
                           requires_grad=mode != "forward", seed=seed)  # (B, H, N, d) each
-    if spec.optional:
+    if method == "hf_gated_delta":
+        hf.check_agrees(f, q, k, v, *gates, chunk_size=chunk_size)
+    elif spec.optional:
         fla.check_agrees(f, q, k, v, chunk_size=chunk_size)
     if mode == "forward":
         def run_forward(g):
@@ -237,6 +261,7 @@ _GATED_PEAK = {
     "gated_chunkwise": ((5, 3, 3), (4, 3, 3)),
     "delta_chunkwise": ((9, 4, 2), (7, 5, 4)),
     "gated_delta_chunkwise": ((12, 5, 2), (10, 6, 4)),
+    "hf_gated_delta": ((12, 5, 2), (10, 6, 4)),
 }
 
 def predict_peak_bytes(method: str, n: int, *, mode: str = "forward", batch: int = 1, heads: int = 4,

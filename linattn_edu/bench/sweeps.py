@@ -19,10 +19,11 @@ from typing import Iterable, Sequence
 import torch
 
 from .._checks import MemoryBudgetError, compute_dtype, dtype_name, parse_dtype
+from ..delta import DeltaState
 from ..memory import kv_cache_bytes, linear_state_bytes
 from ..linear import LinearAttentionState
 from ..softmax import softmax_attention
-from . import fla
+from . import fla, hf
 from .analysis import chunkwise_flops
 from .methods import ALL_METHODS, FEATURE_MAP, MODES, build_call, check_method, check_mode, predict_peak_bytes, \
     predict_seconds
@@ -36,8 +37,11 @@ _TIMING_KEYS = ("median_s", "iqr_s", "repeats", "noise", "noisy")
 
 
 def default_methods(device="cpu") -> list[str]:
-    """Every method that can run on ``device`` (the FLA ones only where FLA imports and a GPU is used)."""
-    return [m.name for m in ALL_METHODS.values() if not m.optional or fla.available(device)]
+    """Every method that can run on ``device`` (FLA's only where FLA imports and a GPU is used, transformers'
+    only where transformers imports)."""
+    def runs(m):
+        return not m.optional or (hf.available(device) if m.name == "hf_gated_delta" else fla.available(device))
+    return [m.name for m in ALL_METHODS.values() if runs(m)]
 
 
 def measure_point(method: str, n: int, *, mode: str = "forward", batch: int = 1, heads: int = 4, d: int = 64,
@@ -216,7 +220,25 @@ def _recurrent_step(context: int, *, batch, heads, d, dtype, device, seed=0):
     return step, nbytes
 
 
-DECODERS = {"kv_cache": _kv_cache_step, "recurrent": _recurrent_step}
+def _gated_delta_step(context: int, *, batch, heads, d, dtype, device, seed=0):
+    """A Gated DeltaNet decoder step after prefilling N tokens: DeltaState.step (checks included)."""
+    rand = _rand_on(device, seed)
+    state_dtype = compute_dtype(dtype)
+    state = DeltaState(d, d, batch_shape=(batch, heads), dtype=state_dtype, device=device)
+    gate = lambda *shape: torch.full(shape, 0.5, dtype=dtype, device=device)  # noqa: E731  β = 0.5, g = log 0.5
+    with torch.no_grad():
+        state.prefill(*(rand(dtype, batch, heads, context, d) for _ in range(3)), gate(batch, heads, context),
+                      log_decay=gate(batch, heads, context).log())
+    q_t, k_t, v_t = (rand(dtype, batch, heads, d) for _ in range(3))  # (B, H, d) each
+    beta_t, g_t = gate(batch, heads), gate(batch, heads).log()  # (B, H) each
+
+    def step():
+        with torch.no_grad():
+            return state.step(q_t, k_t, v_t, beta_t, g_t)  # (B, H, d)
+    return step, state.nbytes()
+
+
+DECODERS = {"kv_cache": _kv_cache_step, "recurrent": _recurrent_step, "gated_delta": _gated_delta_step}
 
 
 def decode_sweep(contexts: Iterable[int] = (1024, 4096, 16384, 65536), *, batch: int = 1, heads: int = 4,
