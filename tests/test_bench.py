@@ -65,6 +65,8 @@ def _gated_reference(method, q, k, v, gates):
     log_decay, beta = gates
     if method == "gated_chunkwise":
         return gated_linear_attention(q, k, v, log_decay, form="recurrent")
+    if method == "gla_chunkwise":
+        return gated_linear_attention(q, k, v, bench.channel_gates(log_decay, q.shape[-1]), form="recurrent")
     g = log_decay if method == "gated_delta_chunkwise" else None
     return delta_rule_attention(q, k, v, beta, log_decay=g, form="recurrent")
 
@@ -87,7 +89,7 @@ def test_gates_are_seeded_in_range_and_built_once_per_call_setup(monkeypatch):
         bench.attention_fn("delta_chunkwise")
 
 
-@pytest.mark.parametrize("method", ["gated_chunkwise", "delta_chunkwise", "gated_delta_chunkwise"])
+@pytest.mark.parametrize("method", ["gated_chunkwise", "gla_chunkwise", "delta_chunkwise", "gated_delta_chunkwise"])
 def test_gated_chunkwise_methods_backward_matches_their_recurrent_reference(method):
     kw = dict(mode="forward+backward", heads=2, d=8, dtype=torch.float64, chunk_size=8)
     grads = build_call(method, 37, **kw)()

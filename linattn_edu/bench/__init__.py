@@ -23,10 +23,10 @@ Command line (the bare command is the headline and takes its options)::
     python -m linattn_edu.bench decode              # per-token step: KV-cache softmax vs recurrent state
 """
 
-from . import fla
+from . import fla, hf
 from .analysis import chunkwise_flops, crossover_n, fit_loglog_slope, fit_theory_constant, slopes
 from .cli import main
-from .methods import (ALL_METHODS, FEATURE_MAP, GATED_METHODS, METHODS, OPTIONAL_METHODS, MODES, Method, attention_fn, build_call,
+from .methods import (ALL_METHODS, FEATURE_MAP, GATED_METHODS, RULE_METHODS, channel_gates, METHODS, OPTIONAL_METHODS, MODES, Method, attention_fn, build_call,
                       check_method, check_mode, log_grid, make_gates, make_inputs, predict_peak_bytes, predict_seconds)
 from .records import Results, run_metadata
 from .report import format_claims, format_decode, format_grid, format_headline, format_metadata, format_table, \
@@ -37,7 +37,7 @@ from .timer import NOISE_RATIO, format_timing, load_average, machine_busy, matmu
 
 __all__ = [
     "METHODS", "OPTIONAL_METHODS", "ALL_METHODS", "MODES", "FEATURE_MAP", "GiB", "NOISE_RATIO", "Method", "Results", "Target", "DECODERS", "fla",
-    "GATED_METHODS", "log_grid", "make_inputs", "make_gates", "attention_fn", "build_call", "check_method", "check_mode", "predict_peak_bytes",
+    "GATED_METHODS", "RULE_METHODS", "channel_gates", "log_grid", "make_inputs", "make_gates", "attention_fn", "build_call", "check_method", "check_mode", "predict_peak_bytes",
     "predict_seconds", "time_call", "format_timing", "load_average", "machine_busy", "peak_memory",
     "matmul_gflops", "measure_point", "sweep", "default_methods", "headline", "decode_sweep",
     "fit_loglog_slope", "slopes", "fit_theory_constant", "crossover_n", "chunkwise_flops",
