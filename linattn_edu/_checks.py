@@ -246,11 +246,12 @@ def _first_bad(x: torch.Tensor, bad: torch.Tensor) -> float:
     return x[bad].flatten()[0].item()
 
 
-def check_log_decay(log_decay, lead: tuple, d_phi: int | None, device: torch.device, name: str = "log_decay") -> None:
+def check_log_decay(log_decay, lead: tuple, d_phi: int | None, device: torch.device, name: str = "log_decay",
+                    *, values: bool = True) -> None:
     """A log-decay g: (*lead) [one gate per step] or (*lead, d_φ) [one per key channel], on ``device``, finite, <= 0.
 
     Shape and device are checked first; the values (one fused pass, one host sync) only on tensors
-    that hold data (a meta tensor has shapes only).
+    that hold data (a meta tensor has shapes only), and only with ``values`` (see :func:`check_gate_values`).
     """
     check_tensor(log_decay, name, min_rank=0)
     shapes = [tuple(lead)] + ([(*lead, d_phi)] if d_phi is not None else [])
@@ -259,29 +260,49 @@ def check_log_decay(log_decay, lead: tuple, d_phi: int | None, device: torch.dev
         per_channel = ", + (d_φ,) for one gate per key channel" if d_phi is not None else ""
         raise ValueError(f"{name} must have shape {want} (q.shape[:-1]{per_channel}); got {tuple(log_decay.shape)}")
     check_on_device(log_decay, name, device)
-    if log_decay.is_meta:
-        return
-    with torch.no_grad():
-        ok = torch.isfinite(log_decay) & (log_decay <= 0)
-        if not bool(ok.all()):
-            raise ValueError(f"{name} must be finite and <= 0 (a decay exp(g) in (0, 1]); "
-                             f"got an entry {_first_bad(log_decay, ~ok)!r}")
+    if values:
+        check_gate_values(log_decay=(log_decay, name))
 
 
-def check_beta(beta, lead: tuple, device: torch.device, name: str = "beta", maximum: float = 1.0) -> None:
+def check_beta(beta, lead: tuple, device: torch.device, name: str = "beta", maximum: float = 1.0, *,
+               values: bool = True) -> None:
     """A write strength β: shape (*lead), on ``device``, every entry in (0, maximum] (NaN fails)."""
     check_tensor(beta, name, min_rank=0)
     if tuple(beta.shape) != tuple(lead):
         raise ValueError(f"{name} must have shape {tuple(lead)} (q.shape[:-1], one β per token); "
                          f"got {tuple(beta.shape)}")
     check_on_device(beta, name, device)
-    if beta.is_meta:
+    if values:
+        check_gate_values(beta=(beta, name, maximum))
+
+
+def check_gate_values(*, log_decay=None, beta=None) -> None:
+    """The values of a log-decay (finite, <= 0) and a β (in (0, max]) in one fused pass and ONE host sync.
+
+    log_decay: (tensor, name) or None; beta: (tensor, name, maximum) or None. Meta tensors (no data)
+    are skipped. A decode step calls this once per token, so its cost stays small next to a d × d update.
+    """
+    stats = []  # (min, max) of each tensor: aminmax is one kernel, NaN propagates into both
+    if log_decay is not None and not log_decay[0].is_meta:
+        stats += log_decay[0].detach().aminmax()
+    if beta is not None and not beta[0].is_meta:
+        stats += beta[0].detach().aminmax()
+    if not stats:
         return
-    with torch.no_grad():
-        ok = (beta > 0) & (beta <= maximum)  # NaN fails both comparisons
-        if not bool(ok.all()):
-            raise ValueError(f"{name} must lie in (0, {maximum:g}] (a learning rate); got an entry "
-                             f"{_first_bad(beta, ~ok)!r}")
+    values = torch.stack(stats).tolist()  # the one host sync
+    g_ok = log_decay is None or log_decay[0].is_meta or (values[0] > -math.inf and values[1] <= 0)
+    b_lo, b_hi = values[-2:] if beta is not None and not beta[0].is_meta else (1.0, 1.0)
+    if g_ok and b_lo > 0 and b_hi <= (beta[2] if beta is not None else 1.0):  # NaN fails every comparison
+        return
+    if log_decay is not None and not log_decay[0].is_meta:
+        g, name = log_decay
+        bad = ~((g <= 0) & (g > -math.inf))
+        if bool(bad.any()):
+            raise ValueError(f"{name} must be finite and <= 0 (a decay exp(g) in (0, 1]); "
+                             f"got an entry {_first_bad(g, bad)!r}")
+    b, name, top = beta
+    raise ValueError(f"{name} must lie in (0, {top:g}] (a learning rate); got an entry "
+                     f"{_first_bad(b, ~((b > 0) & (b <= top)))!r}")
 
 
 def check_state_dtype(dtype) -> torch.dtype:

@@ -116,7 +116,7 @@ class RecurrentState:
 
     def _commit(self, tensors, tokens: int) -> None:
         for name, x in zip(self.fields, tensors):
-            setattr(self, name, x.to(self.dtype))
+            setattr(self, name, x if x.dtype == self.dtype else x.to(self.dtype))
         self.t += tokens
         if self.record:
             self.history.append(self.snapshot())
@@ -126,7 +126,8 @@ class RecurrentState:
         for x, name, dim in ((q_t, "q_t", self.d), (k_t, "k_t", self.d), (v_t, "v_t", self.d_v)):
             check_token(self, x, name, dim)
         gates = self._check_gates(*gates)
-        cast = [x.to(self.dtype) if isinstance(x, torch.Tensor) else x for x in (q_t, k_t, v_t, *gates)]
+        dt = self.dtype
+        cast = [x.to(dt) if isinstance(x, torch.Tensor) and x.dtype != dt else x for x in (q_t, k_t, v_t, *gates)]
         new = self._update(self.tensors, *cast)
         out = self._read(new, cast[0])  # (*batch_shape, d_v)
         self._commit(new, 1)

@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from ._blocks import chunk_len, chunks_first, floor_log_decay, segment_sum, tril_product
-from ._checks import (check_beta, check_bool, check_initial_state, check_log_decay, check_positive_int, check_qkv,
-                      compute_dtype)
+from ._checks import (check_beta, check_bool, check_gate_values, check_initial_state, check_log_decay, check_positive_int,
+                      check_qkv, compute_dtype)
 from ._state import RecurrentState, Rule, check_token, register_rule
 
 __all__ = [
@@ -51,7 +51,7 @@ def delta_step(s, k_t, v_t, beta_t, g_t=None):
         s = g_t.exp()[..., None, None] * s  # (..., d, d_v): decay first (Gated DeltaNet)
     recalled = (k_t.unsqueeze(-2) @ s).squeeze(-2)  # (..., 1, d) @ (..., d, d_v) -> (..., d_v): Sᵀk
     error = beta_t.unsqueeze(-1) * (v_t - recalled)  # (..., d_v): β (v − Sᵀk)
-    return s + k_t.unsqueeze(-1) * error.unsqueeze(-2)  # (..., d, 1) * (..., 1, d_v) -> (..., d, d_v)
+    return torch.addcmul(s, k_t.unsqueeze(-1), error.unsqueeze(-2))  # S + (..., d, 1) ⊙ (..., 1, d_v): one pass
 
 
 def delta_recurrent_form(q, k, v, beta, g=None, *, initial_state=None):
@@ -189,9 +189,10 @@ class DeltaState(RecurrentState):
         return {"S": (self.d, self.d_v)}
 
     def _check_gates(self, beta_t, g_t=None):
-        check_beta(beta_t, self.batch_shape, self.device, "beta_t")
+        check_beta(beta_t, self.batch_shape, self.device, "beta_t", values=False)
         if g_t is not None:
-            check_log_decay(g_t, self.batch_shape, None, self.device, "g_t")
+            check_log_decay(g_t, self.batch_shape, None, self.device, "g_t", values=False)
+        check_gate_values(beta=(beta_t, "beta_t", 1.0), log_decay=None if g_t is None else (g_t, "g_t"))  # one sync
         return (beta_t, g_t)
 
     def _key(self, k_t):

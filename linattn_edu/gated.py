@@ -69,7 +69,7 @@ def gated_step(s, z, fk_t, v_t, g_t):
     g_t (..., 1) for one gate on every channel or (..., d_φ) for one per key channel -> new (S, z).
     """
     a = g_t.exp()  # (..., 1 | d_φ): the decay, in [0, 1]
-    s = a.unsqueeze(-1) * s + fk_t.unsqueeze(-1) * v_t.unsqueeze(-2)  # (..., d_φ, d_v)
+    s = torch.addcmul(a.unsqueeze(-1) * s, fk_t.unsqueeze(-1), v_t.unsqueeze(-2))  # exp(g) ⊙ S + φ(k)vᵀ: (..., d_φ, d_v)
     return s, (None if z is None else a * z + fk_t)  # (..., d_φ)
 
 

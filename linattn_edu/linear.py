@@ -97,7 +97,7 @@ def recurrent_step(s, z, fk_t, v_t):
 
     s (..., d_φ, d_v), z (..., d_φ), fk_t (..., d_φ), v_t (..., d_v) -> new (S, z).
     """
-    s = s + fk_t.unsqueeze(-1) * v_t.unsqueeze(-2)  # (..., d_φ, 1) * (..., 1, d_v) -> (..., d_φ, d_v)
+    s = torch.addcmul(s, fk_t.unsqueeze(-1), v_t.unsqueeze(-2))  # S + (..., d_φ, 1) ⊙ (..., 1, d_v) -> (..., d_φ, d_v)
     return s, z + fk_t  # (..., d_φ)
 
 
