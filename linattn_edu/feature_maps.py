@@ -33,7 +33,7 @@ from ._checks import (check_bool, check_dense_budget, check_number, check_positi
 __all__ = [
     "FeatureMap", "elu_plus_one", "relu", "identity", "taylor", "favor_plus",
     "trig_random_features", "random_projection", "get_feature_map", "FEATURE_MAPS", "register_feature_map",
-    "resolve_feature_map", "featurize",
+    "resolve_feature_map", "featurize", "feature_map_names",
 ]
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
@@ -244,6 +244,14 @@ def register_feature_map(name: str, fmap) -> None:
         raise TypeError(f"fmap must be a FeatureMap or a builder(d, **params); got {type(fmap).__name__}")
     _REGISTRY[name] = fmap
     FEATURE_MAPS = tuple(_REGISTRY)
+
+
+def feature_map_names(*, positive_kernel: bool | None = None) -> tuple[str, ...]:
+    """The registered names, optionally only those whose kernel is (or is not) positive — what a
+    normalised form, and so every explorer's feature-map menu, may offer."""
+    if positive_kernel is None:
+        return FEATURE_MAPS
+    return tuple(n for n in FEATURE_MAPS if get_feature_map(n, 4).positive_kernel == positive_kernel)
 
 
 def get_feature_map(name, d: int | None = None, **kwargs) -> FeatureMap:

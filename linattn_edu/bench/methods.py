@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import parse_dtype
+from .._state import RULES
 from ..delta import delta_rule_attention
 from ..gated import gated_linear_attention
 from ..linear import linear_attention
@@ -73,6 +74,10 @@ RULE_METHODS = {
     "delta_chunkwise": ("delta", "chunkwise"), "gated_delta_chunkwise": ("gated_delta", "chunkwise"),
     "delta_recurrent": ("delta", "recurrent"),
 }
+for _name, _rule in RULES.items():  # a newly registered rule gets its chunkwise method here, nothing to add
+    if _name != "linear" and "chunkwise" in _rule.forms and f"{_name}_chunkwise" not in METHODS:
+        METHODS[f"{_name}_chunkwise"] = Method(f"{_name}_chunkwise", f"{_rule.label}, chunkwise", 1)
+        RULE_METHODS[f"{_name}_chunkwise"] = (_name, "chunkwise")
 GATED_METHODS = tuple(RULE_METHODS)
 #: optional yardsticks: FLA's Triton kernels (a GPU and the flash-linear-attention package), and the pure-PyTorch
 #: Gated DeltaNet that Hugging Face transformers runs on a CPU (the transformers package)
@@ -196,8 +201,17 @@ def _gated_fn(method: str, chunk_size: int, log_decay: torch.Tensor, beta: torch
                 g.append(channel_gates(log_decay, q.shape[-1]))
             return gated_linear_attention(q, k, v, g[0], form=form, chunk_size=chunk_size)
         return gla
-    g = log_decay if rule == "gated_delta" else None
-    return lambda q, k, v: delta_rule_attention(q, k, v, beta, log_decay=g, form=form, chunk_size=chunk_size)
+    if rule in ("delta", "gated_delta"):
+        g = log_decay if rule == "gated_delta" else None
+        return lambda q, k, v: delta_rule_attention(q, k, v, beta, log_decay=g, form=form, chunk_size=chunk_size)
+    spec = RULES[rule]  # any other registered rule: its own gates, drawn once (seeded) at the first call
+
+    def registered(q, k, v, kw={}):
+        if not kw:
+            gen = torch.Generator().manual_seed(0)
+            kw.update(spec.gates(q.shape[:-1], q.shape[-1], gen, q.dtype, q.device) | spec.state_kwargs)
+        return spec.attention(q, k, v, form=form, chunk_size=chunk_size, **kw)
+    return registered
 
 
 def _compiled(f: Callable, example: Callable[[], object]) -> Callable:

@@ -16,7 +16,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 import torch
 
-from ..feature_maps import get_feature_map
+from ..feature_maps import feature_map_names, get_feature_map
 from ..linear import linear_attention
 from ..softmax import softmax_attention
 from .. import viz
@@ -25,7 +25,7 @@ from ._base import Explorer, seed_box
 __all__ = ["AttentionMapExplorer", "attention_map_explorer", "make_inputs", "INPUT_KINDS", "SENTENCE"]
 
 INPUT_KINDS = ("random", "clustered", "tokens")
-FEATURE_MAP_CHOICES = ("elu+1", "relu", "favor+", "taylor")
+FEATURE_MAP_CHOICES = feature_map_names(positive_kernel=True)  # the registry's maps a normalised form accepts
 SENTENCE = ("the cat sat on the mat because the cat was tired and the dog sat by the door "
             "while the bird sang on the roof of the house").split()
 MAX_N = 256

@@ -18,15 +18,14 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 import torch
 
-from ..feature_maps import FeatureMap, get_feature_map
-from ..linear import linear_attention
-from ..linear import LinearAttentionState
+from ..feature_maps import FeatureMap, feature_map_names, get_feature_map
+from ..linear import LinearAttentionState, linear_attention
 from .. import viz
 from ._base import Explorer, seed_box
 
 __all__ = ["StateStepper", "state_stepper", "trajectory", "Trajectory", "FEATURE_MAP_CHOICES"]
 
-FEATURE_MAP_CHOICES = ("elu+1", "relu", "taylor", "favor+")
+FEATURE_MAP_CHOICES = feature_map_names(positive_kernel=True)  # the registry's maps a normalised form accepts
 FAVOR_M = 16  # FAVOR+ features in the stepper: d_φ = 16 keeps the state heatmap readable
 
 
