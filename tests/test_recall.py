@@ -114,7 +114,7 @@ def test_state_bytes():
 def test_unknown_mixer_lists_the_valid_ones():
     with pytest.raises(ValueError, match="softmax.*linear.*taylor"):
         RecallModel("mamba")
-    with pytest.raises(ValueError, match="expected one of"):
+    with pytest.raises(ValueError, match=r"mixer must be one of \('softmax', 'linear'.*got 'lstm'"):
         run_mqar("lstm", progress=False)
     with pytest.raises(TypeError, match="mixer"):
         run_mqar(3, progress=False)
