@@ -72,13 +72,13 @@ def _check_data_budget(num_examples, seq_len, num_kv_pairs, vocab_size, what="nu
     half, space = vocab_size // 2, (seq_len - 2 * num_kv_pairs) // 2
     hint = f"lower {what} or vocab_size"
     check_dense_budget((num_examples, vocab_size - half), torch.float32,
-                       f"mqar's value draw ({what}={num_examples}, vocab_size − vocab_size // 2 = {vocab_size - half})",
-                       hint)
+                       f"mqar's value draw ({what}={num_examples}, vocab_size − vocab_size // 2 = "
+                       f"{vocab_size - half})", hint)
     check_dense_budget((num_examples, space), torch.float64,
                        f"mqar's gap draw ({what}={num_examples}, (seq_len − 2 · num_kv_pairs) // 2 = {space})",
                        f"lower {what} or seq_len")
-    check_dense_budget((num_examples, seq_len), torch.int64, f"mqar's tokens ({what}={num_examples}, seq_len={seq_len})",
-                       f"lower {what} or seq_len")
+    check_dense_budget((num_examples, seq_len), torch.int64,
+                       f"mqar's tokens ({what}={num_examples}, seq_len={seq_len})", f"lower {what} or seq_len")
     if vocab_size - half > MAX_CATEGORIES:
         raise ValueError(f"vocab_size must be <= {2 * MAX_CATEGORIES} (torch.multinomial draws the values from at "
                          f"most 2**24 tokens); got {vocab_size}")
