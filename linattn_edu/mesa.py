@@ -67,9 +67,15 @@ def mesa_step(h_kk, h_kv, k_t, v_t, beta_t, g_t=None):
             h_kv + kb.unsqueeze(-1) * v_t.unsqueeze(-2))  # (..., d, 1) * (..., 1, d_v) -> (..., d, d_v)
 
 
+def _solve(a, b):
+    """x = a⁻¹ b by LU (``torch.linalg.solve_ex``), never raising: a matrix that is singular in the working
+    precision (cond(H_kk + λI) ≳ 1/eps, e.g. β‖k‖² ≫ λ·10⁷ in float32) gives inf/NaN in its own row only."""
+    return torch.linalg.solve_ex(a, b, check_errors=False).result
+
+
 def mesa_readout(h_kk, h_kv, q_t, ridge_diag):
     """o = H_kvᵀ (H_kk + diag(λ))⁻¹ q: h_kk (..., d, d), h_kv (..., d, d_v), q_t (..., d), ridge_diag (d,) -> (..., d_v)."""
-    x = torch.linalg.solve(h_kk + torch.diag_embed(ridge_diag), q_t.unsqueeze(-1))  # (..., d, 1): (H_kk + λI)⁻¹ q
+    x = _solve(h_kk + torch.diag_embed(ridge_diag), q_t.unsqueeze(-1))  # (..., d, 1): (H_kk + λI)⁻¹ q
     return (h_kv.transpose(-2, -1) @ x).squeeze(-1)  # (..., d_v, d) @ (..., d, 1) -> (..., d_v)
 
 
@@ -153,7 +159,7 @@ def mesa_chunkwise_form(q, k, v, beta, g, ridge_diag, h0=None, *, chunk_size=64)
     g4 = gamma.unsqueeze(-1)  # (n, B, C, 1, 1)
     h_kk = g4 * torch.stack(entries_kk).unsqueeze(2) + local_kk  # (n, B, C, d, d): every token's H_kk
     h_kv = g4 * torch.stack(entries_kv).unsqueeze(2) + local_kv  # (n, B, C, d, d_v)
-    x = torch.linalg.solve(h_kk + torch.diag_embed(ridge_diag), qc.unsqueeze(-1))  # (n, B, C, d, 1): (H_kk + λI)⁻¹ q
+    x = _solve(h_kk + torch.diag_embed(ridge_diag), qc.unsqueeze(-1))  # (n, B, C, d, 1): (H_kk + λI)⁻¹ q
     out = (h_kv.transpose(-2, -1) @ x).squeeze(-1)  # (n, B, C, d_v, d) @ (n, B, C, d, 1) -> (n, B, C, d_v)
     out = out.transpose(0, 1).flatten(1, 2)[:, :n]  # (B, N, d_v)
     return out.reshape(*lead, n, d_v), (e_kk.reshape(*lead, d, d), e_kv.reshape(*lead, d, d_v))
@@ -180,7 +186,7 @@ def _check_mesa_args(q, k, v, ridge, beta, log_decay, form, chunk_size, return_s
     check_qkv(q, k, v, causal=True)
     lead, d, d_v = tuple(q.shape[:-2]), q.shape[-1], v.shape[-1]
     _check_ridge(ridge, d, q)
-    for x, name, what in ((beta, "beta", "a write weight >= 0"), (log_decay, "log_decay", "a decay exp(g) in (0, 1]")):
+    for x, name, what in ((beta, "beta", "a write weight in [0, 1]"), (log_decay, "log_decay", "a decay exp(g) in (0, 1]")):
         if x is None:
             continue
         check_tensor(x, name, min_rank=1)
@@ -190,10 +196,10 @@ def _check_mesa_args(q, k, v, ridge, beta, log_decay, form, chunk_size, return_s
         if x.device != q.device:
             raise ValueError(f"{name} must be on {q.device}; got {x.device}")
         with torch.no_grad():
-            bad = ~torch.isfinite(x) | ((x < 0) if name == "beta" else (x > 0))
+            bad = ~((x >= 0) & (x <= 1)) if name == "beta" else (~torch.isfinite(x) | (x > 0))  # NaN is bad
             if bool(bad.any()):
-                sign = ">= 0" if name == "beta" else "<= 0"
-                raise ValueError(f"{name} must be finite and {sign} ({what}); got an entry {x[bad].flatten()[0].item()!r}")
+                rule = "in [0, 1]" if name == "beta" else "finite and <= 0"
+                raise ValueError(f"{name} must be {rule} ({what}); got an entry {x[bad].flatten()[0].item()!r}")
     if form not in MESA_FORMS:
         raise ValueError(f"form must be one of {MESA_FORMS}; got {form!r}")
     check_positive_int(chunk_size, "chunk_size")
@@ -223,7 +229,7 @@ def mesa_attention(q, k, v, *, ridge=1.0, beta=None, log_decay=None, form="auto"
         q, k: (..., N, d); v: (..., N, d_v).
         ridge: λ > 0, a number or a (d,) tensor (one per key channel); keeps H_kk + λI invertible.
             As λ → ∞, λ·o_t → Σ_s γ_{t,s} (q_tᵀk_s) v_s (un-normalised gated linear attention).
-        beta: None (all 1) or (..., N), finite and >= 0: the weight of each written pair.
+        beta: None (all 1) or (..., N), each in [0, 1]: the weight of each written pair (0 skips it).
         log_decay: None or (..., N), finite and <= 0: forgetting, e^{g_t} on both statistics.
         form: "recurrent" (reference loop, a solve per token), "chunkwise" (no loop over tokens, one
             batched solve), or "auto" (chunkwise).
@@ -234,7 +240,8 @@ def mesa_attention(q, k, v, *, ridge=1.0, beta=None, log_decay=None, form="auto"
             H_kk should be symmetric positive semi-definite (it is for any returned state).
 
     Returns out (..., N, d_v) in q's dtype, or (out, (H_kk, H_kv)). A NaN at token t reaches only
-    rows >= t (a NaN in q_t only row t).
+    rows >= t (a NaN in q_t only row t). Precision: the solve loses log10 cond(H_kk + λI) digits; in
+    float32 keep β‖k‖²·N well below λ·10⁷ (normalise the keys), or compute in float64.
     """
     _check_mesa_args(q, k, v, ridge, beta, log_decay, form, chunk_size, return_state, initial_state)
     work = compute_dtype(q.dtype)
