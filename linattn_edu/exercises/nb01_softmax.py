@@ -6,7 +6,7 @@ import math
 import torch
 
 from ..softmax import attention_scores, softmax_attention, stable_softmax
-from .runner import LIBRARY_SOFTMAX, Case, close, fail, gen, qkv_cases, randn, run_cases, shape_of
+from .runner import LIBRARY_SOFTMAX, Case, Guard, add_guard, close, fail, gen, qkv_cases, randn, run_cases, shape_of
 
 __all__ = ["check_scaled_scores", "check_stable_softmax", "check_causal_mask", "check_softmax_attention"]
 
@@ -117,3 +117,23 @@ def check_softmax_attention(your_fn) -> bool:
             (lambda e, g, c: c.args[3] and close(g, softmax_attention(*c.args[:3])),
              "with causal=True query i may only see keys j <= i: mask the upper triangle."),
         ])
+
+
+# --------------------------------------------------------------------------- hidden tests (graded edition)
+
+def _qk():
+    q, k, _ = next(qkv_cases(gen(), [((2,), 6, 6, 8, 3)]))
+    return q, k
+
+
+def _qkv_causal():
+    q, k, v = next(qkv_cases(gen(), [((2,), 6, 6, 8, 3)]))
+    return q, k, v, True
+
+
+_NO_SDPA = frozenset({"scaled_dot_product_attention"})
+add_guard("check_scaled_scores", Guard(_qk, allowed=(), torch_names=_NO_SDPA))
+add_guard("check_stable_softmax", Guard(lambda: (randn(gen(), 2, 4, 6, scale=50.0),), allowed=(),
+                                        torch_names=LIBRARY_SOFTMAX))
+add_guard("check_causal_mask", Guard(lambda: (6,), allowed=()))
+add_guard("check_softmax_attention", Guard(_qkv_causal, allowed=(), torch_names=_NO_SDPA | LIBRARY_SOFTMAX))

@@ -5,7 +5,7 @@ import torch
 
 from ..kernel import gaussian_kernel, kernel_smoother
 from ..softmax import softmax_attention
-from .runner import Case, close, gen, qkv_cases, randn, run_cases, shape_of
+from .runner import Case, Guard, add_guard, close, gen, qkv_cases, randn, run_cases, shape_of
 
 __all__ = ["check_gaussian_kernel", "check_nadaraya_watson", "check_exp_kernel"]
 
@@ -87,3 +87,20 @@ def check_exp_kernel(your_fn) -> bool:
             (lambda e, g, c: close(g, softmax_attention(*c.args, scale=1.0 / c.extra["d"])),
              "you divided by d; divide by √d."),
         ])
+
+
+# --------------------------------------------------------------------------- hidden tests (graded edition)
+
+def _qk(*extra):
+    q, k, _ = next(qkv_cases(gen(), [((2,), 5, 7, 4, 1)]))
+    return (q, k, *extra)
+
+
+def _nw():
+    g = gen()
+    return torch.rand(6, generator=g) * 6 - 3, torch.rand(9, generator=g) * 6 - 3, randn(g, 9), 0.5
+
+
+add_guard("check_gaussian_kernel", Guard(lambda: _qk(0.7), allowed=()))
+add_guard("check_nadaraya_watson", Guard(_nw, allowed=()))
+add_guard("check_exp_kernel", Guard(_qk, allowed=(), torch_names=frozenset({"scaled_dot_product_attention"})))

@@ -6,7 +6,7 @@ import torch
 from ..feature_maps import elu_plus_one
 from ..linear import linear_attention
 from ..softmax import softmax_attention
-from .runner import CallSpy, Case, close, gen, qkv_cases, run_cases, shape_of, state_after
+from .runner import CallSpy, Case, Guard, add_guard, close, gen, qkv_cases, run_cases, shape_of, state_after
 
 __all__ = ["check_kv_summary", "check_linear_attention", "check_linear_weights"]
 
@@ -103,3 +103,19 @@ def check_linear_weights(your_fn) -> bool:
             (lambda e, g, c: close(g, torch.softmax(gram(c), dim=-1)),
              "no softmax here: the kernel values are already non-negative, just divide by the row sum."),
         ])
+
+
+# --------------------------------------------------------------------------- hidden tests (graded edition)
+
+_BIG_N = 256  # N² = 65 536 elements dwarfs every O(N) intermediate at d = 4, d_v = 3 (<= N·d_φ·d_v = 3 072)
+
+
+def _qkv(n=8):
+    q, k, v = next(qkv_cases(gen(), [((2,), n, n, 4, 3)]))
+    return q, k, v
+
+
+add_guard("check_kv_summary", Guard(lambda: (*_qkv()[1:], elu_plus_one)))
+add_guard("check_linear_attention", Guard(lambda: (*_qkv(_BIG_N), elu_plus_one),
+                                          max_numel=lambda args: args[0].shape[-2] ** 2 // 4))
+add_guard("check_linear_weights", Guard(lambda: (*_qkv()[:2], elu_plus_one)))

@@ -5,8 +5,8 @@ import torch
 
 from ..feature_maps import elu_plus_one, identity
 from ..linear import linear_attention
-from ..recurrent import LinearAttentionState
-from .runner import Case, as_tensor, close, fail, gen, qkv_cases, randn, run_cases, shape_of
+from .. import LinearAttentionState
+from .runner import Case, Guard, add_guard, as_tensor, close, fail, gen, qkv_cases, randn, run_cases, shape_of
 
 __all__ = ["HAND_EXAMPLE", "show_hand_example", "check_hand_output", "check_prefix_states", "check_recurrent_step", "check_chunkwise", "check_causal_backward"]
 
@@ -242,3 +242,24 @@ def check_causal_backward(your_fn) -> bool:
             (lambda e, g, c: c.args[0].shape[-2] > 1 and close(g[2], forward_scans(c)[1]),
              "dv is a sum over *later* queries: dv_j = Σ_{i>=j} (q_iᵀk_j) dO_i — run that scan backwards in time."),
         ])
+
+
+# --------------------------------------------------------------------------- hidden tests (graded edition)
+
+def _qkv(n=8, batch=(2,)):
+    return next(qkv_cases(gen(), [(batch, n, n, 4, 3)]))
+
+
+def _step_args():
+    q, k, v = _qkv()
+    s, z = LinearAttentionState(elu_plus_one, 4, 3, batch_shape=(2,)).snapshot()  # (2, 4, 3), (2, 4)
+    return s + 1.0, z + 1.0, q[..., 0, :], k[..., 0, :], v[..., 0, :], elu_plus_one
+
+
+_AUTOGRAD = frozenset({"grad", "backward", "requires_grad_", "enable_grad"})
+add_guard("check_prefix_states", Guard(lambda: (*_qkv()[1:], elu_plus_one)))
+add_guard("check_recurrent_step", Guard(_step_args))
+add_guard("check_chunkwise", Guard(lambda: (*_qkv(256), elu_plus_one, 16),
+                                   max_numel=lambda args: args[0].shape[-2] ** 2 // 4))
+add_guard("check_causal_backward", Guard(lambda: (*_qkv(), randn(gen(), 2, 8, 3)), allowed=(),
+                                         torch_names=_AUTOGRAD))

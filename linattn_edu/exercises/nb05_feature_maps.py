@@ -7,7 +7,7 @@ import torch
 
 from ..feature_maps import elu_plus_one, favor_plus, taylor
 from ..kernel import feature_map_kernel
-from .runner import Case, close, gen, qkv_cases, randn, run_cases, shape_of
+from .runner import Case, Guard, add_guard, close, gen, qkv_cases, randn, run_cases, shape_of
 
 __all__ = ["check_elu_plus_one", "check_taylor_features", "check_favor_features"]
 
@@ -86,3 +86,11 @@ def check_favor_features(your_fn) -> bool:
             (lambda e, g, c: close(g, feats(c, sqrt_m=False)),
              "divide by √m, so that φ(q)ᵀφ(k) is the *average* over the m random features."),
         ])
+
+
+# --------------------------------------------------------------------------- hidden tests (graded edition)
+
+add_guard("check_elu_plus_one", Guard(lambda: (randn(gen(), 2, 5, 4, scale=3.0),), allowed=()))
+add_guard("check_taylor_features", Guard(lambda: (randn(gen(), 2, 5, 4),), allowed=()))
+add_guard("check_favor_features", Guard(lambda: (randn(gen(), 2, 5, 8), favor_plus(8, 16, seed=3).omega.float()),
+                                        allowed=()))
