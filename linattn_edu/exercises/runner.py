@@ -485,6 +485,10 @@ class Question:
     several letters make it a "select all that apply" question.
     ``explanation`` (a string, or a function returning one, e.g. to compute numbers with the
     library) is printed only once the right answer is given; ``hint`` after a wrong one.
+    ``requires`` (ordering questions, optional) maps a step to the steps it needs first: then *every*
+    order that respects it is right (it replaces the groups of ``answer``, which still lists one right
+    order). ``feedback`` (choice questions) maps a wrong option to why it is wrong, printed when it is
+    picked.
     """
 
     prompt: str
@@ -493,6 +497,8 @@ class Question:
     explanation: str | Callable[[], str]
     kind: str = "order"
     hint: str = "re-read the section above and try again."
+    requires: dict | None = None
+    feedback: dict = field(default_factory=dict)
 
     def explain(self) -> str:
         return self.explanation() if callable(self.explanation) else self.explanation
@@ -523,6 +529,10 @@ def _get(name: str, kind: str | None = None) -> Question:
 
 
 def _in_right_order(q: Question, keys: Sequence[str]) -> bool:
+    if q.requires is not None:
+        place = {k: i for i, k in enumerate(keys)}
+        return sorted(keys) == sorted(q.options) and all(
+            place[before] < place[step] for step, needs in q.requires.items() for before in needs)
     pos = 0
     for group in q.answer:
         if sorted(keys[pos:pos + len(group)]) != sorted(group):
@@ -581,15 +591,9 @@ def check_order(name: str, answer: Sequence[str]) -> bool:
         return fail(title, [f"  expected each of {sorted(shown)} exactly once; got {answer!r}"],
                     "list every letter once, first step first.")
     keys = [shown[x] for x in letters]
-    back = {key: letter for letter, key in shown.items()}
-    pos = 0
-    for group in q.answer:
-        if sorted(keys[pos:pos + len(group)]) != sorted(group):
-            step = letters[pos]
-            return fail(title, [f"  the first {pos} step(s) are right; step {pos + 1} should be "
-                                f"{' or '.join(repr(back[g]) for g in group)}, got {step!r} "
-                                f"({q.options[shown[step]]})"], q.hint)
-        pos += len(group)
+    if not _in_right_order(q, keys):  # never says which step is next: that would solve it in n tries
+        return fail(title, [f"  {', '.join(letters)} is not a right order yet: some step comes before a step "
+                            f"it needs."], q.hint)
     print(f"✓ {title}: right order. Why: {q.explain()}")
     return True
 
@@ -608,8 +612,10 @@ def check_choice(name: str, answer) -> bool:
     if picked != right:
         if not many:
             x = letters[0]
-            return fail(title, [f"  {x}) {q.options[x]} — not this one."], q.hint)
-        lines = [f"  {x}) {q.options[x]} — does not hold." for x in sorted(picked - right)]
+            why = q.feedback.get(x)
+            return fail(title, [f"  {x}) {q.options[x]} — not this one" + (f": {why}" if why else ".")], q.hint)
+        lines = [f"  {x}) {q.options[x]} — does not hold" + (f": {q.feedback[x]}" if x in q.feedback else ".")
+                 for x in sorted(picked - right)]
         if right - picked:
             lines.append(f"  and {len(right - picked)} right option(s) are missing.")
         return fail(title, lines, q.hint)
