@@ -23,7 +23,11 @@ delta-rule sequence with the decay on each token's first micro-step, read at eve
     S_t = (Diag(e^{g_t}) + a_t b_tᵀ) S_{t−1} + k_t v_tᵀ,   out_t = S_tᵀ q_t,   g_t (d_k,) <= 0
 
 both terms acting on S_{t−1}. With a = −βk, b = k, g = 0 and βk written in place of k it is the
-delta rule. Chunkwise (a WY form): inside a chunk with entry state S₀, chunk-local cumulative
+delta rule; with a = −βk, b = e^{g} ⊙ k and βk in place of k it is Kimi Delta Attention (KDA: per-channel
+decay, then a delta step, S = (I − βkkᵀ) Diag(e^{g}) S + βkvᵀ), and with one g on every channel, Gated
+DeltaNet. :func:`dplr_transition` and :func:`delta_product_transition` build the d_k × d_k matrix A_t
+(S_t = A_t S_{t−1} + write), whose eigenvalues say what the rule can track (|λ| <= 1 keeps the state
+bounded; λ < 0 or complex λ let it flip or rotate, which parity and permutation tracking need). Chunkwise (a WY form): inside a chunk with entry state S₀, chunk-local cumulative
 log-decays B_t = Σ_{r<=t} g_r and u_t = S_{t−1}ᵀ b_t (what the low-rank term reads),
 
     S_t = Λ_t S₀ + Σ_{s<=t} Λ_t Λ_s⁻¹ (k_s v_sᵀ + a_s u_sᵀ),     Λ_t = Diag(e^{B_t})
@@ -70,6 +74,7 @@ __all__ = [
     "delta_product_attention", "delta_product_step", "delta_product_recurrent_form",
     "delta_product_chunkwise_form",
     "dplr_attention", "dplr_step", "dplr_recurrent_form", "dplr_chunkwise_form",
+    "delta_product_transition", "dplr_transition",
 ]
 
 TRANSITION_FORMS = ("auto", "recurrent", "chunkwise")
@@ -245,6 +250,37 @@ def delta_product_attention(q, k, v, beta, *, log_decay=None, normalize_keys=Tru
         out, s = delta_product_chunkwise_form(qw, kw, vw, bw, g, s0, chunk_size=min(chunk_size, q.shape[-2]))
     out = out.to(q.dtype)
     return (out, s) if return_state else out
+
+
+def delta_product_transition(k_t, beta_t, g_t=None):
+    """A_t = e^{g_t} Π_{j=n_h..1} (I − β_j k_j k_jᵀ) (last micro-step leftmost), so that one token of
+    :func:`delta_product_step` is S_t = A_t S_{t−1} + (what the writes add).
+
+    k_t (..., n_h, d) (used as given: normalise first, as the attention does), beta_t (..., n_h),
+    g_t (...) or None -> (..., d, d). With unit keys and β ∈ (0, 1] each factor has eigenvalues 1 (d − 1
+    times) and 1 − β ∈ [0, 1); a product of two or more can have complex eigenvalues (a rotation).
+    """
+    check_tensor(k_t, "k_t")
+    check_tensor(beta_t, "beta_t", min_rank=1)
+    _check_shape(beta_t, k_t.shape[:-1], "beta_t", "k_t.shape[:-1], one β per micro-step")
+    d = k_t.shape[-1]
+    a = torch.eye(d, dtype=k_t.dtype, device=k_t.device).expand(*k_t.shape[:-2], d, d)  # (..., d, d)
+    for j in range(k_t.shape[-2]):
+        k = k_t[..., j, :]  # (..., d)
+        a = a - beta_t[..., j, None, None] * k.unsqueeze(-1) * (k.unsqueeze(-2) @ a)  # (I − βkkᵀ) A
+    return a if g_t is None else g_t.exp()[..., None, None] * a  # (..., d, d)
+
+
+def dplr_transition(a_t, b_t, g_t=None):
+    """A_t = Diag(e^{g_t}) + a_t b_tᵀ, so that :func:`dplr_step` is S_t = A_t S_{t−1} + k_t v_tᵀ.
+
+    a_t, b_t (..., d_k), g_t (..., d_k) or None -> (..., d_k, d_k).
+    """
+    check_tensor(a_t, "a_t", min_rank=1)
+    check_tensor(b_t, "b_t", min_rank=1)
+    _check_shape(b_t, a_t.shape, "b_t", "a_t's shape")
+    diag = torch.ones_like(a_t) if g_t is None else g_t.exp()  # (..., d_k)
+    return torch.diag_embed(diag) + a_t.unsqueeze(-1) * b_t.unsqueeze(-2)  # (..., d_k, d_k)
 
 
 # -- DPLR ----------------------------------------------------------------------------------------

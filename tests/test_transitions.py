@@ -1,5 +1,6 @@
 """Transitions beyond the diagonal: DeltaProduct and DPLR, each fast form against its recurrent reference,
 the reductions to the delta rule / Gated DeltaNet / KDA, state passing, NaN causality, errors."""
+import cmath
 import functools
 import math
 
@@ -9,7 +10,8 @@ import torch.nn.functional as F
 from conftest import assert_close, rand
 
 from linattn_edu import delta_rule_attention
-from linattn_edu.transitions import delta_product_attention, dplr_attention
+from linattn_edu.transitions import (delta_product_attention, delta_product_step, delta_product_transition,
+                                     dplr_attention, dplr_step, dplr_transition)
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 
@@ -369,3 +371,36 @@ def test_dplr_bad_arguments(kwargs, exc, match):
     args.update({key: kwargs.pop(key) for key in list(kwargs) if key in args})
     with pytest.raises(exc, match=match):
         dplr_attention(*args.values(), **kwargs)
+
+
+# -- transition matrices ------------------------------------------------------------------------------
+def test_transition_matrices_reproduce_a_step():
+    """S_t = A_t S_{t−1} + (the step applied to S = 0), for both rules, with a decay."""
+    s0 = rand(2, 5, 4, seed=1)
+    k, v = F.normalize(rand(2, 3, 5, seed=2), dim=-1), rand(2, 3, 4, seed=3)
+    beta, g = torch.sigmoid(rand(2, 3, seed=4)), -rand(2, seed=5).abs()
+    write = delta_product_step(torch.zeros_like(s0), k, v, beta, g)
+    assert_close("DeltaProduct", delta_product_step(s0, k, v, beta, g),
+                 delta_product_transition(k, beta, g) @ s0 + write, 1e-14)
+    kk, vv, a, b = rand(2, 5, seed=6), rand(2, 4, seed=7), rand(2, 5, seed=8), rand(2, 5, seed=9)
+    gd = -rand(2, 5, seed=10).abs()
+    assert_close("DPLR", dplr_step(s0, kk, vv, a, b, gd),
+                 dplr_transition(a, b, gd) @ s0 + kk.unsqueeze(-1) * vv.unsqueeze(-2), 1e-14)
+
+
+def test_transition_eigenvalues():
+    """One Householder step with unit k: eigenvalue 1 − β along k, 1 elsewhere; two steps with keys 60°
+    apart and β = 1: a product of two projections, eigenvalues on [0, 1]; with β = 2 two reflections make
+    a rotation by 120° (|λ| = 1, complex)."""
+    k1 = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    k2 = torch.tensor([0.5, math.sqrt(3) / 2, 0.0], dtype=torch.float64)
+    one = torch.linalg.eigvalsh(delta_product_transition(k1[None], torch.tensor([0.3], dtype=torch.float64)))
+    assert_close("1 − β", torch.tensor([0.7, 1.0, 1.0], dtype=torch.float64), one, 1e-14)
+    two = torch.linalg.eigvals(delta_product_transition(torch.stack([k1, k2]), torch.full((2,), 2.0, dtype=torch.float64)))
+    assert_close("|λ|", torch.ones(3, dtype=torch.float64), two.abs(), 1e-12)
+    angles = sorted(abs(math.degrees(cmath.phase(z))) for z in two.tolist())
+    assert angles == pytest.approx([0.0, 120.0, 120.0], abs=1e-9)
+    eig = torch.linalg.eigvals(dplr_transition(-k1, k1, torch.zeros(3, dtype=torch.float64)))  # I − k kᵀ
+    assert sorted(eig.real.tolist()) == pytest.approx([0.0, 1.0, 1.0], abs=1e-14)
+    with pytest.raises(ValueError, match=r"b_t must have shape \(3,\)"):
+        dplr_transition(k1, k1[:2])
