@@ -61,6 +61,8 @@ Conventions in the field's reference code (flash-linear-attention, ``fla/ops/*/n
 """
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 
@@ -78,6 +80,8 @@ __all__ = [
 ]
 
 TRANSITION_FORMS = ("auto", "recurrent", "chunkwise")
+# whether the delta rule takes a starting state (the library's state protocol); see delta_product_chunkwise_form
+_DELTA_TAKES_STATE = "initial_state" in inspect.signature(delta_rule_attention).parameters
 
 
 # -- shared checks ---------------------------------------------------------------------------
@@ -169,7 +173,9 @@ def delta_product_chunkwise_form(q, k, v, beta, g=None, s0=None, *, chunk_size=6
     Micro-step (t, j) writes (k_{t,j}, v_{t,j}, β_{t,j}); its log-decay is g_t for j = 1 and 0 after;
     its query is q_t for j = n_h and 0 before, and out_t is the output of micro-step (t, n_h).
     A chunk holds chunk_size tokens (chunk_size·n_h micro-steps). Keys are used as given (normalise
-    them first). Shapes as :func:`delta_product_recurrent_form`.
+    them first). An initial state S₀ goes to ``delta_rule_attention(initial_state=S₀)``; where that
+    argument does not exist, S₀ is written by d leading micro-steps with k = e_i, β = 1 and v = row i of
+    S₀ (each sets row i of a zero state: exact). Shapes as :func:`delta_product_recurrent_form`.
     """
     *lead, n, d = q.shape
     n_h, d_v = k.shape[-2], v.shape[-1]
@@ -178,11 +184,22 @@ def delta_product_chunkwise_form(q, k, v, beta, g=None, s0=None, *, chunk_size=6
     if g is not None:
         g_steps = torch.cat([g.unsqueeze(-1), g.new_zeros(*lead, n, n_h - 1)], dim=-1)  # (..., N, n_h)
         g_steps = g_steps.flatten(-2)  # (..., N·n_h)
-    state_kw = {} if s0 is None else {"initial_state": s0}
-    out, s = delta_rule_attention(q_steps.flatten(-3, -2), k.flatten(-3, -2), v.flatten(-3, -2),
-                                  beta.flatten(-2), log_decay=g_steps, normalize_keys=False, form="chunkwise",
-                                  chunk_size=chunk_size * n_h, return_state=True, **state_kw)  # (..., N·n_h, d_v)
-    return out.unflatten(-2, (n, n_h))[..., -1, :], s  # (..., N, d_v): the last micro-step of each token
+    q_steps, k_steps, v_steps = q_steps.flatten(-3, -2), k.flatten(-3, -2), v.flatten(-3, -2)  # (..., N·n_h, ·)
+    b_steps, state_kw, skip = beta.flatten(-2), {}, 0  # (..., N·n_h)
+    if s0 is not None and _DELTA_TAKES_STATE:
+        state_kw = {"initial_state": s0}
+    elif s0 is not None:  # write S₀ first: d micro-steps k = e_i, β = 1, v = row i of S₀ set S = S₀ exactly
+        eye = torch.eye(d, dtype=q.dtype, device=q.device).expand(*lead, d, d)  # (..., d, d)
+        q_steps = torch.cat([torch.zeros_like(eye), q_steps], dim=-2)  # (..., d + N·n_h, d)
+        k_steps, v_steps = torch.cat([eye, k_steps], dim=-2), torch.cat([s0, v_steps], dim=-2)
+        b_steps = torch.cat([b_steps.new_ones(*lead, d), b_steps], dim=-1)  # (..., d + N·n_h)
+        if g_steps is not None:
+            g_steps = torch.cat([g_steps.new_zeros(*lead, d), g_steps], dim=-1)
+        skip = d
+    out, s = delta_rule_attention(q_steps, k_steps, v_steps, b_steps, log_decay=g_steps, normalize_keys=False,
+                                  form="chunkwise", chunk_size=chunk_size * n_h, return_state=True,
+                                  **state_kw)  # (..., [d +] N·n_h, d_v)
+    return out[..., skip:, :].unflatten(-2, (n, n_h))[..., -1, :], s  # (..., N, d_v): each token's last micro-step
 
 
 def _check_delta_product_args(q, k, v, beta, log_decay, normalize_keys, form, chunk_size, return_state,

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from conftest import assert_close, rand
 
-from linattn_edu import delta_rule_attention
+from linattn_edu import delta_rule_attention, transitions
 from linattn_edu.transitions import (delta_product_attention, delta_product_step, delta_product_transition,
                                      dplr_attention, dplr_step, dplr_transition)
 
@@ -111,8 +111,14 @@ def test_delta_product_transition_is_the_product_of_its_steps():
     assert_close("S", product @ s0, s, 1e-14)
 
 
-@pytest.mark.parametrize("form", ["recurrent"])
-def test_delta_product_two_calls_with_the_state_equal_one_call(form):
+@pytest.mark.parametrize("takes_state", [True, False])
+@pytest.mark.parametrize("form", ["recurrent", "chunkwise"])
+def test_delta_product_two_calls_with_the_state_equal_one_call(form, takes_state, monkeypatch):
+    """Outputs, state and gradients; the chunkwise form hands S₀ to the delta rule, or (where the delta
+    rule has no initial_state) writes it with d leading micro-steps — both paths are run."""
+    if takes_state and not transitions._DELTA_TAKES_STATE:
+        pytest.skip("delta_rule_attention has no initial_state argument in this revision")
+    monkeypatch.setattr(transitions, "_DELTA_TAKES_STATE", takes_state)
     base = _dp_inputs(lead=(2,), n=19)
     xs = [x.clone().requires_grad_(True) for x in base]
     q, k, v, beta, g = xs
