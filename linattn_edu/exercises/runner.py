@@ -32,7 +32,7 @@ __all__ = [
     "run_cases", "qkv_cases", "state_after", "CallSpy", "LIBRARY_SOFTMAX", "as_tensor",
     "Question", "QUESTIONS", "add_questions", "show_question", "check_order", "check_choice",
     "displayed_options", "ExerciseFailed", "graded", "Hint", "Guard", "add_guard", "GUARDS", "guard",
-    "explain_shape_error",
+    "explain_shape_error", "calls_grow_with_n",
 ]
 
 SEED = 20240611
@@ -90,11 +90,13 @@ def _preview(x: torch.Tensor, n: int = 4) -> str:
     return f"[{body}{', …' if x.numel() > n else ''}]"
 
 
-def _describe_miss(name: str, exp: torch.Tensor, got) -> list[str]:
+def _describe_miss(name: str, exp: torch.Tensor, got, reveal: bool = True) -> list[str]:
     if not isinstance(got, torch.Tensor):
         return [f"  {name}: expected a torch.Tensor of shape {shape_of(exp)}; got {type(got).__name__}"]
     if got.shape != exp.shape:
         return [f"  {name}: expected shape {shape_of(exp)}; got shape {shape_of(got)}"]
+    if not reveal:  # a hand computation: say which output is off, never the numbers
+        return [f"  {name}: not right yet (you gave {_preview(got)})"]
     diff = (got.detach().double() - exp.detach().double()).abs()
     diff = torch.where(torch.isnan(diff), torch.full_like(diff, math.inf), diff)
     where = tuple(int(i) for i in torch.unravel_index(diff.argmax(), diff.shape))
@@ -391,12 +393,27 @@ def guard(checker, fn) -> bool:
     return True
 
 
+def calls_grow_with_n(fn: Callable, args: tuple, n_dims: Sequence[int], slack: int = 4) -> tuple[int, int] | None:
+    """(torch calls at N, at 2N) when fn makes more calls as the sequence doubles (a Python loop over N).
+
+    ``n_dims`` lists the positions in ``args`` of the tensors whose dim -2 is N; each is doubled along it.
+    """
+    doubled = tuple(torch.cat([a, a], dim=-2) if i in n_dims else a for i, a in enumerate(args))
+    counts = []
+    for a in (args, doubled):
+        spy = CallSpy()
+        with spy:
+            fn(*a)
+        counts.append(spy.calls)
+    return (counts[0], counts[1]) if counts[1] > counts[0] + slack else None
+
+
 # --------------------------------------------------------------------------- the runner
 
 
 def _check_one(title: str, fn: Callable, case: Case, names: Sequence[str], hint: str,
                diagnoses: Sequence[Diagnosis], atol: float, rtol: float, forbidden: dict[str, str],
-               after: Callable[[Case, Any], str | None] | None) -> tuple[bool, Any]:
+               after: Callable[[Case, Any], str | None] | None, reveal: bool = True) -> tuple[bool, Any]:
     """Run one case; print and return (False, None) on a miss, (True, got) on a match."""
     spy = CallSpy(forbidden=frozenset(forbidden))
     try:
@@ -419,7 +436,7 @@ def _check_one(title: str, fn: Callable, case: Case, names: Sequence[str], hint:
                     hint), None
     bad = [j for j, (e, g) in enumerate(zip(exp_t, got_t)) if not close(e, g, atol, rtol)]
     if bad:
-        lines = [line for j in bad for line in _describe_miss(names[j], exp_t[j], got_t[j])]
+        lines = [line for j in bad for line in _describe_miss(names[j], exp_t[j], got_t[j], reveal)]
         reason = next((h for test, h in diagnoses if _safe(test, case.expected, got, case)), hint)
         return fail(title, lines, reason), None
     if spy.called:
@@ -434,21 +451,23 @@ def _check_one(title: str, fn: Callable, case: Case, names: Sequence[str], hint:
 def run_cases(title: str, fn: Callable, cases: Sequence[Case], *, names: Sequence[str], hint: str,
               diagnoses: Sequence[Diagnosis] = (), atol: float = ATOL, rtol: float = RTOL,
               forbidden: dict[str, str] | None = None,
-              after: Callable[[Case, Any], str | None] | None = None, success: str | None = None) -> bool:
+              after: Callable[[Case, Any], str | None] | None = None, success: str | None = None,
+              reveal: bool = True) -> bool:
     """Call fn(*case.args) for each case and compare every output with case.expected.
 
     ``diagnoses`` explain a miss (the first whose test matches wins, else ``hint``).
     ``forbidden`` maps torch function names to a message: calling one fails even with right values
     (e.g. ``torch.softmax`` in "write a softmax"). ``after(case, got)`` may return a failure message
     for a property that values alone do not show (e.g. "built an N×N matrix"). ``success`` replaces
-    the verdict line printed when every case matches.
+    the verdict line printed when every case matches. ``reveal=False`` never prints the expected values
+    (a hand computation). ``hint`` may be a :class:`Hint`: its idea on the first miss, its code after.
     Prints one verdict line (plus details on a miss) and returns True or False.
     """
     if not callable(fn):
         return fail(f"{title}: expected a function; got {type(fn).__name__}", [], hint)
     for i, case in enumerate(cases, 1):
         where = f"{title}: case {i} of {len(cases)} ({case.about})"
-        ok, _ = _check_one(where, fn, case, names, hint, diagnoses, atol, rtol, forbidden or {}, after)
+        ok, _ = _check_one(where, fn, case, names, hint, diagnoses, atol, rtol, forbidden or {}, after, reveal)
         if not ok:
             return False
     print(f"✓ {title}: " + (success or f"your function matches linattn_edu on all {len(cases)} random cases."))
