@@ -32,9 +32,10 @@ Conventions in the field's reference code (flash-linear-attention ``fla/ops/mesa
   H_kv (d_k, d_v), the same as this library's S (out = Sᵀ q).
 - λ: FLA takes one ridge per key channel (``lamb`` [H, K], diag(λ)); ours is a number or a (d,) tensor
   (one per key channel, shared over the leading dims).
-- FLA's chunked and decoding kernels replace the solve by a fixed number of conjugate-gradient
-  iterations (30 by default, with a diagonal preconditioner): an approximation whose error depends on
-  the conditioning. Both our forms solve exactly.
+- FLA's chunked and one-step decoding references (``naive_mesa_net_CG``, ``naive_mesa_net_decoding_one_step``)
+  replace the solve by a fixed number of conjugate-gradient iterations (``max_CG_iteration=30``; the
+  decoder starts from the Jacobi guess q / (diag H_kk + λ)): an approximation whose error depends on
+  the conditioning. Both our forms solve exactly (LU, ``torch.linalg.solve_ex``).
 - No q scale and no key normalisation inside, in both (MesaNet's layer normalises q and k before).
 - Layout [B, T, H, D] in FLA, SDPA's (..., N, d) here; FLA returns (o, h_kk, h_kv), we return
   (out, (H_kk, H_kv)) with ``return_state=True``.

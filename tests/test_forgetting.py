@@ -67,7 +67,7 @@ def test_float32_matches_float64_and_gradients_pass_gradcheck():
     ref = forgetting_attention(q, k, v, log_f)
     assert_close("float32", ref, forgetting_attention(q.float(), k.float(), v.float(), log_f.float()), 1e-5)
     small = [x.detach().clone().requires_grad_(True) for x in _inputs(lead=(), n=6, d=3, d_v=2)]
-    assert torch.autograd.gradcheck(lambda *xs: forgetting_attention(*xs), small)
+    assert torch.autograd.gradcheck(lambda *xs: forgetting_attention(*xs), small, fast_mode=True)
 
 
 def test_float32_gradients_match_float64():
