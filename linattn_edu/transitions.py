@@ -27,8 +27,10 @@ delta rule; with a = −βk, b = e^{g} ⊙ k and βk in place of k it is Kimi De
 decay, then a delta step, S = (I − βkkᵀ) Diag(e^{g}) S + βkvᵀ), and with one g on every channel, Gated
 DeltaNet. :func:`dplr_transition` and :func:`delta_product_transition` build the d_k × d_k matrix A_t
 (S_t = A_t S_{t−1} + write), whose eigenvalues say what the rule can track (|λ| <= 1 keeps the state
-bounded; λ < 0 or complex λ let it flip or rotate, which parity and permutation tracking need). Chunkwise (a WY form): inside a chunk with entry state S₀, chunk-local cumulative
-log-decays B_t = Σ_{r<=t} g_r and u_t = S_{t−1}ᵀ b_t (what the low-rank term reads),
+bounded; λ < 0 or complex λ let it flip or rotate, which parity and permutation tracking need).
+
+Chunkwise DPLR (a WY form): inside a chunk with entry state S₀, chunk-local cumulative log-decays
+B_t = Σ_{r<=t} g_r and u_t = S_{t−1}ᵀ b_t (what the low-rank term reads),
 
     S_t = Λ_t S₀ + Σ_{s<=t} Λ_t Λ_s⁻¹ (k_s v_sᵀ + a_s u_sᵀ),     Λ_t = Diag(e^{B_t})
     U = T⁻¹ (A_bk V + B̃ S₀),   T = I − A_ba (unit lower triangular),  B̃_t = Λ_{t−1} b_t
