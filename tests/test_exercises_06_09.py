@@ -205,3 +205,36 @@ def test_best_hybrid_reads_the_runs(capsys):
     assert ex.check_best_hybrid("window_linear+window_linear", runs) is False
     assert "0.95" in capsys.readouterr().out
     assert ex.check_best_hybrid("softmax", runs) is False
+
+
+# --------------------------------------------------------------------------- design scenarios (08)
+SCENARIOS = {"platform_team": "d", "debug_inference": "a", "chat_deployment": "b", "regulated_review": "cd",
+             "design_doc": "abc"}
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_scenario_accepts_its_answer_and_explains_with_numbers(name, capsys):
+    assert ex.check_choice(name, SCENARIOS[name]) is True
+    out = capsys.readouterr().out
+    assert out.startswith("✓") and "Why:" in out
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_scenario_rejects_every_other_single_answer(name, capsys):
+    right = SCENARIOS[name]
+    for letter in "abcd":
+        if letter != right:
+            assert ex.check_choice(name, letter) is False
+    assert "✗" in capsys.readouterr().out
+
+
+def test_design_doc_prices_the_saving():
+    from linattn_edu.memory import PRESETS, state_bytes
+    s = PRESETS["llama-2-7b"]
+    assert cache_bytes(s, 131072) // state_bytes(s) == 2048  # "about 2,000x" in option (a)
+    assert "99.95%" in ex.QUESTIONS["design_doc"].explain()
+
+
+def test_chat_deployment_counts_conversations():
+    text = ex.QUESTIONS["chat_deployment"].explain()
+    assert "80 conversations" in text and "640 conversations" in text  # GQA vs MQA in 40 GiB at 4k tokens

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from ..delta import delta_step
 from ..gated import gated_step
-from .runner import Case, close, gen, randn, run_cases
+from .runner import Case, Question, add_questions, close, gen, randn, run_cases
 
 __all__ = ["check_interference", "check_decay_mask", "check_gated_step", "check_delta_step", "check_wy_chunk"]
 
@@ -243,3 +243,126 @@ def check_wy_chunk(your_fn) -> bool:
             (lambda e, g, c: both(e, g, no_beta_rhs(c)),
              "the right-hand side needs diag(β) too: W = T⁻¹ diag(β) K and Ū = T⁻¹ diag(β) V."),
         ])
+
+
+# Design scenarios: the costs of notebooks 07-08 weighed for one service each --------------------------
+def _fmt(n: float) -> str:
+    from ..memory import format_bytes
+    return format_bytes(int(n))
+
+
+def _platform_explanation() -> str:
+    from ..memory import PRESETS, cache_bytes, state_bytes
+    s = PRESETS["llama-3-8b"]
+    full = cache_bytes(s, 131072)
+    hybrid = cache_bytes(s.with_(layers=4), 131072) + state_bytes(s.with_(layers=28))
+    return (f"one design has to serve 131,072-token documents where any fact may be asked: full GQA needs "
+            f"{_fmt(full)} per sequence there; a window of 4096 or pure linear attention cannot guarantee an "
+            f"exact lookup of an old fact (notebook 08, section 1; notebook 09); a hybrid with 4 GQA layers "
+            f"and 28 linear ones keeps {_fmt(hybrid)} — an eighth of the cache — and four layers that can "
+            f"look any token up. For 8k chats it costs no more than the cache of those short contexts.")
+
+
+def _debug_explanation() -> str:
+    return ("a linear-attention decoder must carry its state S (and z) from token to token and apply one "
+            "recurrent step per new token: O(d_φ·d_v) work whatever the context (notebook 07 measured the "
+            "step flat from 1k to 16k tokens). Time per token that grows with the context means the service "
+            "recomputes the prefix — a quadratic or chunkwise pass over all t tokens at every step — and "
+            "memory stays flat only because nothing is cached. Precision (b) and the feature map (d) change "
+            "constants, not the growth; GQA (c) does not apply to a state.")
+
+
+def _chat_explanation() -> str:
+    from ..memory import PRESETS, cache_bytes, state_bytes
+    s = PRESETS["llama-3-8b"]
+    budget = 40 * 2**30
+    per = {"GQA as is": cache_bytes(s, 4096), "window 4096": cache_bytes(s, 4096),
+           "MQA": cache_bytes(s.with_(kv_heads=1, kind="MQA"), 4096), "linear": state_bytes(s)}
+    counts = "; ".join(f"{k}: {_fmt(b)} each, {budget // b:,} conversations" for k, b in per.items())
+    return (f"in 40 GiB at 4,096 tokens, fp16 — {counts}. A 4096-token window changes nothing when the "
+            f"conversations are no longer than the window; linear attention fits the most but gives up exact "
+            f"lookup of earlier turns; MQA keeps exact attention over the whole conversation with 8× the "
+            f"conversations of GQA (after the model is trained or up-trained for one KV head).")
+
+
+def _regulated_explanation() -> str:
+    from ..memory import PRESETS, cache_bytes, state_bytes
+    s = PRESETS["llama-3-8b"]
+    return (f"a verbatim, traceable citation from anywhere in 200,000 tokens needs a layer that can attend to "
+            f"every token exactly: full GQA attention ({_fmt(cache_bytes(s, 200_000))} per document, fp16) "
+            f"or a hybrid whose few attention layers do that ({_fmt(cache_bytes(s.with_(layers=4), 200_000))} "
+            f"for 4 of 32 layers, plus {_fmt(state_bytes(s.with_(layers=28)))} of states). A window of 8192 "
+            f"cannot see a clause 100k tokens back, and a fixed state holds about d_φ pairs per head "
+            f"(notebook 08, section 1): neither can promise to retrieve every clause.")
+
+
+def _design_doc_explanation() -> str:
+    from ..memory import PRESETS, cache_bytes, state_bytes
+    s = PRESETS["llama-2-7b"]
+    cache, state = cache_bytes(s, 131072), state_bytes(s)
+    return (f"(a) at 131,072 tokens the fp16 cache is {_fmt(cache)} and the state {_fmt(state)}: "
+            f"{1 - state / cache:.2%} saved — right. (b) right: linear attention is *not* softmax attention "
+            f"reordered — it replaces exp(qᵀk) by φ(q)ᵀφ(k), and its state of d_φ × d_v numbers per head "
+            f"holds about d_φ key–value pairs before they interfere (notebook 08, section 1), while softmax "
+            f"keeps every pair; \"same expressive power\" is false for recall (notebook 09). (c) right: the "
+            f"saving exists only if decoding steps the state (notebook 07), not if it re-runs the prefix. "
+            f"(d) wrong: the reordering (associativity, notebook 03) is exact only for the factorised "
+            f"kernel, not for softmax's exp.")
+
+
+add_questions({
+    "platform_team": Question(
+        "A platform team must pick ONE attention design for every model it serves: 8k-token chat, 16k-token "
+        "code completion, and question answering over 131,072-token documents where any fact may be asked. "
+        "Memory per sequence limits how many users a GPU serves. Shapes are Llama-3-8B-like (32 layers, 8 KV "
+        "heads of dim 128, fp16). Which design?",
+        {"a": "full GQA attention in every layer", "b": "a sliding window of 4096 tokens in every layer",
+         "c": "linear attention in every layer",
+         "d": "a hybrid: 4 GQA layers, 28 linear-attention layers"},
+        ("d",), _platform_explanation, kind="choice",
+        hint="price each at 131,072 tokens, then ask which can still look up a fact from the first page.",
+        feedback={"a": "it recalls everything, but price it at 131,072 tokens: 16 GiB per document.",
+                  "b": "bounded memory, but a 4096-token window cannot see a fact 100k tokens back.",
+                  "c": "constant memory, but a fixed state cannot promise exact recall of any one fact."}),
+    "debug_inference": Question(
+        "An inference service moved a model from softmax to linear attention. Memory per sequence is now "
+        "flat, but the time per generated token still grows with the context, just as before. The most "
+        "likely cause?",
+        {"a": "each step re-runs the quadratic or chunkwise form over the whole prefix instead of one "
+              "recurrent step on the carried state",
+         "b": "the state is kept in float32 instead of bfloat16",
+         "c": "GQA is switched off, so every query head keeps its own state",
+         "d": "the feature map is elu+1 instead of the identity"},
+        ("a",), _debug_explanation, kind="choice",
+        hint="what does one decoding step of linear attention cost, whatever the context?"),
+    "chat_deployment": Question(
+        "A chat product serves many 4,096-token conversations with a Llama-3-8B-shaped model (fp16) from 40 "
+        "GiB of KV memory. Which single change serves the most conversations at once while every reply can "
+        "still attend exactly to every earlier token of its conversation?",
+        {"a": "a sliding window of 4096 tokens", "b": "MQA: one KV head per layer",
+         "c": "linear attention in every layer", "d": "keep GQA and shorten the answers"},
+        ("b",), _chat_explanation, kind="choice",
+        hint="count conversations per 40 GiB for each; then strike the ones that lose exact attention.",
+        feedback={"a": "the conversations are no longer than the window: nothing is saved.",
+                  "c": "it fits the most, but a fixed state is not exact attention to every earlier token.",
+                  "d": "the cache is priced by the context, not by the answer."}),
+    "regulated_review": Question(
+        "A bank reviews 200,000-token regulatory filings. Auditors require every cited clause to be "
+        "retrieved verbatim from wherever it sits in the filing. Which designs can meet that? (all that apply)",
+        {"a": "a sliding window of 8192 tokens in every layer", "b": "linear attention in every layer",
+         "c": "full GQA attention in every layer",
+         "d": "a hybrid: a few full-attention layers among linear ones"},
+        ("c", "d"), _regulated_explanation, kind="choice",
+        hint="which layers can attend to a token 150,000 positions back exactly?"),
+    "design_doc": Question(
+        "A design doc says: \"Switching our Llama-2-7B-shaped model to linear attention cuts decode memory at "
+        "128k tokens by over 99% at no cost in quality, because linear attention has the same expressive "
+        "power as softmax attention — it only reorders the matmuls.\" Which statements are right? (all that apply)",
+        {"a": "the memory figure is right: the fp16 cache at 131,072 tokens is about 2,000× the state",
+         "b": "\"same expressive power\" is wrong: a d_φ × d_v state holds about d_φ pairs per head, "
+              "softmax's cache holds every pair",
+         "c": "the saving holds only if decoding steps the carried state instead of re-running the prefix",
+         "d": "reordering the matmuls computes exactly softmax attention, only faster"},
+        ("a", "b", "c"), _design_doc_explanation, kind="choice",
+        hint="price (a) with memory.cache_bytes / state_bytes; for (b) and (d) recall what φ replaces."),
+})
