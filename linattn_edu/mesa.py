@@ -20,9 +20,9 @@ MesaNet (von Oswald et al., 2025) solves it exactly: the cost is a d×d solve pe
 Forms: ``recurrent`` (the reference: a loop over tokens, ``torch.linalg.solve`` per token) and
 ``chunkwise`` (no loop over tokens: inside a chunk, every token's H's are the chunk-entry state
 decayed by Γ_t = e^{b_t} plus a causal, decay-weighted sum over the chunk's tokens — one
-(C × C) @ (C × d·d) product per chunk — then one batched solve for all N tokens). The chunkwise form
-still costs O(N·d³) for the solves and holds N·d² numbers (every token's H_kk); what it removes is
-the Python loop over tokens (only a loop over chunks carries the state).
+(C × C) @ (C × d·d) product — then one batched solve for the chunk's C tokens). The chunkwise form
+still costs O(N·d³) for the solves (and N·d² numbers kept for backward); what it removes is the
+Python loop over tokens (only a loop over chunks carries the state).
 
 Conventions in the field's reference code (flash-linear-attention ``fla/ops/mesa_net/naive.py``,
 ``naive_mesa_net_exact(q, k, v, g, lamb, beta, h_kk_init, h_kv_init)``) and ours:
@@ -114,18 +114,19 @@ def _chunks_first(x: torch.Tensor, c: int) -> torch.Tensor:
 
 
 def mesa_chunkwise_form(q, k, v, beta, g, ridge_diag, h0=None, *, chunk_size=64):
-    """Every token's H's without a loop over tokens, then one batched solve.
+    """Every token's H's without a loop over tokens: a loop over chunks, one batched solve per chunk.
 
     Inside a chunk with entry state (E_kk, E_kv), chunk-local cumulative log-decay b_t and
     W_ts = e^{b_t − b_s} β_s for s <= t (0 above, a segment sum):
 
         H_kk,t = e^{b_t} E_kk + Σ_s W_ts k_s k_sᵀ,    H_kv,t = e^{b_t} E_kv + Σ_s W_ts k_s v_sᵀ
 
-    (the sums are one (C, C) @ (C, d·d) product per chunk, all chunks at once; ``weighted_sum`` keeps a
-    NaN at token t out of rows < t), the entry states come from a loop over chunks, and
-    o_t = H_kv,tᵀ (H_kk,t + λI)⁻¹ q_t is one batched solve. C is clamped to N. Memory: every token's
-    H_kk and H_kv, N·d·(d + d_v) per batch row (checked against the budget). Shapes as
-    :func:`mesa_recurrent_form`.
+    (each sum is one (C, C) @ (C, d·d) product; ``weighted_sum`` keeps a NaN at token t out of rows < t),
+    o_t = H_kv,tᵀ (H_kk,t + λI)⁻¹ q_t for the chunk's C tokens is one batched solve, and the chunk's last
+    H's are the next chunk's entry state. C is clamped to N. Cost per token: C·d·(d + d_v) for the sums
+    plus d³/3 for the solve. Memory: C·d·(d + d_v) per batch row at a time without autograd; with
+    autograd every token's H's are kept for backward, N·d·(d + d_v) (checked against the budget).
+    Shapes as :func:`mesa_recurrent_form`.
     """
     lead, n = q.shape[:-2], q.shape[-2]
     d, d_v = q.shape[-1], v.shape[-1]
@@ -133,36 +134,34 @@ def mesa_chunkwise_form(q, k, v, beta, g, ridge_diag, h0=None, *, chunk_size=64)
     batch = 1
     for s in lead:
         batch *= int(s)
-    check_dense_budget((batch, n, d, d + d_v), q.dtype, "mesa_attention's per-token (B, N, d, d + d_v) statistics",
-                       "use form='recurrent', a shorter sequence or fewer heads per call")
+    keeps_all = torch.is_grad_enabled() and any(x is not None and x.requires_grad
+                                                for x in (q, k, v, beta, g, ridge_diag, *(h0 or ())))
+    check_dense_budget((batch, n if keeps_all else c, d, d + d_v), q.dtype,
+                       f"mesa_attention's per-token (B, {'N' if keeps_all else 'C'}, d, d + d_v) statistics",
+                       "use a shorter sequence or fewer heads per call" + (", or no autograd" if keeps_all else ""))
     qc, kc, vc = (_chunks_first(x, c) for x in (q, k, v))  # (n, B, C, d | d_v)
     bc = _chunks_first(beta.unsqueeze(-1), c)  # (n, B, C, 1)
     gc = _chunks_first((beta.new_zeros(beta.shape) if g is None else g).unsqueeze(-1), c)  # (n, B, C, 1)
-    weights = segment_sum(gc.squeeze(-1)).exp() * bc.transpose(-2, -1)  # (n, B, C, C): W_ts = e^{b_t − b_s} β_s; 0 above
-    gamma = gc.cumsum(-2).exp()  # (n, B, C, 1): e^{b_t} <= 1, the entry state's decay at token t
-    p_kk = (kc.unsqueeze(-1) * kc.unsqueeze(-2)).flatten(-2)  # (n, B, C, d·d): k_s k_sᵀ
-    p_kv = (kc.unsqueeze(-1) * vc.unsqueeze(-2)).flatten(-2)  # (n, B, C, d·d_v): k_s v_sᵀ
+    weights = segment_sum(gc.squeeze(-1)).exp() * bc.transpose(-2, -1)  # (n, B, C, C): e^{b_t − b_s} β_s; 0 above
+    gamma = gc.cumsum(-2).exp().unsqueeze(-1)  # (n, B, C, 1, 1): e^{b_t} <= 1, the entry state's decay at token t
+    ridge = torch.diag_embed(ridge_diag)  # (d, d): λI
     # one read-only finiteness check on k and v (not on the d-times larger products): a plain matmul when
     # they are finite; weighted_sum otherwise, so that 0·NaN never carries a NaN at token t to a row < t
     causal_sum = torch.matmul if _all_finite(kc, vc) else weighted_sum
-    local_kk = causal_sum(weights, p_kk).unflatten(-1, (d, d))  # (n, B, C, C) @ (n, B, C, d·d) -> (n, B, C, d, d)
-    local_kv = causal_sum(weights, p_kv).unflatten(-1, (d, d_v))  # (n, B, C, d, d_v)
     if h0 is None:
         e_kk, e_kv = q.new_zeros(qc.shape[1], d, d), q.new_zeros(qc.shape[1], d, d_v)  # (B, d, d), (B, d, d_v)
     else:
         e_kk, e_kv = h0[0].reshape(-1, d, d), h0[1].reshape(-1, d, d_v)
-    entries_kk, entries_kv = [], []
-    for i in range(qc.shape[0]):  # only the chunk-entry states are sequential
-        entries_kk.append(e_kk)
-        entries_kv.append(e_kv)
-        keep = gamma[i, :, -1:, :]  # (B, 1, 1): the chunk's total decay
-        e_kk, e_kv = keep * e_kk + local_kk[i, :, -1], keep * e_kv + local_kv[i, :, -1]  # the chunk's last token
-    g4 = gamma.unsqueeze(-1)  # (n, B, C, 1, 1)
-    h_kk = g4 * torch.stack(entries_kk).unsqueeze(2) + local_kk  # (n, B, C, d, d): every token's H_kk
-    h_kv = g4 * torch.stack(entries_kv).unsqueeze(2) + local_kv  # (n, B, C, d, d_v)
-    x = _solve(h_kk + torch.diag_embed(ridge_diag), qc.unsqueeze(-1))  # (n, B, C, d, 1): (H_kk + λI)⁻¹ q
-    out = (h_kv.transpose(-2, -1) @ x).squeeze(-1)  # (n, B, C, d_v, d) @ (n, B, C, d, 1) -> (n, B, C, d_v)
-    out = out.transpose(0, 1).flatten(1, 2)[:, :n]  # (B, N, d_v)
+    outs = []
+    for i in range(qc.shape[0]):  # a loop over chunks; inside a chunk, no loop over tokens
+        p_kk = (kc[i].unsqueeze(-1) * kc[i].unsqueeze(-2)).flatten(-2)  # (B, C, d·d): k_s k_sᵀ
+        p_kv = (kc[i].unsqueeze(-1) * vc[i].unsqueeze(-2)).flatten(-2)  # (B, C, d·d_v): k_s v_sᵀ
+        h_kk = gamma[i] * e_kk.unsqueeze(1) + causal_sum(weights[i], p_kk).unflatten(-1, (d, d))  # (B, C, d, d)
+        h_kv = gamma[i] * e_kv.unsqueeze(1) + causal_sum(weights[i], p_kv).unflatten(-1, (d, d_v))  # (B, C, d, d_v)
+        x = _solve(h_kk + ridge, qc[i].unsqueeze(-1))  # (B, C, d, 1): (H_kk + λI)⁻¹ q, C systems at once
+        outs.append((h_kv.transpose(-2, -1) @ x).squeeze(-1))  # (B, C, d_v, d) @ (B, C, d, 1) -> (B, C, d_v)
+        e_kk, e_kv = h_kk[:, -1], h_kv[:, -1]  # the chunk's last token (padded tokens write and decay nothing)
+    out = torch.stack(outs).transpose(0, 1).flatten(1, 2)[:, :n]  # (n, B, C, d_v) -> (B, N, d_v)
     return out.reshape(*lead, n, d_v), (e_kk.reshape(*lead, d, d), e_kv.reshape(*lead, d, d_v))
 
 
@@ -232,8 +231,8 @@ def mesa_attention(q, k, v, *, ridge=1.0, beta=None, log_decay=None, form="auto"
             As λ → ∞, λ·o_t → Σ_s γ_{t,s} (q_tᵀk_s) v_s (un-normalised gated linear attention).
         beta: None (all 1) or (..., N), each in [0, 1]: the weight of each written pair (0 skips it).
         log_decay: None or (..., N), finite and <= 0: forgetting, e^{g_t} on both statistics.
-        form: "recurrent" (reference loop, a solve per token), "chunkwise" (no loop over tokens, one
-            batched solve), or "auto" (chunkwise).
+        form: "recurrent" (reference loop, a solve per token), "chunkwise" (a loop over chunks, one
+            batched solve per chunk), or "auto" (chunkwise).
         chunk_size: C for the chunkwise form, clamped to N.
         return_state: also return (H_kk (..., d, d), H_kv (..., d, d_v)) after the last token
             (float32 for half inputs).

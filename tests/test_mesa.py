@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import assert_close, rand
 
+from linattn_edu import MemoryBudgetError, set_memory_budget
 from linattn_edu.mesa import mesa_attention
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
@@ -167,6 +168,20 @@ def test_extreme_valid_gates_stay_finite():
     k_sq = (k * k).sum(-1, keepdim=True)  # one pair: (kkᵀ + I)⁻¹q = q − k (kᵀq)/(1 + ‖k‖²)
     expect = ((q * k).sum(-1, keepdim=True) - k_sq * (q * k).sum(-1, keepdim=True) / (1 + k_sq)) * v
     assert_close("only the current token", expect, forget_all, 1e-5)
+
+
+def test_memory_guard_counts_what_autograd_keeps():
+    """Without autograd the chunkwise form holds one chunk's statistics at a time; with it, every token's."""
+    q, k, v, beta, g = _inputs(lead=(2,), n=64, d=8, d_v=8)
+    old = set_memory_budget(2 * 64 * 8 * 16 * 8 // 4)  # a quarter of (B, N, d, d + d_v) float64
+    try:
+        with torch.no_grad():
+            out = mesa_attention(q, k, v, beta=beta, log_decay=g, chunk_size=16)  # (B, C, d, d + d_v) fits
+        assert torch.isfinite(out).all()
+        with pytest.raises(MemoryBudgetError, match=r"per-token \(B, N, d, d \+ d_v\) statistics"):
+            mesa_attention(q.requires_grad_(True), k, v, beta=beta, log_decay=g, chunk_size=16)
+    finally:
+        set_memory_budget(old)
 
 
 def test_auto_is_chunkwise_and_beta_defaults_to_one():
