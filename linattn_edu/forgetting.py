@@ -1,6 +1,6 @@
 """Forgetting attention (FoX) and the sigmoid output gate: gates reach softmax attention too.
 
-The Forgetting Transformer keeps softmax attention and adds a data-dependent forget gate
+The Forgetting Transformer (FoX; Lin et al., 2025) keeps softmax attention and adds a data-dependent forget gate
 f_t = σ(·) ∈ (0, 1] to its logits. Key j's score at query i is lowered by every forget gate
 written since j:
 

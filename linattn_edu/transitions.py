@@ -18,7 +18,7 @@ single rank-one step cannot. Its chunkwise form is the delta rule's: the N·n_h 
 delta-rule sequence with the decay on each token's first micro-step, read at every n_h-th step
 (``delta_rule_attention(form="chunkwise")`` does the work).
 
-**DPLR** (the generalised delta rule of RWKV-7 and FLA's ``generalized_delta_rule/dplr``):
+**DPLR** (the generalised delta rule of RWKV-7, Peng et al., 2025; FLA's ``generalized_delta_rule/dplr``):
 
     S_t = (Diag(e^{g_t}) + a_t b_tᵀ) S_{t−1} + k_t v_tᵀ,   out_t = S_tᵀ q_t,   g_t (d_k,) <= 0
 
