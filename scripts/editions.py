@@ -85,6 +85,21 @@ def repository() -> tuple[str, str]:
     return url, config.get("branch", "main")
 
 
+def student_repository() -> tuple[str, str]:
+    """(URL, branch) of the students' repository: the published student edition, no solutions."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["linattn_edu"]
+    url = config["student_repository"].rstrip("/")
+    if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url):
+        raise ValueError(f"[tool.linattn_edu] student_repository must be https://github.com/OWNER/NAME; got {url!r}")
+    return url, config.get("branch", "main")
+
+
+def student_badges(name: str, *, images: bool = True) -> str:
+    """Badges that open ``name`` (an NN_topic.ipynb) in the students' repository, where it sits at the root."""
+    repo, branch = student_repository()
+    return badges(name, images=images, repo=repo, branch=branch)
+
+
 def launch_links(path: str, *, repo: str | None = None, branch: str | None = None) -> dict[str, str]:
     """Colab and Binder URLs that open ``path`` (relative to the repository root)."""
     if repo is None or branch is None:
@@ -165,8 +180,10 @@ CODE_POINTS, QUIZ_POINTS = 2, 1
 CODE_STUB = 'raise NotImplementedError("write your answer here: the # TODO line above says what")'
 CHECK_LINE = re.compile(r"^(check_\w+)\(")
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
-#: Lab-path / homework tag of an exercise: ``<!-- lab-path -->`` or ``<!-- homework -->`` in the markdown above it.
-PATH_MARK = re.compile(r"<!--\s*(lab-path|homework)\s*-->")
+#: Lab-path / homework mark of an exercise, in its heading: "**Exercise 3 (lab path).**", "**Exercise 4 (homework).**"
+#: (visible in every edition); the answer and test cells get the tag ``lab-path`` or ``homework``.
+PATH_MARK = re.compile(r"\*\*Exercise \d+ \((?:[^)]*; )?(lab path|homework)\)\.\*\*")
+EXERCISE_HEADING = re.compile(r"\*\*Exercise \d+")
 
 
 def _nbgrader(cell, *, grade_id: str, solution: bool, grade: bool, points: int | None = None) -> None:
@@ -253,7 +270,10 @@ def nbgrader_source(md: Path) -> nbformat.NotebookNode:
             raise SolutionMarkerError(f"{md.name}, cell {i}: {exc}") from None
         if cell.cell_type == "markdown":
             found = PATH_MARK.search(source)
-            mark = found.group(1) if found else mark
+            if found:
+                mark = found.group(1).replace(" ", "-")
+            elif EXERCISE_HEADING.search(source):
+                mark = None
             cell.source = student_text(source)
             cells.append(cell)
             continue
@@ -266,7 +286,9 @@ def nbgrader_source(md: Path) -> nbformat.NotebookNode:
             cells.append(cell)
             continue
         answer, check, calls = split_exercise(cell.source)
-        key = calls[0][1] if calls and calls[0][1] else (calls[0][0].removeprefix("check_") if calls else f"cell{i}")
+        functions = _defined_functions(answer)
+        named = calls and calls[0][1] and (calls[0][1] in functions or calls[0][0] in ("check_order", "check_choice"))
+        key = calls[0][1] if named else (calls[0][0].removeprefix("check_") if calls else f"cell{i}")
         while key in used:
             key += "_"
         used.add(key)
@@ -276,7 +298,6 @@ def nbgrader_source(md: Path) -> nbformat.NotebookNode:
             cell.metadata["tags"] = sorted(set(cell.metadata.get("tags", [])) | {mark})
         cells.append(cell)
         if check is not None:
-            functions = _defined_functions(answer)
             test = nbformat.v4.new_code_cell(graded_check(check, calls, functions))
             test.id = f"{cell.id}t"
             points = CODE_POINTS if any(arg in functions for _, arg in calls) else QUIZ_POINTS
@@ -293,7 +314,7 @@ def nbgrader_source(md: Path) -> nbformat.NotebookNode:
 
 STUDENT_NOTE = ("*Student edition: write each exercise where a line raises `NotImplementedError` (the `# TODO:` "
                 "line above it says what). The locked cell under each exercise checks it: ✓, or what is wrong "
-                "and a hint. Exercises tagged `lab-path` are the 90-minute lab; `homework` ones come after.*")
+                "and a hint. Exercises marked *lab path* are the 90-minute lab; *homework* ones come after.*")
 
 
 def _text(src) -> str:
@@ -308,7 +329,8 @@ def _clean_metadata(nb: nbformat.NotebookNode) -> None:
 
 
 def _badge_cell(path: str, note: str) -> nbformat.NotebookNode:
-    cell = nbformat.v4.new_markdown_cell(f"{badges(path)}\n\n{note}")
+    shown = student_badges(Path(path).name) if path.startswith("editions/student/") else badges(path)
+    cell = nbformat.v4.new_markdown_cell(f"{shown}\n\n{note}")
     cell.id = "launch"
     cell.metadata["tags"] = ["launch-badges"]
     return cell
@@ -386,7 +408,7 @@ def readme_badges() -> str:
     rows = ["| notebook | read-along (solutions in place) | student edition (exercises to write) |", "|---|---|---|"]
     for md in sources():
         rows.append(f"| `{md.stem}` | {badges(f'notebooks/{md.stem}.ipynb')} | "
-                    f"{badges((STUDENT / f'{md.stem}.ipynb').relative_to(ROOT).as_posix())} |")
+                    f"{student_badges(f'{md.stem}.ipynb')} |")
     return "\n".join(rows)
 
 
