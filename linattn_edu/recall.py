@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_bool, check_number, check_positive_int
+from ._checks import check_bool, check_dense_budget, check_device, check_number, check_positive_int
 from .delta import delta_rule_attention
 from .gated import gated_linear_attention
 from .window import window_linear_attention
@@ -31,13 +33,16 @@ from .linear import linear_attention
 from .softmax import softmax_attention
 from .window import sliding_window_attention
 
-__all__ = ["mqar", "RecallModel", "run_mqar", "MIXERS", "state_bytes", "readout_error", "IGNORE_INDEX", "POWER_A"]
+__all__ = ["mqar", "RecallModel", "run_mqar", "MIXERS", "MixerSpec", "state_bytes", "readout_error",
+           "IGNORE_INDEX", "POWER_A", "MAX_SEED"]
 
 IGNORE_INDEX = -100  # label of every position that is not scored (PyTorch's cross_entropy default)
 POWER_A = 0.01  # p(gap = i) ∝ (i + 1)^(a − 1): nearly 1/(i + 1), queries cluster early
 BYTES_PER_FLOAT = 4  # the states below are counted in float32
 TAYLOR_DIM = 16  # Based's small q/k projection before the Taylor map: 1 + 16 + 16² = 273 features
 WINDOW = 16  # the window mixer's (and the hybrid's) band width w
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes any int up to here (and more, but not every int)
+MAX_CATEGORIES = 2**24  # torch.multinomial draws from at most 2²⁴ categories
 
 
 # The data ---------------------------------------------------------------------------------------
@@ -52,6 +57,34 @@ def _check_sizes(seq_len, num_kv_pairs, vocab_size):
             f"MQAR needs 4 · num_kv_pairs <= seq_len (2n context tokens and n queries at even gaps); "
             f"got num_kv_pairs={num_kv_pairs}, seq_len={seq_len}"
         )
+
+
+def _check_seed(seed, maximum=MAX_SEED):
+    check_number(seed, "seed", integer=True, minimum=0, maximum=maximum)
+
+
+def _check_data_budget(num_examples, seq_len, num_kv_pairs, vocab_size, what="num_examples"):
+    """Refuse, before drawing anything, a data set whose tensors pass the memory budget or torch's limits.
+
+    The draws allocate (num_examples, V − V/2) float32 weights for the values (the keys' are one
+    smaller), (num_examples, (L − 2n)/2) float64 for the gaps and (num_examples, L) int64 twice.
+    """
+    half, space = vocab_size // 2, (seq_len - 2 * num_kv_pairs) // 2
+    hint = f"lower {what} or vocab_size"
+    check_dense_budget((num_examples, vocab_size - half), torch.float32,
+                       f"mqar's value draw ({what}={num_examples}, vocab_size − vocab_size // 2 = "
+                       f"{vocab_size - half})", hint)
+    check_dense_budget((num_examples, space), torch.float64,
+                       f"mqar's gap draw ({what}={num_examples}, (seq_len − 2 · num_kv_pairs) // 2 = {space})",
+                       f"lower {what} or seq_len")
+    check_dense_budget((num_examples, seq_len), torch.int64,
+                       f"mqar's tokens ({what}={num_examples}, seq_len={seq_len})", f"lower {what} or seq_len")
+    if vocab_size - half > MAX_CATEGORIES:
+        raise ValueError(f"vocab_size must be <= {2 * MAX_CATEGORIES} (torch.multinomial draws the values from at "
+                         f"most 2**24 tokens); got {vocab_size}")
+    if space > MAX_CATEGORIES:
+        raise ValueError(f"seq_len must be <= {2 * MAX_CATEGORIES + 2 * num_kv_pairs} with num_kv_pairs="
+                         f"{num_kv_pairs} (torch.multinomial draws the gaps from at most 2**24 slots); got {seq_len}")
 
 
 def _sample_without_replacement(weights: torch.Tensor, rows: int, k: int, g: torch.Generator):
@@ -71,11 +104,14 @@ def mqar(num_examples, *, seq_len=64, num_kv_pairs=8, vocab_size=256, seed=0):
     the token that should come after t. Only the output at a queried key is scored, and its label is
     the value that followed that key in the context; every other label is -100.
 
-    Needs vocab_size > seq_len and 4 · num_kv_pairs <= seq_len. Same seed → same tensors.
+    Needs vocab_size > seq_len, 4 · num_kv_pairs <= seq_len and 0 <= seed <= 2⁶³ − 1; sizes whose tensors
+    would pass the memory budget raise :class:`~linattn_edu.MemoryBudgetError` before anything is drawn.
+    Same seed → same tensors; the global RNG is not touched.
     """
     check_positive_int(num_examples, "num_examples")
     _check_sizes(seq_len, num_kv_pairs, vocab_size)
-    check_number(seed, "seed", integer=True, minimum=0)
+    _check_seed(seed)
+    _check_data_budget(num_examples, seq_len, num_kv_pairs, vocab_size)
     n, half = num_kv_pairs, vocab_size // 2
     g = torch.Generator().manual_seed(seed)
     keys = _sample_without_replacement(torch.ones(half - 1), num_examples, n, g) + 1  # (B, n) in [1, V/2)
@@ -105,6 +141,12 @@ def readout_error(num_pairs, d, *, d_v=None, trials=8, seed=0):
     d_v = d if d_v is None else d_v
     check_positive_int(d_v, "d_v")
     check_positive_int(trials, "trials")
+    _check_seed(seed)
+    hint = "lower trials, num_pairs, d or d_v"
+    for shape, what in [((trials, num_pairs, d), "readout_error's keys (trials, num_pairs, d)"),
+                        ((trials, num_pairs, d_v), "readout_error's values (trials, num_pairs, d_v)"),
+                        ((trials, d, d_v), "readout_error's states (trials, d, d_v)")]:
+        check_dense_budget(shape, torch.float64, what, hint)
     g = torch.Generator().manual_seed(seed)
     k = F.normalize(torch.randn(trials, num_pairs, d, generator=g, dtype=torch.float64), dim=-1)  # (T, n, d)
     v = torch.randn(trials, num_pairs, d_v, generator=g, dtype=torch.float64)  # (T, n, d_v)
@@ -133,23 +175,25 @@ class BaseConv(nn.Module):
 class Mixer(nn.Module):
     """One attention head over the sequence, through the library's function for ``kind``.
 
-    (B, L, d) -> (B, L, d). q/k are d-dimensional (16 for "taylor" and "hybrid", whose Taylor map
-    then has 1 + 16 + 16² = 273 features, as in Based); v and the output are d-dimensional.
+    (B, L, d) -> (B, L, d). q/k are ``MIXERS[kind].d_qk``-dimensional (16 for "taylor" and "hybrid", whose
+    Taylor map then has 1 + 16 + 16² = 273 features, as in Based; d otherwise); v and the output are
+    d-dimensional. Mixers with ``gate`` learn one scalar per token from x (β or a forget gate).
     """
 
     def __init__(self, kind: str, d_model: int, window: int = WINDOW):
         super().__init__()
+        spec = MIXERS[kind]
         self.kind, self.window = kind, window
-        d_qk = TAYLOR_DIM if kind in ("taylor", "hybrid") else d_model
+        d_qk = spec.d_qk or d_model
         self.qkv = nn.Linear(d_model, 2 * d_qk + d_model)
         self.out = nn.Linear(d_model, d_model)
         self.d_qk = d_qk
-        if kind in ("delta", "gla"):  # β_t (delta: write strength) or g_t (gla: forget gate), per token
+        if spec.gate:  # β_t (delta: write strength) or g_t (gla: forget gate), per token
             self.gate = nn.Linear(d_model, 1)
 
     def forward(self, x):
         q, k, v = self.qkv(x).split([self.d_qk, self.d_qk, x.shape[-1]], dim=-1)  # (B, L, d_qk) ×2, (B, L, d)
-        return self.out(_MIXER_FNS[self.kind](self, x, q, k, v))  # (B, L, d)
+        return self.out(MIXERS[self.kind].attend(self, x, q, k, v))  # (B, L, d)
 
 
 def _softmax(m, x, q, k, v):
@@ -190,9 +234,38 @@ def _delta(m, x, q, k, v):
     return delta_rule_attention(F.normalize(q, dim=-1), k, v, beta, normalize_keys=True)  # (B, L, d)
 
 
-_MIXER_FNS = {"softmax": _softmax, "linear": _linear, "taylor": _taylor, "window": _window,
-              "hybrid": _hybrid, "gla": _gla, "delta": _delta}
-MIXERS = tuple(_MIXER_FNS)
+@dataclass(frozen=True)
+class MixerSpec:
+    """One recall mixer: how it mixes, what it keeps, and what it allocates.
+
+    attend(mixer, x, q, k, v) -> (B, L, d): the library call (x is the block's input, for gates).
+    state_floats(seq_len, d_model, window) -> floats a decoder keeps per sequence (see :func:`state_bytes`).
+    label: the name figures print. d_qk: width of q and k (None: d_model). gate: learns one scalar per
+    token from x.
+    """
+
+    attend: Callable
+    state_floats: Callable[[int, int, int], int]
+    label: str
+    d_qk: int | None = None
+    gate: bool = False
+
+
+_TAYLOR_FEATURES = 1 + TAYLOR_DIM + TAYLOR_DIM ** 2  # 273
+
+# The one registry of mixers: RecallModel, state_bytes, the error messages and the tests read it.
+# A new mixer is one function above and one entry here.
+MIXERS: dict[str, MixerSpec] = {
+    "softmax": MixerSpec(_softmax, lambda L, d, w: 2 * L * d, "softmax"),  # the KV cache
+    "linear": MixerSpec(_linear, lambda L, d, w: d * d + d, "linear (elu+1)"),  # S and z
+    "taylor": MixerSpec(_taylor, lambda L, d, w: _TAYLOR_FEATURES * d + _TAYLOR_FEATURES,
+                        "linear (Taylor, 273 features)", d_qk=TAYLOR_DIM),
+    "window": MixerSpec(_window, lambda L, d, w: 2 * w * d, "sliding window"),  # the last w k, v
+    "hybrid": MixerSpec(_hybrid, lambda L, d, w: w * (TAYLOR_DIM + d) + _TAYLOR_FEATURES * d + _TAYLOR_FEATURES,
+                        "window + Taylor", d_qk=TAYLOR_DIM),
+    "gla": MixerSpec(_gla, lambda L, d, w: d * d, "gated (GLA)", gate=True),
+    "delta": MixerSpec(_delta, lambda L, d, w: d * d, "delta rule", gate=True),
+}
 
 
 def state_bytes(mixer: str, *, seq_len: int, d_model: int, window: int = WINDOW) -> int:
@@ -200,22 +273,33 @@ def state_bytes(mixer: str, *, seq_len: int, d_model: int, window: int = WINDOW)
 
     softmax: KV cache 2·L·d; window: 2·w·d; linear: m·d_v (+ m for z), m = d (elu+1) or 273 (Taylor);
     hybrid: the window's w 16-dim keys and d-dim values + the Taylor state; gla / delta: one d × d_v matrix.
+    (``MIXERS[mixer].state_floats``.)
     """
     _check_mixer(mixer)
-    d, m_taylor = d_model, 1 + TAYLOR_DIM + TAYLOR_DIM ** 2
-    floats = {
-        "softmax": 2 * seq_len * d, "window": 2 * window * d,
-        "linear": d * d + d, "taylor": m_taylor * d + m_taylor,
-        "hybrid": window * (TAYLOR_DIM + d) + m_taylor * d + m_taylor, "gla": d * d, "delta": d * d,
-    }[mixer]
-    return floats * BYTES_PER_FLOAT
+    for value, name in [(seq_len, "seq_len"), (d_model, "d_model"), (window, "window")]:
+        check_positive_int(value, name)
+    return MIXERS[mixer].state_floats(seq_len, d_model, window) * BYTES_PER_FLOAT
 
 
 def _check_mixer(mixer):
+    names = tuple(MIXERS)
     if not isinstance(mixer, str):
-        raise TypeError(f"mixer must be a string, one of {MIXERS}; got {type(mixer).__name__}")
+        raise TypeError(f"mixer must be a string, one of {names}; got {type(mixer).__name__} {mixer!r}")
     if mixer not in MIXERS:
-        raise ValueError(f"unknown mixer {mixer!r}; expected one of {MIXERS}")
+        raise ValueError(f"mixer must be one of {names}; got {mixer!r}")
+
+
+def _check_model(mixer, vocab_size, d_model, window):
+    """Mixer name, sizes, and the largest weights (embedding V × d, q/k/v projection) under the memory budget."""
+    _check_mixer(mixer)
+    check_positive_int(vocab_size, "vocab_size")
+    check_positive_int(d_model, "d_model")
+    check_positive_int(window, "window")
+    d_qk = MIXERS[mixer].d_qk or d_model
+    check_dense_budget((vocab_size, d_model), torch.float32, f"RecallModel's embedding (vocab_size={vocab_size}, "
+                       f"d_model={d_model})", "lower vocab_size or d_model")
+    check_dense_budget((2 * d_qk + d_model, d_model), torch.float32, f"RecallModel's q/k/v projection "
+                       f"(2 · {d_qk} + d_model, d_model) with d_model={d_model}", "lower d_model")
 
 
 class RecallModel(nn.Module):
@@ -223,9 +307,7 @@ class RecallModel(nn.Module):
 
     def __init__(self, mixer: str, *, vocab_size: int = 256, d_model: int = 64, window: int = WINDOW):
         super().__init__()
-        _check_mixer(mixer)
-        check_positive_int(vocab_size, "vocab_size")
-        check_positive_int(d_model, "d_model")
+        _check_model(mixer, vocab_size, d_model, window)
         self.embed = nn.Embedding(vocab_size, d_model)
         nn.init.normal_(self.embed.weight, std=0.02)  # N(0, 1) with a tied head stalls at chance
         self.blocks = nn.ModuleList([BaseConv(d_model), Mixer(mixer, d_model, window)])
@@ -253,16 +335,54 @@ def _accuracy(model, inputs, labels, batch_size):
     return right / total
 
 
+def _train_device(device):
+    """The device to train on: None → CUDA when present, else CPU; refuses devices this machine lacks."""
+    dev = check_device(device)
+    if dev is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if dev.type == "meta":
+        raise ValueError(f"device must hold real numbers to train on ('cpu', 'cuda', ...); got {device!r}")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device must be one this machine has; got {device!r}, but torch sees no CUDA GPU "
+                             f"(use device='cpu', or None for the default)")
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"device must be one this machine has (cuda:0 … cuda:{count - 1}); got {device!r}")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device must be one this machine has; got {device!r}, but MPS is not available "
+                             f"(use device='cpu', or None for the default)")
+    elif dev.type != "cpu":
+        backend = getattr(torch, dev.type, None)
+        available = getattr(backend, "is_available", None)
+        if available is None or not available():
+            raise ValueError(f"device must be 'cpu', 'cuda' or another device this machine has; got {device!r}")
+    return dev
+
+
 def _check_run_args(mixer, num_kv_pairs, seq_len, vocab_size, d_model, train_examples, test_examples,
-                    epochs, seed, progress, batch_size, lr, window):
+                    epochs, seed, progress, batch_size, lr, weight_decay, window, device):
+    """Every argument of run_mqar, and every allocation that scales with one, before any work; returns the device."""
     _check_mixer(mixer)
     _check_sizes(seq_len, num_kv_pairs, vocab_size)
     for value, name in [(d_model, "d_model"), (train_examples, "train_examples"), (window, "window"),
                         (test_examples, "test_examples"), (epochs, "epochs"), (batch_size, "batch_size")]:
         check_positive_int(value, name)
-    check_number(seed, "seed", integer=True, minimum=0)
+    _check_seed(seed, MAX_SEED - 1)  # the test set is drawn with seed + 1
     check_number(lr, "lr", minimum=0, exclusive_minimum=True)
+    check_number(weight_decay, "weight_decay", minimum=0)
     check_bool(progress, "progress")
+    device = _train_device(device)
+    _check_data_budget(train_examples, seq_len, num_kv_pairs, vocab_size, "train_examples")
+    _check_data_budget(test_examples, seq_len, num_kv_pairs, vocab_size, "test_examples")
+    _check_model(mixer, vocab_size, d_model, window)
+    for rows, name in [(min(batch_size, train_examples), "batch_size"),
+                       (min(4 * batch_size, test_examples), "batch_size (4 · batch_size when testing)")]:
+        # the widest activation: vocab_size > seq_len, so the logits also bound any (b, L, L) scores
+        check_dense_budget((rows, seq_len, vocab_size), torch.float32, f"the logits ({name}, seq_len, vocab_size) "
+                           f"= ({rows}, {seq_len}, {vocab_size})", "lower batch_size, seq_len or vocab_size")
+    return device
 
 
 def run_mqar(mixer, *, num_kv_pairs=8, seq_len=64, vocab_size=256, d_model=64, train_examples=20000,
@@ -273,21 +393,27 @@ def run_mqar(mixer, *, num_kv_pairs=8, seq_len=64, vocab_size=256, d_model=64, t
     Training: AdamW (lr 3e-3, weight decay 0.1) with a one-cycle schedule (warm up over the first
     30 % of steps to lr, then cosine down), batch 64, cross-entropy on the scored positions only.
     Seeds: train data ``seed``, test data ``seed + 1`` (independent draws), model init and batch order
-    ``seed``. ``device`` defaults to CUDA when present, else CPU. ``progress`` shows a tqdm bar (the
-    [bench] extra) with the loss and test accuracy after each epoch.
+    ``seed`` (0 <= seed <= 2⁶³ − 2). ``device`` defaults to CUDA when present, else CPU; a device this
+    machine lacks is refused. ``progress`` shows a tqdm bar (the [bench] extra) with the loss and test
+    accuracy after each epoch.
+
+    Every argument is checked first, and so is every tensor that grows with one (data, embedding,
+    logits) against the memory budget: a refused call draws nothing. The model's init is seeded on
+    the CPU inside ``torch.random.fork_rng``, so no call, refused or not, moves the global RNG.
 
     Returns a dict: accuracy (scored test positions answered right), seconds (training + test),
     state_bytes (see :func:`state_bytes`), steps, losses (mean training loss per epoch), epoch_accuracy
     (test accuracy after each epoch), params, device, and the settings.
     """
-    _check_run_args(mixer, num_kv_pairs, seq_len, vocab_size, d_model, train_examples, test_examples,
-                    epochs, seed, progress, batch_size, lr, window)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = _check_run_args(mixer, num_kv_pairs, seq_len, vocab_size, d_model, train_examples, test_examples,
+                             epochs, seed, progress, batch_size, lr, weight_decay, window, device)
     sizes = dict(seq_len=seq_len, num_kv_pairs=num_kv_pairs, vocab_size=vocab_size)
     x_train, y_train = (t.to(device) for t in mqar(train_examples, seed=seed, **sizes))  # (n, L) ×2
     x_test, y_test = (t.to(device) for t in mqar(test_examples, seed=seed + 1, **sizes))  # (n, L) ×2
-    torch.manual_seed(seed)
-    model = RecallModel(mixer, vocab_size=vocab_size, d_model=d_model, window=window).to(device)
+    with torch.random.fork_rng(devices=[]):  # seed the init on the CPU; the caller's RNG is restored after
+        torch.default_generator.manual_seed(seed)
+        model = RecallModel(mixer, vocab_size=vocab_size, d_model=d_model, window=window)
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(train_examples / batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)

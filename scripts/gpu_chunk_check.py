@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from linattn_edu import chunked, linear_attention  # noqa: E402
+from linattn_edu import carry as carry_mode  # noqa: E402
+from linattn_edu import linear_attention  # noqa: E402
 
 SHAPES = [  # (batch, heads, n, d, dtype)
     (4, 16, 4096, 64, torch.bfloat16),
@@ -49,11 +50,8 @@ DEVICE = "cuda"
 # -- methods: f(q, k, v) -> out, all in (B, H, N, d) ------------------------------------------------------
 def ours(carry: str):
     def run(q, k, v):
-        old, chunked.CARRY = chunked.CARRY, carry
-        try:
+        with carry_mode(carry):
             return linear_attention(q, k, v, "elu+1", causal=True, form="chunkwise", chunk_size=64)
-        finally:
-            chunked.CARRY = old
     return run
 
 

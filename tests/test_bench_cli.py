@@ -95,8 +95,8 @@ def test_bare_command_is_the_headline_with_its_options(monkeypatch, capsys):
 
 def test_cli_sweep_writes_records_and_slopes_reads_them(tmp_path, capsys):
     out = tmp_path / "sweep.json"
-    code = bench.main(["sweep", "--methods", "sdpa,chunkwise", "--ns", "64,128", "--modes", "forward",
-                       "--heads", "2", "--d", "16", "--repeats", "2", "--no-progress", "--out", str(out),
+    code = bench.main(["sweep", "--methods", "sdpa,chunkwise", "--ns", "2048,4096", "--modes", "forward",
+                       "--heads", "1", "--d", "8", "--repeats", "2", "--no-progress", "--out", str(out),
                        "--device", "cpu"])
     assert code == 0
     text = capsys.readouterr().out
@@ -104,8 +104,9 @@ def test_cli_sweep_writes_records_and_slopes_reads_them(tmp_path, capsys):
     assert "forward (ms)" in text  # the compact grid
     data = json.loads(out.read_text())
     assert len(data["records"]) == 4 and data["metadata"]["dtype"] == "float32"
-    bench.main(["slopes", "--from", str(out)])
-    assert "crossover" in capsys.readouterr().out
+    assert bench.main(["slopes", "--from", str(out)]) in (0, 3)  # 3: a claim missed, or a busy machine
+    text = capsys.readouterr().out
+    assert "chunkwise: log-log slope" in text and "sdpa: log-log slope" in text and "crossover" in text
 
 
 def test_cli_decode_prints_claims_with_noise(capsys):

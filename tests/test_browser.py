@@ -89,7 +89,8 @@ def _numbers(value):
 def _fingerprint(fig):
     traces = []
     for t in fig.data:
-        entry = dict(type=t.type, name=t.name, visible=True if t.visible is None else t.visible)
+        entry = dict(type=t.type, name=t.name, visible=True if t.visible is None else t.visible,
+                     yaxis=getattr(t, "yaxis", None) or "y")
         for key in ("x", "y", "z"):
             v = getattr(t, key, None)
             entry[key] = None if v is None else _numbers(v)
@@ -227,6 +228,99 @@ async (code) => {
   return {out, err};
 }
 """
+
+
+# What plotly.js actually drew: the full layout it computed (autorange resolved), per axis, and the
+# rendered boxes of colourbars, panel titles, axis titles, tick labels and plot areas (page pixels).
+RENDERED = r"""
+(index) => {
+  const cell = document.querySelectorAll('.jp-Notebook .jp-CodeCell')[index];
+  const gd = cell && cell.querySelector('.js-plotly-plot');
+  if (!gd || !gd._fullLayout) return null;
+  const fl = gd._fullLayout;
+  const axes = {};
+  for (const [key, ax] of Object.entries(fl)) {
+    if (/^[xy]axis\d*$/.test(key) && ax && ax.range) axes[key] = {range: Array.from(ax.range, Number),
+                                                                  autorange: ax.autorange ?? null};
+  }
+  const box = (el) => { const r = el.getBoundingClientRect();
+                        return r.width > 0 && r.height > 0 ? [r.left, r.top, r.right, r.bottom] : null; };
+  const boxes = (sel) => Array.from(gd.querySelectorAll(sel)).map(el => [el.textContent || '', box(el)])
+                              .filter(([, b]) => b);
+  const notes = Array.from(gd.querySelectorAll('.infolayer .annotation')).map(el => {
+    const a = (fl.annotations || [])[+el.getAttribute('data-index')] || {};
+    return [el.textContent || '', box(el), a.yref || null]; }).filter(([, b]) => b);
+  const g = gd.getBoundingClientRect();
+  const plots = [];
+  for (const [id, sp] of Object.entries(fl._plots || {})) {
+    const xa = sp.xaxis, ya = sp.yaxis;
+    if (!xa || !ya) continue;
+    plots.push([id, [g.left + xa._offset, g.top + ya._offset, g.left + xa._offset + xa._length,
+                     g.top + ya._offset + ya._length]]);
+  }
+  return {axes, plots, graph: [g.left, g.top, g.right, g.bottom],
+          colorbars: boxes('.colorbar'), annotations: notes,
+          titles: boxes('.infolayer .gtitle'), axis_titles: boxes('.infolayer [class*="title"] text')
+            .filter(([t]) => t), ticks: boxes('.xtick text, .ytick text, [class*="tick"] > text')};
+}
+"""
+
+
+def _overlaps(a, b, tol: float = 1.0) -> bool:
+    """Two page boxes [left, top, right, bottom] share more than ``tol`` px in both directions."""
+    return min(a[2], b[2]) - max(a[0], b[0]) > tol and min(a[3], b[3]) - max(a[1], b[1]) > tol
+
+
+def _layout_problems(rendered: dict) -> list[str]:
+    """Colourbars and titles that print over a panel, a tick label, an axis title or each other, or that are
+    cut off by the figure's edge (page pixels of the rendered graph)."""
+    out = []
+    graph = rendered["graph"]
+    for text, cb in rendered["colorbars"]:
+        for pid, area in rendered["plots"]:
+            if _overlaps(cb, area):
+                out.append(f"colourbar {text[:30]!r} covers panel {pid}")
+        for kind in ("axis_titles", "ticks", "annotations"):
+            for other, b, *_ in rendered[kind]:
+                if _overlaps(cb, b) and other not in text:
+                    out.append(f"colourbar {text[:30]!r} covers {kind[:-1]} {other!r}")
+    # panel titles (make_subplots puts them in paper coordinates above each panel) and the figure's title;
+    # a note placed inside a panel on purpose (xref "x domain") may sit over its own data
+    titles = [(text, b, yref == "paper") for text, b, yref in rendered["annotations"]]
+    titles += [(text, b, True) for text, b in rendered["titles"]]
+    for i, (text, b, is_title) in enumerate(titles):
+        if b[0] < graph[0] - 1 or b[2] > graph[2] + 1:
+            out.append(f"title {text!r} is cut off by the figure's edge")
+        for other, c, _ in titles[i + 1:]:
+            if _overlaps(b, c):
+                out.append(f"titles {text!r} and {other!r} overlap")
+        for pid, area in rendered["plots"] if is_title else ():
+            if _overlaps(b, area, tol=3.0):
+                out.append(f"title {text!r} covers panel {pid}")
+    return out
+
+
+def _axis_direction_problems(rendered: dict, kernel_fp: dict) -> list[str]:
+    """Every heatmap's y axis has a fixed range in Python (no orientation left to autorange) and the
+    browser drew it in that direction: query / key 0 at the top."""
+    out = []
+    for t in kernel_fp["traces"]:
+        if t["type"] != "heatmap":
+            continue
+        name = "yaxis" + t["yaxis"][1:]
+        kernel_axis = kernel_fp["axes"].get(name) or [None] * 6
+        k_auto, k_range = kernel_axis[4], kernel_axis[5]
+        if not k_range or k_auto not in (None, False):
+            out.append(f"{t['name']!r}: {name} leaves its orientation to autorange ({k_auto!r}, range {k_range})")
+            continue
+        drawn = rendered["axes"].get(name)
+        if drawn is None:
+            out.append(f"{t['name']!r}: {name} not drawn")
+        elif (drawn["range"][0] > drawn["range"][1]) != (k_range[0] > k_range[1]) or drawn["autorange"] not in (
+                False, None):
+            out.append(f"{t['name']!r}: {name} drawn with range {drawn['range']} (autorange "
+                       f"{drawn['autorange']!r}); Python holds {k_range}")
+    return out
 
 
 def _free_port() -> int:
@@ -438,6 +532,9 @@ def test_every_control_redraws_the_browser_figure(page, position):
     start = _settle(pg, key, index, f"{key} as first shown")
     assert start["message"] == "", start["message"]
     _screenshot(pg, index, f"{key}_default")
+    rendered = pg.evaluate(RENDERED, index)
+    problems = _layout_problems(rendered) + _axis_direction_problems(rendered, start["figure"])
+    assert not problems, f"{key} as first shown: " + "; ".join(problems)
     moved = {control for control, _ in MOVES[key]}
     assert moved == set(start["controls"]), f"{key}: controls without a move: {set(start['controls']) - moved}"
     syncs = []
@@ -446,7 +543,12 @@ def test_every_control_redraws_the_browser_figure(page, position):
         after = _settle(pg, key, index, f"{key}: after {control} = {value!r}")
         assert after["message"] == "", f"{key}.{control} = {value!r} gave a message: {after['message']}"
         assert _took(value, after["values"][control]), f"{key}.{control} did not take {value!r}: {after['values']}"
+        rendered = pg.evaluate(RENDERED, index)
+        assert not _axis_direction_problems(rendered, after["figure"]), (control, value, _axis_direction_problems(
+            rendered, after["figure"]))
     _screenshot(pg, index, f"{key}_moved")
+    problems = _layout_problems(pg.evaluate(RENDERED, index))
+    assert not problems, f"{key} after its moves: " + "; ".join(problems)
     if key in CHANGES_TRACE_SET:
         assert "rebuild" in syncs, f"{key}: no move changed the set of traces; the test lost its point"
     assert not [e for e in errors if "plotly" in e.lower() or "widget" in e.lower()], errors
@@ -477,3 +579,61 @@ def test_keyboard_moves_reach_the_kernel_and_come_back_drawn(page):
     assert int(after["values"]["window"]) == int(before["values"]["window"]) + 1
     _settle(pg, "window", index, "window after an arrow key")
     assert not [e for e in errors if "plotly" in e.lower() or "widget" in e.lower()], errors
+
+
+def test_decay_map_keeps_query_zero_on_top_after_head_changes(page):
+    """Head 0 → 1 → 0 and 0 → 1 → 7: both causal maps stay drawn with query 0 at the top, in the browser.
+
+    Before the maps had fixed ranges, plotly.js re-autoranged the RetNet panel to ascending
+    (``_fullLayout.yaxis.range == [-0.5, 47.5]``) after the second change while the Python figure still
+    said ``autorange="reversed"``: only the rendered layout shows it.
+    """
+    pg, _errors = page
+    index = 1 + [key for key, _ in EXPLORERS].index("decay")
+    flipped, policy = [], []
+    for path in ((0, 1, 0), (0, 1, 7)):
+        for head in path:
+            _report(pg, f"_move('decay', 'head', {head})")
+            report = _settle(pg, "decay", index, f"decay after head = {head}")
+            pg.wait_for_timeout(300)  # let plotly.js finish its relayout before reading what it drew
+            rendered = pg.evaluate(RENDERED, index)
+            for axis in ("yaxis", "yaxis2"):
+                low, high = rendered["axes"][axis]["range"]
+                if not low > high:
+                    flipped.append(f"head path {path}, at head {head}: {axis} drawn {[low, high]}")
+            policy += _axis_direction_problems(rendered, report["figure"])
+    _screenshot(pg, index, "decay_head_0_1_7")
+    assert not flipped, "query 0 drawn at the bottom: " + "; ".join(flipped)
+    assert not policy, policy
+
+
+def test_try_this_box_is_legible_in_the_dark_theme(page):
+    """JupyterLab Dark: every "Try this" box reads at a contrast of at least 4.5:1 (WCAG AA)."""
+    pg, _errors = page
+    contrast = r"""
+    () => {
+      const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+      const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92
+                                                       : Math.pow((v + 0.055) / 1.055, 2.4); };
+                                   return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+      const bg = (el) => { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor);
+                                                             if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c; }
+                           return [255, 255, 255]; };
+      return Array.from(document.querySelectorAll('.linattn-try-this')).map(el => {
+        const a = lum(rgb(getComputedStyle(el).color)), b = lum(bg(el));
+        return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+      });
+    }
+    """
+    try:
+        pg.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+        pg.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000)
+        pg.wait_for_timeout(500)
+        ratios = pg.evaluate(contrast)
+        assert len(ratios) == len(EXPLORERS), f"{len(ratios)} try-this boxes for {len(EXPLORERS)} explorers"
+        assert min(ratios) >= 4.5, [round(r, 2) for r in ratios]
+        index = 1 + [key for key, _ in EXPLORERS].index("decay")
+        _screenshot(pg, index, "decay_dark")
+    finally:
+        pg.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
+        pg.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'", timeout=30_000)

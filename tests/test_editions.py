@@ -1,12 +1,13 @@
 """Student and instructor editions (scripts/editions.py), quizzes, launch badges and install lines.
 
-- the solution stripping itself: stubs raise NotImplementedError with the exercise's hint, indentation
-  kept, bad markers refused;
-- every notebook source strips cleanly and no solution line leaks into its student edition;
+- the nbgrader source builder: an exercise cell splits into an answer cell and a locked, graded test
+  cell (checks inside ``graded()``, hidden shortcut guards), bad markers are refused, markdown about the
+  markers is rewritten; nbgrader's stub sits under the exercise's ``# TODO:`` line;
+- no solution line or hidden test leaks into the student edition (nbgrader's release);
 - the committed student edition, the README badges and the Colab install lines are up to date
   (``scripts/editions.py --check``), and the install line installs the extras the notebook imports;
-- the student edition executes up to each exercise and the stub fails there, with its hint
-  (one notebook in the quick run, every one under ``-m slow``);
+- the student edition executes up to each exercise and every test cell fails on the stubs, naming
+  the stub (one notebook in the quick run, every one under ``-m slow``);
 - the instructor edition (``notebooks/``, committed executed) passes every checker it runs;
 - a quiz question never prints its explanation before an answer, and ordering questions are shown
   shuffled, the same way on every run.
@@ -59,35 +60,42 @@ SOLVED = '''def my_softmax(x):
 ### BEGIN SOLUTION
 phi = lambda x: F.elu(x) + 1
 ### END SOLUTION
-check_softmax(my_softmax)'''
+check_softmax(my_softmax)
+check_order("steps", answer)'''
 
 
-def test_stub_replaces_each_block_keeps_indentation_and_hint():
-    student, hints = editions.strip_solutions(SOLVED)
-    assert hints == ["subtract the row maximum, exponentiate, divide by the row sum",
-                     'the "elu+1" feature map, written with torch.nn.functional']
-    assert "    raise NotImplementedError(\"subtract the row maximum, exponentiate, divide by the row sum\")" in student
-    assert "BEGIN SOLUTION" not in student and "END SOLUTION" not in student
-    assert "amax" not in student and "F.elu" not in student
-    assert student.splitlines()[-1] == "check_softmax(my_softmax)"
-    tree = ast.parse(student)  # still valid Python
-    assert sum(isinstance(n, ast.Raise) for n in ast.walk(tree)) == 2
+def test_markers_give_each_blocks_todo_hint():
+    assert editions.check_markers(SOLVED) == ["subtract the row maximum, exponentiate, divide by the row sum",
+                                              'the "elu+1" feature map, written with torch.nn.functional']
+    assert editions.check_markers("Why?\n\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION", "markdown") == \
+        [editions.MARKDOWN_STUB]
 
 
-def test_stub_raises_not_implemented_with_the_hint():
-    student, hints = editions.strip_solutions(SOLVED)
-    namespace = {"F": None, "check_softmax": lambda f: f(None)}
-    with pytest.raises(NotImplementedError) as info:
-        exec(compile(student, "<student>", "exec"), namespace)
-    assert str(info.value) == hints[1]  # the module-level stub runs first
-    with pytest.raises(NotImplementedError, match="subtract the row maximum"):
-        namespace["my_softmax"](None)
+def test_exercise_cell_splits_into_answer_and_graded_check_with_hidden_guards():
+    answer, check, calls = editions.split_exercise(SOLVED)
+    assert answer.endswith("### END SOLUTION") and "check_" not in answer
+    assert check == 'check_softmax(my_softmax)\ncheck_order("steps", answer)'
+    assert calls == [("check_softmax", "my_softmax"), ("check_order", "steps")]
+    test = editions.graded_check(check, calls, editions._defined_functions(answer))
+    ast.parse(test)
+    visible, hidden = test.split(editions.HIDDEN_BEGIN)
+    assert "with graded():" in visible and "    check_softmax(my_softmax)" in visible
+    assert "guard(check_softmax, my_softmax)" in hidden and "steps" not in hidden  # quizzes have no guard
+    assert hidden.strip().endswith(editions.HIDDEN_END)
 
 
-def test_markdown_blocks_become_an_answer_prompt():
-    md, hints = editions.strip_solutions("Why?\n\n### BEGIN SOLUTION\nBecause the state is d x d.\n"
-                                         "### END SOLUTION", "markdown")
-    assert md == f"Why?\n\n{editions.MARKDOWN_STUB}" and hints == [editions.MARKDOWN_STUB]
+def test_stub_is_nbgraders_and_the_todo_line_stays(tmp_path):
+    md = SOURCES[0]
+    student = nbformat.read(editions.STUDENT / f"{md.stem}.ipynb", as_version=4)
+    answers = [c for c in student.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    assert answers
+    for cell in answers:
+        lines = _text(cell.source).splitlines()
+        stub = next(i for i, line in enumerate(lines) if editions.CODE_STUB in line)
+        assert lines[stub - 1].strip().startswith(editions.TODO), lines
+        assert lines[stub].strip() == editions.CODE_STUB  # indentation kept, the line is the stub itself
+    config = (ROOT / "classroom" / "nbgrader_config.py").read_text(encoding="utf-8")
+    assert repr(editions.CODE_STUB)[1:-1] in config or editions.CODE_STUB in config
 
 
 @pytest.mark.parametrize("source, message", [
@@ -100,16 +108,24 @@ def test_markdown_blocks_become_an_answer_prompt():
 ])
 def test_bad_markers_are_refused(source, message):
     with pytest.raises(editions.SolutionMarkerError, match=message):
-        editions.strip_solutions(source)
+        editions.check_markers(source)
+
+
+def test_markdown_about_the_markers_is_rewritten_for_students():
+    text = ("Each exercise asks for one function. In each exercise cell the worked solution sits between "
+            "`### BEGIN SOLUTION` and\n`### END SOLUTION`, under a `# TODO:` line; the student edition "
+            "replaces it with a stub. Write your own version in its place and re-run the cell. A quiz follows.")
+    out = editions.student_text(text)
+    assert "BEGIN SOLUTION" not in out and "worked solution" not in out
+    assert out.startswith("Each exercise asks for one function. In each exercise cell, replace")
+    assert out.endswith("A quiz follows.")
+    with pytest.raises(editions.SolutionMarkerError):
+        editions.student_text("see `### BEGIN SOLUTION` below")
 
 
 def test_student_cells_drop_nbval_directives():
     assert editions._without_nbval_comments("# NBVAL_CHECK_OUTPUT\n\nx = 1\nprint(x)  # NBVAL_X stays") == \
         "x = 1\nprint(x)  # NBVAL_X stays"
-
-
-def test_source_without_markers_is_unchanged():
-    assert editions.strip_solutions("x = 1\n  y = 2") == ("x = 1\n  y = 2", [])
 
 
 def test_solution_lines():
@@ -128,19 +144,21 @@ def test_there_are_sources():
 @pytest.mark.parametrize("md", SOURCES, ids=[p.name for p in SOURCES])
 def test_no_solution_text_leaks_into_the_student_edition(md):
     source = md.read_text(encoding="utf-8")
-    student = editions.student_edition(md)
+    student = nbformat.read(editions.STUDENT / f"{md.stem}.ipynb", as_version=4)  # nbgrader's release (checked below)
     text = "\n".join(_text(c.source) for c in student.cells)
-    markers = [line for line in text.splitlines() if line.strip() in (editions.BEGIN, editions.END)]
-    assert not markers, f"{md.name}: solution markers left in the student edition"
+    markers = [line for line in text.splitlines()
+               if any(m in line for m in (editions.BEGIN, editions.END, editions.HIDDEN_BEGIN, "guard("))]
+    assert not markers, f"{md.name}: solution markers or hidden tests left in the student edition: {markers[:3]}"
     assert all(not c.get("outputs") for c in student.cells if c.cell_type == "code"), "student edition has outputs"
-    outside = "\n".join(line for line in editions.strip_solutions(source)[0].splitlines())  # the given text
-    leaks = [line for line in editions.solution_lines(source) if line not in outside and line in text]
+    inside = set(editions.solution_lines(source))
+    outside = "\n".join(line for line in source.splitlines() if line.strip() not in inside)  # the given text
+    leaks = [line for line in inside if line not in outside and line in text]
     assert not leaks, f"{md.name}: solution lines in the student edition: {leaks[:5]}"
     blocks = sum(line.strip() == editions.BEGIN for c in editions.read_source(md).cells
                  if c.cell_type == "code" for line in _text(c.source).splitlines())
-    stubs = sum(_text(c.source).count("raise NotImplementedError(") for c in student.cells)
-    given = sum(_text(c.source).count("raise NotImplementedError(") for c in editions.read_source(md).cells)
-    assert stubs == blocks + given, f"{md.name}: {blocks} solution blocks in code cells, {stubs - given} stubs"
+    assert text.count(editions.CODE_STUB) == blocks, f"{md.name}: {blocks} solution blocks, stubs differ"
+    graded = [c.metadata["nbgrader"] for c in student.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    assert all(m["locked"] and m["points"] > 0 for m in graded), f"{md.name}: a test cell is not locked or scores 0"
 
 
 def test_committed_editions_badges_and_install_lines_are_up_to_date(capsys):
@@ -187,7 +205,7 @@ def test_launch_links_come_from_the_one_configured_repository():
 def _execute_student(md: Path, tmp_path: Path) -> nbformat.NotebookNode:
     from nbclient import NotebookClient
 
-    nb = editions.student_edition(md)
+    nb = nbformat.read(editions.STUDENT / f"{md.stem}.ipynb", as_version=4)
     workdir = tmp_path / "editions" / "student"  # like the committed location: assets/ is found above
     workdir.mkdir(parents=True)
     (tmp_path / "assets").symlink_to(ROOT / "assets")
@@ -209,29 +227,24 @@ def test_student_edition_runs_to_each_exercise_and_the_stub_fails_clearly(md, tm
     if md is None:
         pytest.fail("no notebooks/NN_*.md has a ### BEGIN SOLUTION block: the student edition has no exercises")
     nb = _execute_student(md, tmp_path)
-    hints = [h for c in editions.read_source(md).cells if c.cell_type == "code"
-             for h in editions.strip_solutions(_text(c.source))[1]]
-    # A stub fails either as the cell's error, or inside a checker, which catches it and prints
-    # "✗ … your function raised NotImplementedError: <hint>".
-    raised, failures = set(), []  # hints seen; (cell, what) for every failure, in order
+    first_answer = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("solution"))
     for i, cell in enumerate(nb.cells):
-        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
-            if out["output_type"] == "error":
-                failures.append((i, f"{out['ename']}: {out['evalue']}"))
-                if out["ename"] == "NotImplementedError":
-                    raised.add(out["evalue"])
-            elif out["output_type"] == "stream" and "✗" in _text(out["text"]):
-                text = _text(out["text"])
-                failures.append((i, text.strip()))
-                raised.update(re.findall(r"raised NotImplementedError: (.*)", text))
-    assert failures, f"{md.name}: the student edition ran without a failure; its stubs never ran"
-    stub_cells = [i for i, c in enumerate(nb.cells) if "raise NotImplementedError(" in _text(c.source)]
-    first_cell, first = failures[0]
-    assert first_cell >= stub_cells[0], f"{md.name}: cell {first_cell} failed before the first exercise: {first}"
-    assert "NotImplementedError" in first, \
-        f"{md.name}, cell {first_cell}: the first failure is {first!r}, not a stub's NotImplementedError"
-    missing = [h for h in hints if h not in raised]
-    assert not missing, f"{md.name}: stubs that never raised their hint (did an earlier error hide them?): {missing}"
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        errors = [o for o in cell.get("outputs", []) if o["output_type"] == "error"]
+        text = "".join(_text(o.get("text", "")) for o in cell.get("outputs", []) if o["output_type"] == "stream")
+        if i < first_answer:
+            assert not errors, f"{md.name}, cell {i} failed before the first exercise: {errors[0]['evalue']}"
+        elif meta.get("grade"):
+            # A stub fails its test cell: the checker catches the NotImplementedError and names it, or a quiz
+            # answer was never assigned because its cell raised the stub.
+            assert errors, f"{md.name}, cell {i}: a test cell passed on the stubs"
+            assert errors[0]["ename"] in ("ExerciseFailed", "NameError"), errors[0]
+            if errors[0]["ename"] == "ExerciseFailed":
+                assert "raised NotImplementedError: write your answer here" in text, text[:400]
+        elif meta.get("solution") and not re.search(r"^def ", _text(cell.source), re.M):
+            assert errors and errors[0]["ename"] == "NotImplementedError", f"{md.name}, cell {i}: stub did not raise"
 
 
 # --------------------------------------------------------------------------- instructor edition: checkers pass

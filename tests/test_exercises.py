@@ -396,7 +396,7 @@ def test_hand_example_by_hand_matches_the_library(capsys):
     (([[1, 0], [0, 2]], [1, 1], [1, 0]), "apply φ to the keys"),
     (([[2, 2], [1, 4]], [3, 3], [2 / 3, 2 / 3]), "apply φ to the query"),
     (([[2, 2], [1, 4]], [3, 3], [5, 8]), "denominator"),
-    (([[2, 2], [1, 4]], [3, 3], [0.5, 0.9]), "largest difference"),
+    (([[2, 2], [1, 4]], [3, 3], [0.5, 0.9]), "out_2: not right yet"),
     (("two", [3, 3], [5, 8]), "nested lists"),
 ])
 def test_hand_example_wrong_answers(answer, phrase, capsys):
@@ -410,3 +410,191 @@ def test_show_hand_example_prints_the_problem_not_the_answer(capsys):
     out = capsys.readouterr().out
     assert "token 3:" in out and "check_hand_output" in out
     assert "0.556" not in out and "0.889" not in out
+
+
+def test_hand_example_never_prints_the_expected_numbers_on_a_miss(capsys):
+    assert ex.check_hand_output([[0, 0], [0, 0]], [0, 0], [0, 0]) is False
+    out = capsys.readouterr().out
+    for number in ("0.556", "0.889", "0.5556", "0.8889", "[2, 2", "[3, 3"):
+        assert number not in out, out
+    assert "reveal_hand_example()" in out
+    ex.reveal_hand_example()
+    shown = capsys.readouterr().out
+    assert "0.556" in shown and "0.889" in shown and "[[2.0, 2.0], [1.0, 4.0]]" in shown
+
+
+# --------------------------------------------------------------------------- teaching on the first try
+
+from linattn_edu.exercises import nb01_softmax, nb02_kernels, nb03_linear, nb04_recurrent, nb05_feature_maps  # noqa: E402
+from linattn_edu.exercises import runner  # noqa: E402
+
+HINT_MODULES = (nb01_softmax, nb02_kernels, nb03_linear, nb04_recurrent, nb05_feature_maps)
+ALL_HINTS = [(m, name) for m in HINT_MODULES for name in m.HINTS]
+
+
+def _hint_function(hint):
+    namespace = {"torch": torch, "math": math}
+    exec(hint.code, namespace)
+    (fn,) = [v for k, v in namespace.items() if k.startswith("my_")]
+    return fn
+
+
+@pytest.mark.parametrize("module, name", ALL_HINTS, ids=[n for _, n in ALL_HINTS])
+def test_every_hints_code_passes_its_checker_and_the_hidden_test(module, name, capsys):
+    fn = _hint_function(module.HINTS[name])
+    assert getattr(module, name)(fn) is True, capsys.readouterr().out
+    assert ex.guard(name, fn) is True, capsys.readouterr().out
+
+
+def test_every_code_exercise_of_01_to_05_has_a_two_tier_hint():
+    checkers = [n for m in HINT_MODULES for n in m.__all__ if n.startswith("check_") and n != "check_hand_output"]
+    assert sorted(checkers) == sorted(n for _, n in ALL_HINTS)
+    for module, name in ALL_HINTS:
+        hint = module.HINTS[name]
+        assert hint.idea and hint.code and "def my_" in hint.code
+        assert not any(token in hint.idea for token in ("def ", "return ")), f"{name}: the first tier is code"
+
+
+def test_first_miss_gives_the_idea_second_miss_the_code(capsys, monkeypatch):
+    monkeypatch.setattr(runner, "_MISSES", {})
+
+    def wrong(q, k):
+        return q @ k.transpose(-2, -1) * 0 + 1.0  # no diagnosis matches: the general hint
+
+    ex.check_scaled_scores(wrong)
+    first = capsys.readouterr().out
+    ex.check_scaled_scores(wrong)
+    second = capsys.readouterr().out
+    code = nb01_softmax.HINTS["check_scaled_scores"].code
+    assert nb01_softmax.HINTS["check_scaled_scores"].idea in first and "def my_scaled_scores" not in first
+    assert "def my_scaled_scores" in second and code.splitlines()[1].strip() in second
+
+
+def test_linear_attention_hint_works_on_the_batched_case(capsys):
+    # The old hint (φ(Q) @ z)[..., None] fails on batch dims; the new one unsqueezes z.
+    assert "z.unsqueeze(-1)" in nb03_linear.HINTS["check_linear_attention"].code
+    assert "[..., None]" not in nb03_linear.HINTS["check_linear_attention"].code
+
+
+def test_a_broadcast_error_on_the_batched_case_is_explained(capsys):
+    def old_hint(q, k, v, phi):  # the wrong hint students were given: (φ(Q) @ z)[..., None]
+        fq, fk = phi(q), phi(k)
+        S, z = fk.transpose(-2, -1) @ v, fk.sum(-2)
+        return (fq @ S) / (fq @ z)[..., None]
+
+    assert ex.check_linear_attention(old_hint) is False
+    out = capsys.readouterr().out
+    assert "shape error" in out and "on your line: return (fq @ S) / (fq @ z)[..., None]" in out
+    assert "batch dims (2, 3)" in out and "unsqueeze(-1)" in out
+    assert "expected: out of shape (2, 3, 37, 5)" in out
+
+
+def test_a_missing_unsqueeze_in_the_step_names_the_arguments(capsys):
+    def step(S, z, q_t, k_t, v_t, phi):
+        fk, fq = phi(k_t), phi(q_t)
+        S = S + fk.unsqueeze(-1) * v_t.unsqueeze(-2)
+        z = z + fk
+        out = (fq @ S) / (fq * z).sum(-1, keepdim=True)  # fq (..., d_φ) @ S (..., d_φ, d_v): wrong for batches
+        return out, S, z
+
+    assert ex.check_recurrent_step(step) is False
+    out = capsys.readouterr().out
+    assert "shape error" in out and "on your line:" in out and "batch dims" in out
+    assert "S (" in out  # the argument named, with its shape
+
+
+def test_normalised_exp_kernel_is_refused(capsys):
+    def normalised(q, k):
+        w = torch.exp(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]))
+        return w / w.sum(-1, keepdim=True)
+
+    assert ex.check_exp_kernel(normalised) is False
+    assert "your kernel is normalised" in capsys.readouterr().out
+
+
+def test_a_python_loop_over_queries_does_not_pass_the_o_n_exercise(capsys):
+    def per_query(q, k, v, phi):
+        fk = phi(k)
+        S, z = fk.transpose(-2, -1) @ v, fk.sum(-2)
+        rows = []
+        for i in range(q.shape[-2]):
+            fq = phi(q[..., i, :])  # (..., d_φ)
+            rows.append((fq.unsqueeze(-2) @ S).squeeze(-2) / (fq * z).sum(-1, keepdim=True))
+        return torch.stack(rows, dim=-2)
+
+    assert ex.check_linear_attention(per_query) is False
+    assert "loops over the tokens in Python" in capsys.readouterr().out
+
+
+def test_global_max_softmax_is_diagnosed_as_underflow(capsys):
+    def global_max(s):
+        e = torch.exp(s - s.max())
+        return e / e.sum(-1, keepdim=True)
+
+    assert ex.check_stable_softmax(global_max) is False
+    out = capsys.readouterr().out
+    assert "one max for the whole tensor" in out and "0/0" in out and "overflows" not in out
+
+
+# --------------------------------------------------------------------------- graded mode and hidden tests
+
+
+def test_graded_mode_raises_with_the_diagnosis():
+    def no_sqrt(q, k):
+        return q @ k.transpose(-2, -1)
+
+    with pytest.raises(ex.ExerciseFailed, match="you did not divide by √d"):
+        with ex.graded():
+            ex.check_scaled_scores(no_sqrt)
+    assert ex.check_scaled_scores(no_sqrt) is False  # outside graded(): a bool again
+
+
+from linattn_edu import LinearAttentionState, linear_attention, softmax_attention  # noqa: E402
+from linattn_edu.feature_maps import elu_plus_one  # noqa: E402
+
+SHORTCUTS = [
+    ("check_softmax_attention", lambda q, k, v, causal: softmax_attention(q, k, v, causal=causal)),
+    ("check_softmax_attention",
+     lambda q, k, v, causal: F.scaled_dot_product_attention(q, k, v, is_causal=causal)),
+    ("check_stable_softmax", lambda s: __import__("linattn_edu.softmax", fromlist=["x"]).stable_softmax(s)),
+    ("check_linear_attention", lambda q, k, v, phi: linear_attention(q, k, v, phi)),
+    ("check_linear_attention", lambda q, k, v, phi: (lambda a: a @ v / a.sum(-1, keepdim=True))(
+        phi(q) @ phi(k).transpose(-2, -1))),  # right values through an N×N matrix
+    ("check_linear_attention", lambda q, k, v, phi: linear_ok(q, k, v, phi) + 0 * (
+        phi(q).unsqueeze(-2) * phi(k).unsqueeze(-3)).flatten(-3).sum()),  # N²·d_φ elements in another shape
+    ("check_chunkwise", lambda q, k, v, phi, c: linear_attention(q, k, v, phi, causal=True, form="chunkwise",
+                                                                   chunk_size=c)),
+    ("check_recurrent_step", None),  # built below: LinearAttentionState.step
+    ("check_causal_backward", None),  # built below: autograd
+    ("check_elu_plus_one", lambda x: elu_plus_one(x)),
+]
+
+
+def _state_step(S, z, q_t, k_t, v_t, phi):
+    state = LinearAttentionState(q_t.shape[-1], v_t.shape[-1], feature_map=phi, batch_shape=tuple(q_t.shape[:-1]))
+    state.S, state.z = S.clone(), z.clone()
+    out = state.step(q_t, k_t, v_t)
+    return (out, *state.snapshot())
+
+
+def _autograd_backward(q, k, v, g):
+    q, k, v = (x.clone().requires_grad_(True) for x in (q, k, v))
+    out = ((q @ k.transpose(-2, -1)) * torch.ones(q.shape[-2], q.shape[-2]).tril()) @ v
+    return torch.autograd.grad(out, (q, k, v), g)
+
+
+@pytest.mark.parametrize("i", range(len(SHORTCUTS)), ids=[f"{n}-{i}" for i, (n, _) in enumerate(SHORTCUTS)])
+def test_hidden_tests_refuse_shortcuts_without_saying_how(i, capsys):
+    name, fn = SHORTCUTS[i]
+    fn = fn or {"check_recurrent_step": _state_step, "check_causal_backward": _autograd_backward}[name]
+    assert ex.guard(name, fn) is False
+    out = capsys.readouterr().out
+    assert "scores 0 here" in out
+    out = out.split("\n", 1)[1]  # the verdict after its title line
+    for word in ("linattn_edu", "autograd", "N×N", "torch.", "softmax_attention", "library", "spy"):
+        assert word not in out, f"the hidden test's verdict says how: {word!r}"
+
+
+def test_hidden_tests_accept_the_readers_own_work_with_the_feature_map_handed_in():
+    assert ex.guard("check_linear_attention", linear_ok) is True
+    assert ex.guard("check_softmax_attention", attention_ok) is True

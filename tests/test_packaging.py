@@ -50,6 +50,7 @@ PIP_TO_CONDA = {
     "nbformat": "nbformat",
     "ipykernel": "ipykernel",
     "pyyaml": "pyyaml",
+    "nbgrader": "nbgrader",
     "playwright": None,
     "tomli": None,  # only for Python < 3.11; environment.yml pins python 3.11
 }

@@ -51,18 +51,57 @@ def test_check_order_rejects_swapped_and_incomplete(name, capsys):
     assert ex.check_order(name, right[:-1]) is False
     assert ex.check_order(name, right[:-1] + right[:1]) is False
     out = capsys.readouterr().out
-    assert "should be" in out and "exactly once" in out
+    assert "not a right order" in out and "exactly once" in out
 
 
-def test_check_order_names_first_wrong_step(capsys):
-    # scaling and masking swapped: the first step is right
-    assert ex.check_order("softmax_steps", ["f", "a", "b", "d", "c", "e"]) is False
-    assert "the first 1 step(s) are right; step 2 should be 'b'" in capsys.readouterr().out
+# Every order the question allows, in shown letters (the question text says which steps commute).
+ALSO_RIGHT = {
+    "softmax_steps": [["f", "a", "b", "d", "c", "e"]],  # mask before scale: the same for a −∞/0 mask
+    "linear_steps": [["c", "b", "d", "e", "f", "a"],     # S, its numerator, then z, its denominator
+                     ["c", "e", "f", "b", "d", "a"]],
+    "chunkwise_steps": [["c", "b", "a", "d"],            # the state may be updated once it has been read
+                        ["b", "c", "a", "d"], ["c", "a", "b", "d"]],
+}
+ALWAYS_WRONG = {
+    "softmax_steps": ["a", "f", "b", "d", "c", "e"],    # mask before the scores exist
+    "linear_steps": ["c", "d", "b", "e", "f", "a"],      # numerator before S
+    "chunkwise_steps": ["a", "c", "b", "d"],             # update before the state is read: counts keys twice
+}
 
 
-def test_chunkwise_update_first_is_wrong(capsys):
-    assert ex.check_order("chunkwise_steps", ["a", "b", "c", "d"]) is False
-    assert "step 1 should be" in capsys.readouterr().out
+@pytest.mark.parametrize("name", sorted(ALSO_RIGHT))
+def test_check_order_accepts_every_order_the_question_allows(name, capsys):
+    for order in ALSO_RIGHT[name]:
+        assert ex.check_order(name, order) is True, order
+    assert ex.check_order(name, ALWAYS_WRONG[name]) is False
+
+
+@pytest.mark.parametrize("name", sorted(ALSO_RIGHT))
+def test_check_order_never_reveals_a_step(name, capsys):
+    ex.check_order(name, ALWAYS_WRONG[name])
+    out = capsys.readouterr().out
+    assert "should be" not in out and "are right" not in out
+    for letter, key in displayed_options(name).items():  # no step named, by letter or by text
+        assert f"'{letter}'" not in out and ex.QUESTIONS[name].options[key] not in out
+
+
+CORE_CHOICES = [n for n in RIGHT_CHOICES if n in qs.CORE_QUESTIONS or n in qs.DESIGN_QUESTIONS]
+
+
+@pytest.mark.parametrize("name", CORE_CHOICES)
+def test_each_wrong_option_gets_its_own_feedback(name, capsys):
+    q = ex.QUESTIONS[name]
+    seen = set()
+    for letter in q.options:
+        if letter in RIGHT_CHOICES[name]:
+            continue
+        assert letter in q.feedback, f"{name}: option {letter} has no feedback"
+        ex.check_choice(name, letter if len(RIGHT_CHOICES[name]) == 1 else letter)
+        out = capsys.readouterr().out
+        assert q.feedback[letter] in out
+        assert q.explain()[:60] not in out
+        seen.add(q.feedback[letter])
+    assert len(seen) == len(q.options) - len(RIGHT_CHOICES[name]), f"{name}: two options share one feedback"
 
 
 @pytest.mark.parametrize("name", sorted(RIGHT_CHOICES))

@@ -114,7 +114,7 @@ def test_state_bytes():
 def test_unknown_mixer_lists_the_valid_ones():
     with pytest.raises(ValueError, match="softmax.*linear.*taylor"):
         RecallModel("mamba")
-    with pytest.raises(ValueError, match="expected one of"):
+    with pytest.raises(ValueError, match=r"mixer must be one of \('softmax', 'linear'.*got 'lstm'"):
         run_mqar("lstm", progress=False)
     with pytest.raises(TypeError, match="mixer"):
         run_mqar(3, progress=False)
@@ -172,9 +172,10 @@ def test_recall_figures():
     pytest.importorskip("plotly")
     from linattn_edu.viz.recall import recall_accuracy_figure, recall_capacity_figure, recall_frontier_figure
     fig = recall_accuracy_figure(fake_runs())
-    assert [t.name for t in fig.data] == ["softmax", "linear (elu+1)"]
-    assert list(fig.data[1].y) == [0.9, 0.7, 0.5]  # seed 0 drawn, the other seed as the bar
-    assert list(fig.data[1].error_y.arrayminus) == pytest.approx([0.05] * 3)
+    assert [t.name for t in fig.data] == ["softmax", "linear (elu+1, denominator)"]
+    assert list(fig.data[1].y) == pytest.approx([0.875, 0.675, 0.475])  # the mean over seeds drawn
+    assert list(fig.data[1].error_y.arrayminus) == pytest.approx([0.025] * 3)  # down to the lowest seed
+    assert list(fig.data[1].error_y.array) == pytest.approx([0.025] * 3)  # up to the highest
     fr = recall_frontier_figure(fake_runs())
     assert len(fr.data) == 6 and fr.data[0].x[0] == 2 * 64 * 64 * 4 / 1024
     cap = recall_capacity_figure([1, 4, 16], [0.0, 0.2, 0.5], d=16)
@@ -185,6 +186,19 @@ def test_recall_figures():
         recall_accuracy_figure([])
     with pytest.raises(ValueError):
         recall_frontier_figure([{"mixer": "x"}])
+
+
+def test_recall_pairs_figure_puts_pairs_over_key_width_on_x():
+    pytest.importorskip("plotly")
+    from linattn_edu.viz.recall import mixer_label, recall_pairs_figure
+    runs = [dict(r, settings=dict(r["settings"], d_key=8)) for r in fake_runs()]
+    fig = recall_pairs_figure(runs)
+    assert [t.name for t in fig.data] == ["softmax", "linear (elu+1, denominator)"]
+    assert list(fig.data[1].x) == [1.0, 2.0, 4.0]  # 8, 16, 32 pairs over d_k = 8
+    assert list(fig.data[1].y) == pytest.approx([0.875, 0.675, 0.475])
+    assert mixer_label("linear+softmax") == "linear (elu+1, denominator) → softmax"
+    with pytest.raises(ValueError, match="d_key"):
+        recall_pairs_figure(fake_runs())
 
 
 # The notebook's checkers ------------------------------------------------------------------------

@@ -8,7 +8,11 @@ from typing import Sequence
 
 from .records import Results
 
-__all__ = ["fit_loglog_slope", "slopes", "fit_theory_constant", "crossover_n", "chunkwise_flops"]
+__all__ = ["fit_loglog_slope", "slopes", "fit_theory_constant", "crossover_n", "chunkwise_flops", "SLOPE_N_MIN",
+           "SLOPE_N_MAX"]
+
+#: the N range the slope claims are fitted over (small N is overhead-bound, large N memory-bound)
+SLOPE_N_MIN, SLOPE_N_MAX = 2048, 32768
 
 
 def fit_loglog_slope(ns: Sequence[float], ts: Sequence[float]) -> tuple[float, float]:
@@ -27,7 +31,8 @@ def fit_loglog_slope(ns: Sequence[float], ts: Sequence[float]) -> tuple[float, f
     return slope, my - slope * mx
 
 
-def slopes(results: Results, *, mode: str = "forward", n_min: int = 2048, n_max: int = 32768) -> dict[str, float]:
+def slopes(results: Results, *, mode: str = "forward", n_min: int = SLOPE_N_MIN,
+           n_max: int = SLOPE_N_MAX) -> dict[str, float]:
     """Log-log slope of median time vs N per method, over measured points with n_min <= N <= n_max."""
     out = {}
     for method in results.methods():

@@ -2,8 +2,10 @@
 
 The bare command is the headline, with the headline's options (``python -m linattn_edu.bench --n 4096``).
 Every option is checked before anything is measured: a bad value is argparse's usage error
-(exit status 2) naming what was expected and what came.  Exit status 0: every claim printed
-holds beyond noise (or none is stated); 3: one does not, or noise cannot tell.
+(exit status 2, one line) naming what was expected and what came. That includes paths: ``--out``
+must be a .json/.csv file this process can write (its folder is tried first), and ``slopes --from``
+must be a records file with a slope in it.  Exit status 0: every claim printed holds beyond noise
+(or none is stated); 3: one does not, or noise cannot tell; 1: the records could not be written.
 
 Defaults follow the device: a CPU runs B=1, H=4, float32; a GPU runs that shape and the one that
 fills a GPU, B=4, H=16, bfloat16 (pass --batch/--heads/--dtype to run one shape of your own).
@@ -20,7 +22,7 @@ import torch
 
 from .._checks import dtype_name, parse_dtype
 from . import fla
-from .analysis import crossover_n, slopes
+from .analysis import SLOPE_N_MAX, SLOPE_N_MIN, crossover_n, slopes
 from .methods import ALL_METHODS, MODES
 from .records import Results, check_records_path
 from .report import format_decode, format_grid, format_headline, format_table, report
@@ -108,14 +110,18 @@ def _device(text: str) -> str:
 
 
 def _out_path(text: str) -> Path:
+    """A .json/.csv path this process can write (tried now, before any measuring)."""
     try:
-        return check_records_path(text)
+        return check_records_path(text, writable=True)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _records_file(text: str) -> Path:
-    path = _out_path(text)
+    try:
+        path = check_records_path(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"no records file at {text!r}")
     return path
@@ -186,7 +192,36 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     missing = [m for m in methods if ALL_METHODS[m].optional and not fla.available(args.device)]
     if missing:
         parser.error(f"--methods {','.join(missing)}: {fla.unavailable_reason(args.device)}")
+    if args.command == "slopes":
+        _check_slopes_args(parser, args)
     return args
+
+
+def _check_slopes_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """slopes: the --from records load and hold a slope, or the --ns to measure can give one (before measuring)."""
+    span = f"N in [{SLOPE_N_MIN}, {SLOPE_N_MAX}]"
+    args.loaded = None
+    if args.source is None:
+        inside = sorted({n for n in args.ns or [] if SLOPE_N_MIN <= n <= SLOPE_N_MAX})
+        if args.ns is not None and len(inside) < 2:
+            parser.error(f"--ns: slopes are fitted over {span}; expected at least 2 N there; "
+                         f"got {','.join(map(str, args.ns))}")
+        return
+    try:
+        res = Results.load(args.source)
+    except (ValueError, OSError) as exc:
+        parser.error(f"--from: {exc}")
+    if not res.records:
+        parser.error(f"--from: no records in {args.source}")
+    try:
+        found = slopes(res)
+    except ValueError as exc:
+        parser.error(f"--from: no slope in {args.source}: {exc}")
+    if not found:
+        kinds = sorted({f"{r['method']} ({r['mode']})" for r in res.records})
+        parser.error(f"--from: no slope in {args.source}: expected a method with >= 2 measured forward N in "
+                     f"[{SLOPE_N_MIN}, {SLOPE_N_MAX}] (a sweep or slopes record); got {', '.join(kinds)[:120]}")
+    args.loaded = res
 
 
 def _shapes(args) -> list[tuple[int, int, str]]:
@@ -227,8 +262,8 @@ def _sweep(args) -> int:
 
 def _slopes(args) -> int:
     kind = torch.device(args.device).type
-    if args.source:
-        res = Results.load(args.source)
+    if args.loaded is not None:  # read and checked while parsing
+        res = args.loaded
     else:
         batch, heads, dtype = _shapes(args)[0]
         res = sweep(("sdpa", "chunkwise"), args.ns or _int_list(DEFAULTS[kind]["slope_ns"]), batch=batch,
@@ -237,7 +272,7 @@ def _slopes(args) -> int:
                     progress=not args.no_progress)
     sl = slopes(res)
     cross = crossover_n(res)
-    body = "\n".join([format_table(res), *(f"{m}: log-log slope {s:.3f} over N in [2048, 32768]" for m, s in sl.items()),
+    body = "\n".join([format_table(res), *(f"{m}: log-log slope {s:.3f} over N in [{SLOPE_N_MIN}, {SLOPE_N_MAX}]" for m, s in sl.items()),
                       f"crossover: chunkwise faster than SDPA from N ≈ {'none' if cross is None else round(cross)}"])
     status = report(body, slope_targets(sl, res), metadata=res.metadata, results=res, out=args.out)
     return status

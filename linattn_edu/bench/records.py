@@ -10,9 +10,11 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,18 +24,59 @@ from .. import __version__
 from .._checks import dtype_name, parse_dtype
 from .timer import load_average
 
-__all__ = ["Results", "run_metadata", "device_name", "git_revision", "check_records_path", "REVISION_ENV"]
+__all__ = ["Results", "run_metadata", "device_name", "git_revision", "check_records_path", "check_writable",
+           "REVISION_ENV"]
 
 #: environment variable that names the revision when the code runs outside a git checkout
 REVISION_ENV = "LINATTN_EDU_REVISION"
 SUFFIXES = (".json", ".csv")
 
 
-def check_records_path(path) -> Path:
-    """``path`` as a Path ending in .json or .csv; ValueError otherwise (checked before any measuring)."""
+def check_records_path(path, *, writable: bool = False) -> Path:
+    """``path`` as a Path ending in .json or .csv; ValueError otherwise (checked before any measuring).
+
+    ``writable=True`` also checks that the file can be written there (:func:`check_writable`).
+    """
     path = Path(path)
     if path.suffix not in SUFFIXES:
         raise ValueError(f"path must end in .json or .csv; got {path.name!r}")
+    return check_writable(path) if writable else path
+
+
+def check_writable(path) -> Path:
+    """``path`` can be written: it is not a folder, and the nearest existing folder above it is a folder
+    this process can create files in (tried with a nameless temporary file, which leaves no trace).
+    Missing folders between them are fine (they are created when the file is saved). ValueError otherwise.
+    """
+    path = Path(path)
+    try:
+        is_dir = path.is_dir()
+        folder, new = path.parent, [path.name]
+        while not folder.exists() and folder != folder.parent:
+            folder, new = folder.parent, [folder.name, *new]
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise ValueError(f"path must be a file this process can write; got {str(path)[:80]!r}… "
+                         f"({exc.strerror or exc})") from None
+    if is_dir:
+        raise ValueError(f"path must name a file to write; got {str(path)!r}, which is a folder")
+    if not folder.is_dir():
+        raise ValueError(f"path must lie under a folder; got {str(path)!r}, but {str(folder)!r} is a file")
+    try:
+        name_max = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        name_max = 255
+    long = [n for n in new if len(os.fsencode(n)) > name_max]
+    if long:
+        raise ValueError(f"path must have names of at most {name_max} bytes; got one of {len(os.fsencode(long[0]))} "
+                         f"in {str(path)[:60]!r}…")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"path must be writable; got {str(path)!r} (no write permission)")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ValueError(f"path must be in a folder this process can write to; got {str(path)!r} "
+                         f"({str(folder)!r}: {exc.strerror or exc})") from None
     return path
 
 
@@ -126,16 +169,69 @@ class Results:
 
     @classmethod
     def load(cls, path) -> "Results":
-        """Read what :meth:`save` wrote (numbers come back as int/float, empty CSV cells as None)."""
+        """Read what :meth:`save` wrote (numbers come back as int/float, empty CSV cells as None).
+
+        A file that is not a records file (not JSON/CSV, no ``records`` list, a record without a method,
+        an N or a mode) raises ValueError naming the file and what is wrong; an unreadable one, OSError.
+        """
         path = check_records_path(path)
         if path.suffix == ".json":
-            data = json.loads(path.read_text())
-            return cls(records=data["records"], metadata=data["metadata"])
-        with path.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        meta = {k[5:]: _parse_cell(v) for k, v in rows[0].items() if k.startswith("meta_")} if rows else {}
-        records = [{k: _parse_cell(v) for k, v in r.items() if not k.startswith("meta_")} for r in rows]
+            try:
+                data = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ValueError(f"{path} is not a records file: not JSON ({exc})") from None
+            if not isinstance(data, dict) or not isinstance(data.get("records"), list):
+                raise ValueError(f"{path} is not a records file: expected a JSON object with a 'records' list "
+                                 f"(and a 'metadata' object); got {_describe(data)}")
+            if not isinstance(data.get("metadata", {}), dict):
+                raise ValueError(f"{path} is not a records file: 'metadata' must be an object; got "
+                                 f"{_describe(data['metadata'])}")
+            records, meta = data["records"], data.get("metadata", {})
+        else:
+            try:
+                with path.open(newline="") as fh:
+                    reader = csv.DictReader(fh)
+                    rows = list(reader)
+                    columns = reader.fieldnames or []
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise ValueError(f"{path} is not a records file: not CSV ({exc})") from None
+            if columns and not {"method", "n", "mode"} <= set(columns):
+                raise ValueError(f"{path} is not a records file: a records CSV has the columns method, n, mode; "
+                                 f"got {', '.join(columns)[:120]}")
+            meta = {k[5:]: _parse_cell(v) for k, v in rows[0].items() if k.startswith("meta_")} if rows else {}
+            records = [{k: _parse_cell(v) for k, v in r.items() if not k.startswith("meta_")} for r in rows]
+        for i, r in enumerate(records):
+            problem = _record_problem(r)
+            if problem:
+                raise ValueError(f"{path} is not a records file: record {i} {problem}")
         return cls(records=records, metadata=meta)
+
+
+def _describe(x) -> str:
+    text = json.dumps(x) if isinstance(x, (list, dict, str, int, float, bool, type(None))) else repr(x)
+    return f"{type(x).__name__} {text[:60]}{'…' if len(text) > 60 else ''}"
+
+
+def _record_problem(r) -> str | None:
+    """What makes ``r`` not a record (None when it is one): a dict with method, n >= 1 and mode, numbers as numbers."""
+    if not isinstance(r, dict):
+        return f"must be an object with method, n and mode; got {_describe(r)}"
+    missing = [k for k in ("method", "n", "mode") if k not in r]
+    if missing:
+        return f"has no {', '.join(missing)}"
+    if not isinstance(r["method"], str) or not isinstance(r["mode"], str):
+        return f"must have a string method and mode; got {r['method']!r}, {r['mode']!r}"
+    if isinstance(r["n"], bool) or not isinstance(r["n"], int) or r["n"] < 1:
+        return f"must have an int n >= 1; got {r['n']!r}"
+    for key in ("median_s", "iqr_s", "peak_bytes", "predicted_bytes", "state_bytes"):
+        value = r.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            return f"must have a finite number >= 0 (or nothing) as {key}; got {value!r}"
+        if key == "median_s" and value == 0 and r.get("status") == "ok":
+            return "must have a median_s > 0 when its status is ok; got 0"
+    return None
 
 
 def _parse_cell(text: str):

@@ -7,6 +7,7 @@ claims, save the records when asked, and return the exit status.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -134,7 +135,8 @@ def report(body: str, targets: list[Target], *, metadata: dict | None = None, re
     """Print the metadata line, ``body`` and the claims; save ``results`` to ``out``; return the exit status.
 
     Exit status 0 when every claim holds beyond noise (or none is stated), 3 otherwise (also when the
-    machine was too busy for a verdict).
+    machine was too busy for a verdict), 1 when ``out`` could not be written (one line on stderr; the
+    CLI checks the path before measuring, so only a folder that changed meanwhile gets here).
     """
     if metadata is not None:
         print("# " + format_metadata(metadata))
@@ -144,5 +146,9 @@ def report(body: str, targets: list[Target], *, metadata: dict | None = None, re
     if targets or results is None:
         print(format_claims(targets, load))
     if out is not None and results is not None:
-        print(f"wrote {results.save(out)}")
+        try:
+            print(f"wrote {results.save(out)}")
+        except OSError as exc:
+            print(f"error: could not write the records to {out}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
     return 0 if all(t.holds for t in targets) and not (targets and machine_busy(load)) else 3

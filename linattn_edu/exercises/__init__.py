@@ -7,6 +7,10 @@ miss it prints what was expected, what came, the largest difference and a hint; 
 (a missing √d, no max subtraction, an inverted mask, a non-causal prefix, …) get a hint that
 names them.
 
+Grading: inside ``with graded():`` a checker that misses raises :class:`ExerciseFailed` (an nbgrader
+test cell then scores 0); ``guard(checker, your_fn)`` is the hidden test that refuses an answer which
+hands off the computation the exercise asks for (see ``classroom/README.md``).
+
 Quizzes: ``show_question(name)`` prints a question (never its answer), ``check_order(name,
 [...])`` and ``check_choice(name, "b")`` mark an answer and explain it once it is right.
 
@@ -41,9 +45,9 @@ import pkgutil
 import re
 
 from . import questions as _questions  # noqa: F401  (registers the questions)
-from .runner import QUESTIONS, check_choice, check_order, show_question
+from .runner import QUESTIONS, ExerciseFailed, check_choice, check_order, graded, guard, show_question
 
-__all__ = ["QUESTIONS", "show_question", "check_order", "check_choice"]
+__all__ = ["QUESTIONS", "show_question", "check_order", "check_choice", "graded", "guard", "ExerciseFailed"]
 
 
 def _notebook_modules() -> list[str]:

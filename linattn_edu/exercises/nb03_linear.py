@@ -6,9 +6,32 @@ import torch
 from ..feature_maps import elu_plus_one
 from ..linear import linear_attention
 from ..softmax import softmax_attention
-from .runner import CallSpy, Case, close, gen, qkv_cases, run_cases, shape_of, state_after
+from .runner import (CallSpy, Case, Guard, Hint, add_guard, calls_grow_with_n, close, gen, qkv_cases, run_cases,
+                     shape_of, state_after)
 
 __all__ = ["check_kv_summary", "check_linear_attention", "check_linear_weights"]
+
+#: Two-tier hints: the idea on a first miss, then code that passes the checker (tests run it).
+HINTS = {
+    "check_kv_summary": Hint(
+        "apply φ to the keys; S = φ(K)ᵀV sums φ(k_j) v_jᵀ over the tokens (..., d_φ, d_v), and z = Σ_j φ(k_j) "
+        "sums φ(K) over the token dim (..., d_φ).",
+        "def my_kv_summary(k, v, phi):\n"
+        "    fk = phi(k)                                  # (..., N, d_φ)\n"
+        "    return fk.transpose(-2, -1) @ v, fk.sum(-2)  # (..., d_φ, d_v), (..., d_φ)"),
+    "check_linear_attention": Hint(
+        "summarise the keys first (S = φ(K)ᵀV, z = φ(K)ᵀ1), then read the summary for every query at once: "
+        "numerator φ(Q)S, denominator φ(Q)z, one per query, kept as a column so it divides each row.",
+        "def my_linear_attention(q, k, v, phi):\n"
+        "    fq, fk = phi(q), phi(k)                        # (..., N, d_φ)\n"
+        "    S, z = fk.transpose(-2, -1) @ v, fk.sum(-2)     # (..., d_φ, d_v), (..., d_φ)\n"
+        "    return (fq @ S) / (fq @ z.unsqueeze(-1))        # (..., N, d_v) / (..., N, 1)"),
+    "check_linear_weights": Hint(
+        "the kernel matrix φ(Q)φ(K)ᵀ, then divide each row by its sum (a query's weights over the keys).",
+        "def my_linear_weights(q, k, phi):\n"
+        "    a = phi(q) @ phi(k).transpose(-2, -1)   # (..., N, N)\n"
+        "    return a / a.sum(-1, keepdim=True)"),
+}
 
 
 def _lin_cases(g, shapes, phi=elu_plus_one, causal=False, form="quadratic"):
@@ -30,7 +53,7 @@ def check_kv_summary(your_fn) -> bool:
                            f"k {shape_of(k)}, v {shape_of(v)}, φ = elu+1"))
     return run_cases(
         "check_kv_summary", your_fn, cases, names=["S", "z"],
-        hint="S = φ(K).transpose(-2, -1) @ V has shape (..., d_φ, d_v); z = φ(K).sum(dim=-2) has (..., d_φ).",
+        hint=HINTS["check_kv_summary"],
         diagnoses=[
             (lambda e, g, c: close(g[0], e[0].transpose(-2, -1)) or close(g[0].transpose(-2, -1), e[0]),
              "S is transposed: it should be (..., d_φ, d_v) = φ(K)ᵀ V."),
@@ -63,6 +86,12 @@ def check_linear_attention(your_fn) -> bool:
             fname, shape = spy["seen"]
             return (f"right values, but your function built an N×N tensor {shape} (in {fname}): compute "
                     f"φ(K)ᵀV first, so that the cost is O(N·d_φ·d_v), not O(N²)")
+        n = case.args[0].shape[-2]
+        grows = calls_grow_with_n(your_fn, case.args, n_dims=(0, 1, 2)) if n > 1 else None
+        if grows:
+            return (f"right values, but your function loops over the tokens in Python ({grows[0]} torch calls at "
+                    f"N = {n}, {grows[1]} at N = {2 * n}): the O(N) form is a few whole-tensor products, "
+                    f"φ(K)ᵀV and φ(Q)S, with no loop over N")
         return None
 
     def unnormalised(c):
@@ -71,7 +100,7 @@ def check_linear_attention(your_fn) -> bool:
 
     return run_cases(
         "check_linear_attention", watched, cases, names=["out"], after=no_nxn,
-        hint="S = φ(K)ᵀV, z = φ(K).sum(-2); out = (φ(Q) @ S) / (φ(Q) @ z)[..., None].",
+        hint=HINTS["check_linear_attention"],
         diagnoses=[
             (lambda e, g, c: close(g, unnormalised(c)),
              "you left out the denominator φ(q_i)ᵀz: without it the weights don't sum to 1."),
@@ -95,7 +124,7 @@ def check_linear_weights(your_fn) -> bool:
 
     return run_cases(
         "check_linear_weights", your_fn, cases, names=["weights"],
-        hint="A = φ(Q) φ(K)ᵀ, then divide each row by its sum (dim=-1, keepdim=True).",
+        hint=HINTS["check_linear_weights"],
         diagnoses=[
             (lambda e, g, c: close(g, gram(c)), "divide each row by its sum: attention weights sum to 1."),
             (lambda e, g, c: close(g, gram(c) / gram(c).sum(-2, keepdim=True)),
@@ -103,3 +132,19 @@ def check_linear_weights(your_fn) -> bool:
             (lambda e, g, c: close(g, torch.softmax(gram(c), dim=-1)),
              "no softmax here: the kernel values are already non-negative, just divide by the row sum."),
         ])
+
+
+# --------------------------------------------------------------------------- hidden tests (graded edition)
+
+_BIG_N = 256  # N² = 65 536 elements dwarfs every O(N) intermediate at d = 4, d_v = 3 (<= N·d_φ·d_v = 3 072)
+
+
+def _qkv(n=8):
+    q, k, v = next(qkv_cases(gen(), [((2,), n, n, 4, 3)]))
+    return q, k, v
+
+
+add_guard("check_kv_summary", Guard(lambda: (*_qkv()[1:], elu_plus_one)))
+add_guard("check_linear_attention", Guard(lambda: (*_qkv(_BIG_N), elu_plus_one),
+                                          max_numel=lambda args: args[0].shape[-2] ** 2 // 4))
+add_guard("check_linear_weights", Guard(lambda: (*_qkv()[:2], elu_plus_one)))

@@ -5,10 +5,57 @@ import torch
 
 from ..feature_maps import elu_plus_one, identity
 from ..linear import linear_attention
-from ..linear import LinearAttentionState
-from .runner import Case, as_tensor, close, fail, gen, qkv_cases, randn, run_cases, shape_of
+from .. import LinearAttentionState
+from .runner import Case, Guard, Hint, add_guard, as_tensor, close, fail, gen, qkv_cases, randn, run_cases, shape_of
 
-__all__ = ["HAND_EXAMPLE", "show_hand_example", "check_hand_output", "check_prefix_states", "check_recurrent_step", "check_chunkwise", "check_causal_backward"]
+__all__ = ["HAND_EXAMPLE", "show_hand_example", "reveal_hand_example", "check_hand_output", "check_prefix_states", "check_recurrent_step", "check_chunkwise", "check_causal_backward"]
+
+
+#: Two-tier hints: the idea on a first miss, then code that passes the checker (tests run it).
+HINTS = {
+    "check_prefix_states": Hint(
+        "one outer product φ(k_j) v_jᵀ per token (..., N, d_φ, d_v), then a running (inclusive) sum over the "
+        "token dim; z is the running sum of φ(k_j).",
+        "def my_prefix_states(k, v, phi):\n"
+        "    fk = phi(k)                                   # (..., N, d_φ)\n"
+        "    outer = fk.unsqueeze(-1) * v.unsqueeze(-2)    # (..., N, d_φ, 1) * (..., N, 1, d_v)\n"
+        "    return outer.cumsum(-3), fk.cumsum(-2)        # (..., N, d_φ, d_v), (..., N, d_φ)"),
+    "check_recurrent_step": Hint(
+        "write first (S += φ(k_t) v_tᵀ, z += φ(k_t)), then read: φ(q_t)ᵀS / φ(q_t)ᵀz. Every tensor has "
+        "batch dims in front: make φ(k_t) a column and v_t a row for the outer product.",
+        "def my_step(S, z, q_t, k_t, v_t, phi):\n"
+        "    fk, fq = phi(k_t), phi(q_t)                              # (..., d_φ)\n"
+        "    S = S + fk.unsqueeze(-1) * v_t.unsqueeze(-2)              # (..., d_φ, d_v)\n"
+        "    z = z + fk                                               # (..., d_φ)\n"
+        "    out = (fq.unsqueeze(-2) @ S).squeeze(-2) / (fq * z).sum(-1, keepdim=True)  # (..., d_v)\n"
+        "    return out, S, z"),
+    "check_chunkwise": Hint(
+        "loop over chunks (the last may be shorter): read the carried state before the chunk (inter part), "
+        "add a tril-masked φ(Q_c)φ(K_c)ᵀ for the chunk's own keys (intra part), divide, then update the state.",
+        "def my_chunkwise(q, k, v, phi, chunk_size):\n"
+        "    fq, fk = phi(q), phi(k)                                              # (..., N, d_φ)\n"
+        "    S = fk.new_zeros(*fk.shape[:-2], fk.shape[-1], v.shape[-1])          # (..., d_φ, d_v)\n"
+        "    z = fk.new_zeros(*fk.shape[:-2], fk.shape[-1])                       # (..., d_φ)\n"
+        "    outs = []\n"
+        "    for i in range(0, q.shape[-2], chunk_size):\n"
+        "        qc, kc, vc = fq[..., i:i + chunk_size, :], fk[..., i:i + chunk_size, :], v[..., i:i + chunk_size, :]\n"
+        "        a = (qc @ kc.transpose(-2, -1)).tril()                           # (..., C, C)\n"
+        "        num = qc @ S + a @ vc                                            # (..., C, d_v)\n"
+        "        den = qc @ z.unsqueeze(-1) + a.sum(-1, keepdim=True)             # (..., C, 1)\n"
+        "        outs.append(num / den)\n"
+        "        S, z = S + kc.transpose(-2, -1) @ vc, z + kc.sum(-2)\n"
+        "    return torch.cat(outs, dim=-2)"),
+    "check_causal_backward": Hint(
+        "dQ is a forward (causal) scan; dK and dV sum over *later* queries: the same masked products with the "
+        "mask transposed (or: flip time, scan, flip back).",
+        "def my_backward(q, k, v, grad_out):\n"
+        "    n = q.shape[-2]\n"
+        "    tril = torch.ones(n, n, dtype=q.dtype).tril()                         # (N, N): j <= i\n"
+        "    dq = ((grad_out @ v.transpose(-2, -1)) * tril) @ k                    # (..., N, d)\n"
+        "    dk = ((v @ grad_out.transpose(-2, -1)) * tril.T) @ q                  # (..., N, d)\n"
+        "    dv = ((k @ q.transpose(-2, -1)) * tril.T) @ grad_out                  # (..., N, d_v)\n"
+        "    return dq, dk, dv"),
+}
 
 
 #: A 3-token, 2-d example small enough to do by hand (φ = elu+1, which is x + 1 for x >= 0).
@@ -46,13 +93,22 @@ def _hand_expected(q, k, v, i, *, upto=None, phi=elu_plus_one):
     return S, z, (fq @ S) / (fq @ z)  # (2,)
 
 
+def reveal_hand_example() -> None:
+    """Print the expected S_i, z_i and out_i of :data:`HAND_EXAMPLE` (the checker shows them only when asked)."""
+    q, k, v, i = _hand_tensors()
+    S, z, out = _hand_expected(q, k, v, i)
+    print(f"S_{i} = {[[round(x, 3) for x in row] for row in S.tolist()]}")
+    print(f"z_{i} = {[round(x, 3) for x in z.tolist()]}")
+    print(f"out_{i} = {[round(x, 3) for x in out.tolist()]}")
+
+
 def check_hand_output(S, z, out) -> bool:
     """Mark a hand computation of S_i, z_i and out_i = φ(q_i)ᵀS_i / φ(q_i)ᵀz_i for :data:`HAND_EXAMPLE`.
 
     The expected numbers come from the library (a LinearAttentionState stepped through tokens 1..i).
     """
     q, k, v, i = _hand_tensors()
-    state = LinearAttentionState(2, 2, feature_map=elu_plus_one, dtype=torch.float64)
+    state = LinearAttentionState(2, feature_map=elu_plus_one, feature_map=2, dtype=torch.float64)
     for t in range(i):
         out_i = state.step(q[t], k[t], v[t])  # (2,)
     S_i, z_i = state.snapshot()  # (2, 2), (2,)
@@ -71,11 +127,11 @@ def check_hand_output(S, z, out) -> bool:
     ident = lambda x: x  # noqa: E731
     return run_cases(
         title, lambda: tuple(got), [Case((), (S_i, z_i, out_i), f"token {i} of 3")],
-        names=[f"S_{i}", f"z_{i}", f"out_{i}"], atol=5e-3, rtol=0,
+        names=[f"S_{i}", f"z_{i}", f"out_{i}"], atol=5e-3, rtol=0, reveal=False,
         success=f"S_{i}, z_{i} and out_{i} = {[round(x, 3) for x in out_i.tolist()]} match the library's state "
                 f"after tokens 1..{i}.",
         hint=f"S_{i} adds φ(k_j) v_jᵀ (a 2×2 outer product) for j = 1..{i}; z_{i} adds φ(k_j); "
-             f"then out = (φ(q_{i})ᵀS_{i}) / (φ(q_{i})ᵀz_{i}).",
+             f"then out = (φ(q_{i})ᵀS_{i}) / (φ(q_{i})ᵀz_{i}). (To see the numbers: reveal_hand_example().)",
         diagnoses=[
             (lambda e, g, c: close(g[0], e[0].T, atol=5e-3, rtol=0),
              "S is transposed: S = Σ φ(k_j) v_jᵀ has rows for the features of φ(k), columns for v."),
@@ -93,7 +149,7 @@ def check_hand_output(S, z, out) -> bool:
 
 def _prefix_states(phi, q, k, v) -> tuple[torch.Tensor, torch.Tensor]:
     """Every S_i (..., N, d_φ, d_v) and z_i (..., N, d_φ), read off a stepped LinearAttentionState."""
-    state = LinearAttentionState(q.shape[-1], v.shape[-1], feature_map=phi, batch_shape=tuple(q.shape[:-2]))
+    state = LinearAttentionState(v.shape[-1], feature_map=phi, feature_map=q.shape[-1], batch_shape=tuple(q.shape[:-2]))
     states, norms = [], []
     for t in range(q.shape[-2]):
         state.step(q[..., t, :], k[..., t, :], v[..., t, :])
@@ -118,8 +174,7 @@ def check_prefix_states(your_fn) -> bool:
 
     return run_cases(
         "check_prefix_states", your_fn, cases, names=["S", "z"],
-        hint="per token: outer = φ(k)[..., :, None] * v[..., None, :] (..., N, d_φ, d_v); then cumsum over N (dim=-3); "
-             "z = φ(K).cumsum(-2).",
+        hint=HINTS["check_prefix_states"],
         diagnoses=[
             (lambda e, g, c: close(g[0], e[0][..., -1:, :, :].expand_as(e[0])),
              "every S_i equals the total Σ_j over all tokens: that is the non-causal sum. Use a cumulative sum."),
@@ -153,8 +208,7 @@ def check_recurrent_step(your_fn) -> bool:
 
     return run_cases(
         "check_recurrent_step", your_fn, cases, names=["out_t", "S_new", "z_new"],
-        hint="update first: S += φ(k_t)[..., :, None] * v_t[..., None, :], z += φ(k_t); then "
-             "out = (φ(q_t)[..., None, :] @ S).squeeze(-2) / (φ(q_t) * z).sum(-1, keepdim=True).",
+        hint=HINTS["check_recurrent_step"],
         diagnoses=[
             (lambda e, g, c: c.args[0].abs().sum() > 0 and close(g[0], read_first(c)),
              "you read out before adding token t: update S and z first — token t attends to itself."),
@@ -193,8 +247,7 @@ def check_chunkwise(your_fn) -> bool:
 
     return run_cases(
         "check_chunkwise", your_fn, cases, names=["out"],
-        hint="loop over chunks (the last may be shorter); use the state *before* the chunk for the inter-chunk "
-             "part, a tril-masked φ(Q_c)φ(K_c)ᵀ for the intra-chunk part, then update the state.",
+        hint=HINTS["check_chunkwise"],
         diagnoses=[
             (lambda e, g, c: close(g, blockdiag(c)), "you dropped the carried state: add φ(Q_c)S and φ(Q_c)z, "
                                                       "the contribution of all earlier chunks."),
@@ -232,8 +285,7 @@ def check_causal_backward(your_fn) -> bool:
 
     return run_cases(
         "check_causal_backward", your_fn, cases, names=["dq", "dk", "dv"],
-        hint="dQ = (dO Vᵀ ⊙ tril) K, dK = (V dOᵀ ⊙ triu) Q, dV = (K Qᵀ ⊙ triu) dO; the triu ones are causal "
-             "scans run backwards in time (flip the time axis, scan, flip back).",
+        hint=HINTS["check_causal_backward"],
         diagnoses=[
             (lambda e, g, c: c.args[0].shape[-2] > 1 and close(g[0], noncausal(c)),
              "dq ignores the mask: dq_i = Σ_{j<=i} (dO_iᵀv_j) k_j only sums over the past."),
@@ -242,3 +294,24 @@ def check_causal_backward(your_fn) -> bool:
             (lambda e, g, c: c.args[0].shape[-2] > 1 and close(g[2], forward_scans(c)[1]),
              "dv is a sum over *later* queries: dv_j = Σ_{i>=j} (q_iᵀk_j) dO_i — run that scan backwards in time."),
         ])
+
+
+# --------------------------------------------------------------------------- hidden tests (graded edition)
+
+def _qkv(n=8, batch=(2,)):
+    return next(qkv_cases(gen(), [(batch, n, n, 4, 3)]))
+
+
+def _step_args():
+    q, k, v = _qkv()
+    s, z = LinearAttentionState(4, 3, feature_map=elu_plus_one, batch_shape=(2,)).snapshot()  # (2, 4, 3), (2, 4)
+    return s + 1.0, z + 1.0, q[..., 0, :], k[..., 0, :], v[..., 0, :], elu_plus_one
+
+
+_AUTOGRAD = frozenset({"grad", "backward", "requires_grad_", "enable_grad"})
+add_guard("check_prefix_states", Guard(lambda: (*_qkv()[1:], elu_plus_one)))
+add_guard("check_recurrent_step", Guard(_step_args))
+add_guard("check_chunkwise", Guard(lambda: (*_qkv(256), elu_plus_one, 16),
+                                   max_numel=lambda args: args[0].shape[-2] ** 2 // 4))
+add_guard("check_causal_backward", Guard(lambda: (*_qkv(), randn(gen(), 2, 8, 3)), allowed=(),
+                                         torch_names=_AUTOGRAD))

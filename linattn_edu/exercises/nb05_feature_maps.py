@@ -7,9 +7,31 @@ import torch
 
 from ..feature_maps import elu_plus_one, favor_plus, taylor
 from ..kernel import feature_map_kernel
-from .runner import Case, close, gen, qkv_cases, randn, run_cases, shape_of
+from .runner import Case, Guard, Hint, add_guard, close, gen, qkv_cases, randn, run_cases, shape_of
 
 __all__ = ["check_elu_plus_one", "check_taylor_features", "check_favor_features"]
+
+#: Two-tier hints: the idea on a first miss, then code that passes the checker (tests run it).
+HINTS = {
+    "check_elu_plus_one": Hint(
+        "elu(x) is x for x > 0 and exp(x) − 1 for x <= 0; add 1, so the features are positive.",
+        "def my_elu_plus_one(x):\n"
+        "    return torch.nn.functional.elu(x) + 1"),
+    "check_taylor_features": Hint(
+        "scale x by d^(-1/4) so that q'·k' = s; the features are [1, x', the outer product x'x'ᵀ flattened "
+        "and divided by √2]: their dot product is 1 + s + s²/2.",
+        "def my_taylor(x):\n"
+        "    xs = x * x.shape[-1] ** -0.25                                    # (..., d)\n"
+        "    outer = (xs.unsqueeze(-1) * xs.unsqueeze(-2)).flatten(-2) / math.sqrt(2)  # (..., d²)\n"
+        "    return torch.cat([torch.ones_like(xs[..., :1]), xs, outer], dim=-1)      # (..., 1 + d + d²)"),
+    "check_favor_features": Hint(
+        "x' = x / d^¼; one feature per random row ω: exp(ωᵀx' − ‖x'‖²/2), divided by √m so the dot product "
+        "averages over the m features.",
+        "def my_favor(x, omega):\n"
+        "    xs = x * x.shape[-1] ** -0.25                                    # (..., N, d)\n"
+        "    wx = xs @ omega.T                                                # (..., N, m)\n"
+        "    return torch.exp(wx - xs.pow(2).sum(-1, keepdim=True) / 2) / math.sqrt(omega.shape[0])"),
+}
 
 
 def check_elu_plus_one(your_fn) -> bool:
@@ -19,7 +41,7 @@ def check_elu_plus_one(your_fn) -> bool:
              for x in (randn(g, 7), randn(g, 2, 5, 4, scale=3.0), randn(g, 3, 1, 16, scale=10.0))]
     return run_cases(
         "check_elu_plus_one", your_fn, cases, names=["phi"],
-        hint="elu(x) = x for x > 0 and exp(x) − 1 for x <= 0; add 1 (torch.nn.functional.elu(x) + 1).",
+        hint=HINTS["check_elu_plus_one"],
         diagnoses=[
             (lambda e, g, c: close(g, e - 1), "you forgot the + 1: elu(x) is negative for x < 0."),
             (lambda e, g, c: close(g, torch.relu(c.args[0])), "that is relu; elu+1 is exp(x) for x <= 0."),
@@ -46,8 +68,7 @@ def check_taylor_features(your_fn) -> bool:
     d = lambda c: c.args[0].shape[-1]  # noqa: E731
     return run_cases(
         "check_taylor_features (your φ(Q) φ(K)ᵀ vs 1 + s + s²/2)", gram, cases, names=["kernel"],
-        hint="x' = x / d^¼ so that q'·k' = s; φ(x) = [1, x', vec(x' x'ᵀ)/√2] (outer product flattened: "
-             "(x'[..., :, None] * x'[..., None, :]).flatten(-2)).",
+        hint=HINTS["check_taylor_features"],
         diagnoses=[
             (lambda e, g, c: close(g, 1 + score(c, d(c) ** -0.5) + score(c, d(c) ** -0.5) ** 2),
              "the quadratic term should be s²/2: divide the outer-product features by √2."),
@@ -77,7 +98,7 @@ def check_favor_features(your_fn) -> bool:
 
     return run_cases(
         "check_favor_features", your_fn, cases, names=["phi"],
-        hint="x' = x * d**-0.25; wx = x' @ omega.T (..., m); φ = exp(wx − (x'**2).sum(-1, keepdim=True)/2) / √m.",
+        hint=HINTS["check_favor_features"],
         diagnoses=[
             (lambda e, g, c: close(g, feats(c, norm=False)),
              "you left out −‖x'‖²/2: without it E[φ(q)ᵀφ(k)] = exp(q'ᵀk' + ‖q'‖²/2 + ‖k'‖²/2), biased."),
@@ -86,3 +107,11 @@ def check_favor_features(your_fn) -> bool:
             (lambda e, g, c: close(g, feats(c, sqrt_m=False)),
              "divide by √m, so that φ(q)ᵀφ(k) is the *average* over the m random features."),
         ])
+
+
+# --------------------------------------------------------------------------- hidden tests (graded edition)
+
+add_guard("check_elu_plus_one", Guard(lambda: (randn(gen(), 2, 5, 4, scale=3.0),), allowed=()))
+add_guard("check_taylor_features", Guard(lambda: (randn(gen(), 2, 5, 4),), allowed=()))
+add_guard("check_favor_features", Guard(lambda: (randn(gen(), 2, 5, 8), favor_plus(8, 16, seed=3).omega.float()),
+                                        allowed=()))

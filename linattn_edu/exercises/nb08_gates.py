@@ -1,4 +1,5 @@
-"""Checkers for notebook 08 (how the field fixed linear attention): the gated step, the delta-rule step."""
+"""Checkers for notebook 08 (how the field fixed linear attention): the interference term, the decay mask,
+the gated step, the delta-rule step and one chunk of the delta rule's WY form."""
 from __future__ import annotations
 
 import torch
@@ -6,9 +7,9 @@ import torch.nn.functional as F
 
 from ..delta import delta_step
 from ..gated import gated_step
-from .runner import Case, close, gen, randn, run_cases
+from .runner import Case, Question, add_questions, close, gen, randn, run_cases
 
-__all__ = ["check_gated_step", "check_delta_step"]
+__all__ = ["check_interference", "check_decay_mask", "check_gated_step", "check_delta_step", "check_wy_chunk"]
 
 _SHAPES = [((), 4, 3), ((2, 3), 5, 2), ((2,), 3, 6)]  # (batch, d, d_v): d != d_v catches a transposed S
 
@@ -82,3 +83,286 @@ def check_delta_step(your_fn) -> bool:
             (lambda e, g, c: close(g, c.args[0] + c.args[1].unsqueeze(-1) * (c.args[2] - recalled(c)).unsqueeze(-2)),
              "you left out β_t: the correction is scaled by the write strength β_t."),
         ])
+
+
+# The capacity problem: the interference term --------------------------------------------------------
+def _interference_cases():
+    g, cases = gen(), []
+    for n, d, dv in [(5, 4, 3), (12, 8, 2), (3, 6, 6)]:  # n > d once: keys cannot all be orthogonal
+        K, V = randn(g, n, d), randn(g, n, dv)  # (n, d), (n, d_v); keys not unit length
+        j = int(torch.randint(n, (1,), generator=g))
+        overlaps = K @ K[j]  # (n,): k_iᵀk_j
+        expected = overlaps @ V - overlaps[j] * V[j]  # (d_v,): Σ_{i≠j} (k_iᵀk_j) v_i
+        cases.append(Case((K, V, j), expected, f"n = {n} pairs, d = {d}, d_v = {dv}, j = {j}"))
+    return cases
+
+
+def check_interference(your_fn) -> bool:
+    """your_fn(K, V, j) -> Σ_{i≠j} (k_iᵀk_j) v_i: the interference in the readout Sᵀk_j of S = KᵀV.
+
+    Shapes: K (n, d), V (n, d_v), j an int -> (d_v,).
+    """
+    def readout(c):
+        K, V, j = c.args
+        return (K @ K[j]) @ V  # (d_v,): Sᵀk_j, answer included
+
+    def unit_answer(c):
+        K, V, j = c.args
+        return readout(c) - V[j]  # subtracted v_j as if k_j had unit length
+
+    def transposed(c):
+        K, V, j = c.args
+        return (V @ V[j]) @ K if K.shape == V.shape else None
+
+    return run_cases(
+        "check_interference", your_fn, _interference_cases(), names=["interference"],
+        hint="the readout is (K @ K[j]) @ V; the answer's own term is (K[j] @ K[j]) * V[j] — subtract it.",
+        diagnoses=[
+            (lambda e, g, c: close(g, readout(c)),
+             "that is the whole readout Sᵀk_j: the term i = j, (k_jᵀk_j) v_j, is the answer, not interference."),
+            (lambda e, g, c: close(g, unit_answer(c)),
+             "you subtracted v_j, which is the answer only for a unit key: subtract (k_jᵀk_j) v_j."),
+            (lambda e, g, c: close(g, -e),
+             "the sign is flipped: interference is what the other pairs add to the readout."),
+        ])
+
+
+# The decay mask L of the scalar gate --------------------------------------------------------------
+def _decay_cases():
+    g, cases = gen(), []
+    for batch, n in [((), 6), ((2, 3), 9), ((2,), 1)]:
+        logs = -torch.rand(*batch, n, generator=g) * 1.5  # (..., N) log-decays <= 0
+        G = logs.cumsum(-1)  # (..., N)
+        lower = torch.ones(n, n, dtype=torch.bool).tril()  # (N, N)
+        expected = torch.where(lower, (G[..., :, None] - G[..., None, :]).exp(), torch.zeros(()))  # (..., N, N)
+        cases.append(Case((logs,), expected, f"g of shape {(*batch, n)}"))
+    return cases
+
+
+def check_decay_mask(your_fn) -> bool:
+    """your_fn(g) -> L with L_ij = exp(G_i − G_j) for i >= j (G = cumsum(g)), 0 above the diagonal.
+
+    Shapes: g (..., N) log-decays <= 0 -> (..., N, N).
+    """
+    def seg(c):
+        G = c.args[0].cumsum(-1)
+        return G[..., :, None] - G[..., None, :]  # (..., N, N)
+
+    def lower(c):
+        n = c.args[0].shape[-1]
+        return torch.ones(n, n, dtype=torch.bool).tril()
+
+    return run_cases(
+        "check_decay_mask", your_fn, _decay_cases(), names=["L"],
+        hint="G = g.cumsum(-1); seg = G[..., :, None] − G[..., None, :]; exp(seg) where i >= j, else 0 "
+             "(mask before exp: above the diagonal seg > 0 and may overflow).",
+        diagnoses=[
+            (lambda e, g, c: close(g, e.transpose(-2, -1)),
+             "your mask is transposed: row i is the query, so L_ij = exp(G_i − G_j) sits below the diagonal (j <= i)."),
+            (lambda e, g, c: close(g, torch.where(lower(c), seg(c).exp(), seg(c).exp())),
+             "the entries above the diagonal must be 0 (a query never sees a later key); yours are exp(G_i − G_j) > 1."),
+            (lambda e, g, c: close(g, torch.where(lower(c), (seg(c) + c.args[0][..., None, :]).exp(), torch.zeros(()))),
+             "off by one step: the diagonal must be 1 (a token's own write is not decayed) — the decay from j to i "
+             "is the sum of g over j < t <= i, G_i − G_j, not including g_j."),
+            (lambda e, g, c: close(g, torch.where(lower(c), seg(c), torch.zeros(()))),
+             "you returned the log-decays G_i − G_j: exponentiate them."),
+        ])
+
+
+# One chunk of the delta rule's WY form ---------------------------------------------------------------
+def _wy_reference(K, V, beta):
+    n = K.shape[-2]
+    T = torch.eye(n, dtype=K.dtype) + (beta[:, None] * (K @ K.T)).tril(-1)  # (C, C)
+    W = torch.linalg.solve_triangular(T, beta[:, None] * K, upper=False)  # (C, d)
+    U = torch.linalg.solve_triangular(T, beta[:, None] * V, upper=False)  # (C, d_v)
+    return W, U
+
+
+def _wy_cases():
+    g, cases = gen(), []
+    for C, d, dv in [(4, 5, 3), (8, 6, 2), (3, 3, 4)]:
+        K = F.normalize(randn(g, C, d).double(), dim=-1)  # (C, d) unit keys
+        V = randn(g, C, dv).double()  # (C, d_v)
+        beta = (torch.rand(C, generator=g, dtype=torch.float64) * 0.8 + 0.2)  # (C,) in (0.2, 1)
+        cases.append(Case((K, V, beta), _wy_reference(K, V, beta), f"C = {C}, d = {d}, d_v = {dv}"))
+    return cases
+
+
+def check_wy_chunk(your_fn) -> bool:
+    """your_fn(K, V, beta) -> (W, U_bar) of one chunk: T = I + tril₋₁(diag(β)KKᵀ), W = T⁻¹diag(β)K, Ū = T⁻¹diag(β)V.
+
+    Shapes: K (C, d) unit keys, V (C, d_v), beta (C,) -> W (C, d), U_bar (C, d_v). The check also replays
+    the chunk: S + Kᵀ(Ū − W S) must equal the delta rule's state after the C tokens.
+    """
+    def with_T(c, T):
+        K, V, beta = c.args
+        return (torch.linalg.solve(T, beta[:, None] * K), torch.linalg.solve(T, beta[:, None] * V))
+
+    def T_incl_diag(c):
+        K, V, beta = c.args
+        return torch.eye(K.shape[0], dtype=K.dtype) + (beta[:, None] * (K @ K.T)).tril()
+
+    def T_no_beta(c):
+        K, V, beta = c.args
+        return torch.eye(K.shape[0], dtype=K.dtype) + (K @ K.T).tril(-1)
+
+    def T_upper(c):
+        K, V, beta = c.args
+        return torch.eye(K.shape[0], dtype=K.dtype) + (beta[:, None] * (K @ K.T)).triu(1)
+
+    def no_beta_rhs(c):
+        K, V, beta = c.args
+        n = K.shape[0]
+        T = torch.eye(n, dtype=K.dtype) + (beta[:, None] * (K @ K.T)).tril(-1)
+        return (torch.linalg.solve(T, K), torch.linalg.solve(T, V))
+
+    def both(e, g, fn):
+        return isinstance(g, (tuple, list)) and len(g) == 2 and all(close(a, b) for a, b in zip(g, fn))
+
+    def replay(case, got):
+        K, V, beta = case.args
+        S = torch.linspace(-1, 1, K.shape[1] * V.shape[1], dtype=K.dtype).reshape(K.shape[1], V.shape[1])
+        W, U_bar = got
+        S_wy = S + K.T @ (U_bar - W @ S)  # (d, d_v)
+        for t in range(K.shape[0]):
+            S = S + beta[t] * torch.outer(K[t], V[t] - S.T @ K[t])
+        return None if torch.allclose(S_wy, S) else "W and U_bar do not reproduce the delta rule's state"
+
+    return run_cases(
+        "check_wy_chunk", your_fn, _wy_cases(), names=["W", "U_bar"], after=replay,
+        hint="T = I + (beta[:, None] * (K @ K.T)).tril(-1); W = solve(T, beta[:, None] * K); "
+             "U_bar = solve(T, beta[:, None] * V) (torch.linalg.solve_triangular with upper=False).",
+        diagnoses=[
+            (lambda e, g, c: both(e, g, with_T(c, T_incl_diag(c))),
+             "your T includes the diagonal of diag(β)KKᵀ: T is *unit* lower-triangular — only the pairs s < t "
+             "interact (tril(-1)); the diagonal is the identity's 1."),
+            (lambda e, g, c: both(e, g, with_T(c, T_no_beta(c))),
+             "you left β out of T: row t of T carries β_t (k_tᵀk_s), because u_t = β_t(v_t − …) scales the whole read."),
+            (lambda e, g, c: both(e, g, with_T(c, T_upper(c))),
+             "your T is upper-triangular: token t depends on the *earlier* tokens s < t, so the coupling sits below the diagonal."),
+            (lambda e, g, c: both(e, g, no_beta_rhs(c)),
+             "the right-hand side needs diag(β) too: W = T⁻¹ diag(β) K and Ū = T⁻¹ diag(β) V."),
+        ])
+
+
+# Design scenarios: the costs of notebooks 07-08 weighed for one service each --------------------------
+def _fmt(n: float) -> str:
+    from ..memory import format_bytes
+    return format_bytes(int(n))
+
+
+def _platform_explanation() -> str:
+    from ..memory import PRESETS, cache_bytes, state_bytes
+    s = PRESETS["llama-3-8b"]
+    full = cache_bytes(s, 131072)
+    hybrid = cache_bytes(s.with_(layers=4), 131072) + state_bytes(s.with_(layers=28))
+    return (f"one design has to serve 131,072-token documents where any fact may be asked: full GQA needs "
+            f"{_fmt(full)} per sequence there; a window of 4096 or pure linear attention cannot guarantee an "
+            f"exact lookup of an old fact (notebook 08, section 1; notebook 09); a hybrid with 4 GQA layers "
+            f"and 28 linear ones keeps {_fmt(hybrid)} — an eighth of the cache — and four layers that can "
+            f"look any token up. For 8k chats it costs no more than the cache of those short contexts.")
+
+
+def _debug_explanation() -> str:
+    return ("a linear-attention decoder must carry its state S (and z) from token to token and apply one "
+            "recurrent step per new token: O(d_φ·d_v) work whatever the context (notebook 07 measured the "
+            "step flat from 1k to 16k tokens). Time per token that grows with the context means the service "
+            "recomputes the prefix — a quadratic or chunkwise pass over all t tokens at every step — and "
+            "memory stays flat only because nothing is cached. Precision (b) and the feature map (d) change "
+            "constants, not the growth; GQA (c) does not apply to a state.")
+
+
+def _chat_explanation() -> str:
+    from ..memory import PRESETS, cache_bytes, state_bytes
+    s = PRESETS["llama-3-8b"]
+    budget = 40 * 2**30
+    per = {"GQA as is": cache_bytes(s, 4096), "window 4096": cache_bytes(s, 4096),
+           "MQA": cache_bytes(s.with_(kv_heads=1, kind="MQA"), 4096), "linear": state_bytes(s)}
+    counts = "; ".join(f"{k}: {_fmt(b)} each, {budget // b:,} conversations" for k, b in per.items())
+    return (f"in 40 GiB at 4,096 tokens, fp16 — {counts}. A 4096-token window changes nothing when the "
+            f"conversations are no longer than the window; linear attention fits the most but gives up exact "
+            f"lookup of earlier turns; MQA keeps exact attention over the whole conversation with 8× the "
+            f"conversations of GQA (after the model is trained or up-trained for one KV head).")
+
+
+def _regulated_explanation() -> str:
+    from ..memory import PRESETS, cache_bytes, state_bytes
+    s = PRESETS["llama-3-8b"]
+    return (f"a verbatim, traceable citation from anywhere in 200,000 tokens needs a layer that can attend to "
+            f"every token exactly: full GQA attention ({_fmt(cache_bytes(s, 200_000))} per document, fp16) "
+            f"or a hybrid whose few attention layers do that ({_fmt(cache_bytes(s.with_(layers=4), 200_000))} "
+            f"for 4 of 32 layers, plus {_fmt(state_bytes(s.with_(layers=28)))} of states). A window of 8192 "
+            f"cannot see a clause 100k tokens back, and a fixed state holds about d_φ pairs per head "
+            f"(notebook 08, section 1): neither can promise to retrieve every clause.")
+
+
+def _design_doc_explanation() -> str:
+    from ..memory import PRESETS, cache_bytes, state_bytes
+    s = PRESETS["llama-2-7b"]
+    cache, state = cache_bytes(s, 131072), state_bytes(s)
+    return (f"(a) at 131,072 tokens the fp16 cache is {_fmt(cache)} and the state {_fmt(state)}: "
+            f"{1 - state / cache:.2%} saved — right. (b) right: linear attention is *not* softmax attention "
+            f"reordered — it replaces exp(qᵀk) by φ(q)ᵀφ(k), and its state of d_φ × d_v numbers per head "
+            f"holds about d_φ key–value pairs before they interfere (notebook 08, section 1), while softmax "
+            f"keeps every pair; \"same expressive power\" is false for recall (notebook 09). (c) right: the "
+            f"saving exists only if decoding steps the state (notebook 07), not if it re-runs the prefix. "
+            f"(d) wrong: the reordering (associativity, notebook 03) is exact only for the factorised "
+            f"kernel, not for softmax's exp.")
+
+
+add_questions({
+    "platform_team": Question(
+        "A platform team must pick ONE attention design for every model it serves: 8k-token chat, 16k-token "
+        "code completion, and question answering over 131,072-token documents where any fact may be asked. "
+        "Memory per sequence limits how many users a GPU serves. Shapes are Llama-3-8B-like (32 layers, 8 KV "
+        "heads of dim 128, fp16). Which design?",
+        {"a": "full GQA attention in every layer", "b": "a sliding window of 4096 tokens in every layer",
+         "c": "linear attention in every layer",
+         "d": "a hybrid: 4 GQA layers, 28 linear-attention layers"},
+        ("d",), _platform_explanation, kind="choice",
+        hint="price each at 131,072 tokens, then ask which can still look up a fact from the first page.",
+        feedback={"a": "it recalls everything, but price it at 131,072 tokens: 16 GiB per document.",
+                  "b": "bounded memory, but a 4096-token window cannot see a fact 100k tokens back.",
+                  "c": "constant memory, but a fixed state cannot promise exact recall of any one fact."}),
+    "debug_inference": Question(
+        "An inference service moved a model from softmax to linear attention. Memory per sequence is now "
+        "flat, but the time per generated token still grows with the context, just as before. The most "
+        "likely cause?",
+        {"a": "each step re-runs the quadratic or chunkwise form over the whole prefix instead of one "
+              "recurrent step on the carried state",
+         "b": "the state is kept in float32 instead of bfloat16",
+         "c": "GQA is switched off, so every query head keeps its own state",
+         "d": "the feature map is elu+1 instead of the identity"},
+        ("a",), _debug_explanation, kind="choice",
+        hint="what does one decoding step of linear attention cost, whatever the context?"),
+    "chat_deployment": Question(
+        "A chat product serves many 4,096-token conversations with a Llama-3-8B-shaped model (fp16) from 40 "
+        "GiB of KV memory. Which single change serves the most conversations at once while every reply can "
+        "still attend exactly to every earlier token of its conversation?",
+        {"a": "a sliding window of 4096 tokens", "b": "MQA: one KV head per layer",
+         "c": "linear attention in every layer", "d": "keep GQA and shorten the answers"},
+        ("b",), _chat_explanation, kind="choice",
+        hint="count conversations per 40 GiB for each; then strike the ones that lose exact attention.",
+        feedback={"a": "the conversations are no longer than the window: nothing is saved.",
+                  "c": "it fits the most, but a fixed state is not exact attention to every earlier token.",
+                  "d": "the cache is priced by the context, not by the answer."}),
+    "regulated_review": Question(
+        "A bank reviews 200,000-token regulatory filings. Auditors require every cited clause to be "
+        "retrieved verbatim from wherever it sits in the filing. Which designs can meet that? (all that apply)",
+        {"a": "a sliding window of 8192 tokens in every layer", "b": "linear attention in every layer",
+         "c": "full GQA attention in every layer",
+         "d": "a hybrid: a few full-attention layers among linear ones"},
+        ("c", "d"), _regulated_explanation, kind="choice",
+        hint="which layers can attend to a token 150,000 positions back exactly?"),
+    "design_doc": Question(
+        "A design doc says: \"Switching our Llama-2-7B-shaped model to linear attention cuts decode memory at "
+        "128k tokens by over 99% at no cost in quality, because linear attention has the same expressive "
+        "power as softmax attention — it only reorders the matmuls.\" Which statements are right? (all that apply)",
+        {"a": "the memory figure is right: the fp16 cache at 131,072 tokens is about 2,000× the state",
+         "b": "\"same expressive power\" is wrong: a d_φ × d_v state holds about d_φ pairs per head, "
+              "softmax's cache holds every pair",
+         "c": "the saving holds only if decoding steps the carried state instead of re-running the prefix",
+         "d": "reordering the matmuls computes exactly softmax attention, only faster"},
+        ("a", "b", "c"), _design_doc_explanation, kind="choice",
+        hint="price (a) with memory.cache_bytes / state_bytes; for (b) and (d) recall what φ replaces."),
+})

@@ -1,12 +1,14 @@
-"""Checkers for notebook 09 (associative recall): the MQAR label rule, and which mixer fails first."""
+"""Checkers for notebook 09 (associative recall): the MQAR label rule, which mixer fails first, a seed
+summary (mean and spread), which one change of the ablation matters most, and which layer stack recalls best."""
 from __future__ import annotations
 
 import torch
 
 from ..recall import IGNORE_INDEX, mqar
-from .runner import Case, Question, add_questions, fail, run_cases
+from .runner import Case, Question, add_questions, close, fail, run_cases
 
-__all__ = ["check_mqar_labels", "check_fails_first", "first_failure"]
+__all__ = ["check_mqar_labels", "check_fails_first", "first_failure", "check_seed_summary", "check_biggest_step",
+           "ablation_gains", "check_best_hybrid", "best_model"]
 
 
 def _label_cases():
@@ -113,3 +115,122 @@ add_questions({
         "whole cache: a fixed state only pays off once the sequence is longer than the state (L > 139 here).",
         hint="compute each count at L = 64, d = 64."),
 })
+
+
+# Reading seeds: mean and spread ----------------------------------------------------------------------
+def _fake_runs():
+    """Run-like records: two mixers × two pair counts × three seeds, with distinct accuracies."""
+    g, runs = torch.Generator().manual_seed(7), []
+    for mixer in ("linear", "delta"):
+        for pairs in (4, 16):
+            for seed in (2, 0, 1):  # not in seed order
+                acc = round(float(torch.rand((), generator=g)), 3)
+                runs.append({"mixer": mixer, "accuracy": acc, "settings": {"num_kv_pairs": pairs, "seed": seed}})
+    return runs
+
+
+def _summary(runs, mixer, pairs):
+    accs = [r["accuracy"] for r in runs if r["mixer"] == mixer and r["settings"]["num_kv_pairs"] == pairs]
+    return torch.tensor([sum(accs) / len(accs), min(accs), max(accs)], dtype=torch.float64)
+
+
+def check_seed_summary(your_fn) -> bool:
+    """your_fn(runs, mixer, pairs) -> (mean, lowest, highest) accuracy over the seeds of that mixer at that pair count."""
+    runs = _fake_runs()
+    cases = [Case((runs, m, n), _summary(runs, m, n), f"{m} at {n} pairs") for m, n in [("linear", 16), ("delta", 4)]]
+
+    def as_vec(fn):
+        def wrapped(*args):
+            got = fn(*args)
+            try:
+                return torch.tensor([float(x) for x in got], dtype=torch.float64)
+            except (TypeError, ValueError):
+                return got
+        return wrapped
+
+    def seed0(c):
+        runs, m, n = c.args
+        (a,) = [r["accuracy"] for r in runs if r["mixer"] == m and r["settings"]["num_kv_pairs"] == n
+                and r["settings"]["seed"] == 0]
+        return torch.tensor([a, a, a], dtype=torch.float64)
+
+    def pooled_pairs(c):
+        runs, m, n = c.args
+        accs = [r["accuracy"] for r in runs if r["mixer"] == m]
+        return torch.tensor([sum(accs) / len(accs), min(accs), max(accs)], dtype=torch.float64)
+
+    def pooled_mixers(c):
+        runs, m, n = c.args
+        accs = [r["accuracy"] for r in runs if r["settings"]["num_kv_pairs"] == n]
+        return torch.tensor([sum(accs) / len(accs), min(accs), max(accs)], dtype=torch.float64)
+
+    def first_seed_listed(c):
+        runs, m, n = c.args
+        accs = [r["accuracy"] for r in runs if r["mixer"] == m and r["settings"]["num_kv_pairs"] == n]
+        return torch.tensor([accs[0], accs[0], accs[0]], dtype=torch.float64)
+
+    return run_cases(
+        "check_seed_summary", as_vec(your_fn), cases, names=["(mean, lowest, highest)"],
+        hint="keep the runs with r['mixer'] == mixer and r['settings']['num_kv_pairs'] == pairs; then mean, min, max.",
+        diagnoses=[
+            (lambda e, g, c: close(g, seed0(c)), "you read seed 0 only: average over every seed of that cell."),
+            (lambda e, g, c: close(g, first_seed_listed(c)), "you read one run only: average over every seed of that cell."),
+            (lambda e, g, c: close(g, pooled_pairs(c)), "you pooled every pair count: keep only the runs at `pairs`."),
+            (lambda e, g, c: close(g, pooled_mixers(c)), "you pooled every mixer: keep only the runs of `mixer`."),
+        ])
+
+
+# The one-change ablation: which change matters most? ---------------------------------------------------
+ABLATION_STEPS = {"normaliser": ("linear", "linear_nodenom"), "feature map": ("linear_nodenom", "additive"),
+                  "write rule": ("additive", "delta")}
+
+
+def ablation_gains(runs, pairs) -> dict[str, float]:
+    """Mean accuracy gained by each one-change step of the ablation at ``pairs`` pairs (mean over seeds)."""
+    mean = {}
+    for r in runs:
+        if r["settings"]["num_kv_pairs"] == pairs:
+            mean.setdefault(r["mixer"], []).append(r["accuracy"])
+    mean = {m: sum(a) / len(a) for m, a in mean.items()}
+    return {step: mean[b] - mean[a] for step, (a, b) in ABLATION_STEPS.items() if a in mean and b in mean}
+
+
+def check_biggest_step(prediction, runs, pairs) -> bool:
+    """Mark a prediction: which one change (normaliser, feature map, write rule) gains most accuracy at ``pairs``?"""
+    title = "check_biggest_step"
+    if prediction not in ABLATION_STEPS:
+        return fail(title, [f"  expected one of {list(ABLATION_STEPS)}; got {prediction!r}"], "name one change.")
+    gains = ablation_gains(runs, pairs)
+    if len(gains) < len(ABLATION_STEPS):
+        return fail(title, [f"  these runs lack the ablation's mixers at {pairs} pairs"], "pass the capacity sweep's runs.")
+    best = max(gains, key=gains.get)
+    numbers = ", ".join(f"{step} {gain:+.2f}" for step, gain in gains.items())
+    if prediction != best:
+        return fail(title, [f"  not the {prediction}: mean accuracy gained per step at {pairs} pairs: {numbers}."],
+                    "compare the steps' gains; a step can also *lose* accuracy.")
+    print(f"✓ {title}: right — at {pairs} pairs the {best} gains most ({numbers}).")
+    return True
+
+
+def best_model(runs) -> tuple[str, float]:
+    """The mixer (or layer stack) with the highest mean accuracy over its seeds, and that mean."""
+    mean = {}
+    for r in runs:
+        mean.setdefault(r["mixer"], []).append(r["accuracy"])
+    name = max(mean, key=lambda m: sum(mean[m]) / len(mean[m]))
+    return name, sum(mean[name]) / len(mean[name])
+
+
+def check_best_hybrid(prediction, runs) -> bool:
+    """Mark a prediction: which stack of mixer layers recalls best (highest mean accuracy over seeds)?"""
+    title = "check_best_hybrid"
+    names = list(dict.fromkeys(r["mixer"] for r in runs)) if isinstance(runs, (list, tuple)) and runs else []
+    if prediction not in names:
+        return fail(title, [f"  expected one of {names}; got {prediction!r}"], "name one of the stacks in the runs.")
+    best, acc = best_model(runs)
+    if prediction != best:
+        got = [r["accuracy"] for r in runs if r["mixer"] == prediction]
+        return fail(title, [f"  not {prediction} (mean {sum(got) / len(got):.2f}): {best} reached {acc:.2f}."],
+                    "which stack can look a pair up exactly at any distance?")
+    print(f"✓ {title}: right — {best}, mean accuracy {acc:.2f} over {sum(r['mixer'] == best for r in runs)} seeds.")
+    return True

@@ -74,7 +74,10 @@ CORE_QUESTIONS = {
         "scores, scale, mask, stable exp, normalise rows, weighted sum of values. The mask is "
         "added to the *scaled* scores (as in torch's SDPA): a float mask would otherwise be scaled too.",
         hint="the mask acts on scores that are already scaled, and the weights must sum to 1 before "
-             "they touch V."),
+             "they touch V.",
+        # A −∞/0 mask commutes with a positive scale (−∞ · c = −∞): mask-then-scale is right too.
+        requires={"scale": ("scores",), "mask": ("scores",), "exp": ("scale", "mask"), "norm": ("exp",),
+                  "values": ("norm",)}),
     "finite_features": Question(
         "Which kernel can be written exactly as φ(q)ᵀφ(k) with a finite feature vector φ?",
         {"a": "the Gaussian kernel exp(−‖q − k‖²/2h²)", "b": "the softmax kernel exp(qᵀk/√d)",
@@ -84,7 +87,12 @@ CORE_QUESTIONS = {
         "monomials: φ(x) = [1, √2·x, vec(x xᵀ)] (1 + d + d² features). The Gaussian and exp "
         "kernels need infinitely many (their Taylor series never stops); random features only "
         "approximate them.", kind="choice",
-        hint="expand each kernel as a power series in qᵀk: which one stops after finitely many terms?"),
+        hint="expand each kernel as a power series in qᵀk: which one stops after finitely many terms?",
+        feedback={"a": "exp(−‖q−k‖²/2h²) = exp(−‖q‖²/2h²)·exp(−‖k‖²/2h²)·exp(qᵀk/h²), and the last factor's "
+                       "power series never stops.",
+                  "b": "exp(qᵀk/√d) = Σ_n (qᵀk/√d)ⁿ/n! has a term of every degree: infinitely many features.",
+                  "d": "an indicator of a distance is not smooth; no finite set of products of q-features "
+                       "and k-features reproduces its sharp edge."}),
     "bandwidth_limit": Question(
         "A Nadaraya–Watson smoother with a Gaussian kernel: what happens as the bandwidth h → 0?",
         {"a": "every prediction becomes the mean of all training values",
@@ -93,7 +101,12 @@ CORE_QUESTIONS = {
         ("b",),
         "as h → 0 the nearest key's weight dominates every other (the ratio of weights grows "
         "like exp(Δ/2h²)), so the softmax over keys becomes an arg-max. h → ∞ gives answer a.",
-        kind="choice", hint="compare the weights of the nearest and the second-nearest point as h shrinks."),
+        kind="choice", hint="compare the weights of the nearest and the second-nearest point as h shrinks.",
+        feedback={"a": "that is the other limit, h → ∞, where every weight tends to the same value.",
+                  "c": "the weights are normalised to sum to 1, so the prediction stays a weighted average "
+                       "of the training values, never 0 for them all.",
+                  "d": "normalising keeps the weights summing to 1, but it does not stop them from "
+                       "concentrating on one point."}),
     "denominator_role": Question(
         "In linear attention out_i = φ(q_i)ᵀS / φ(q_i)ᵀz, with z = Σ_j φ(k_j): what does the "
         "denominator φ(q_i)ᵀz do?",
@@ -104,7 +117,10 @@ CORE_QUESTIONS = {
         ("b",),
         "φ(q_i)ᵀz = Σ_j φ(q_i)ᵀφ(k_j): the row sum of the (never built) N×N weight matrix. "
         "Softmax divides by Σ_j exp(s_ij); linear attention divides by the same kind of sum.",
-        kind="choice", hint="expand φ(q_i)ᵀz with z = Σ_j φ(k_j)."),
+        kind="choice", hint="expand φ(q_i)ᵀz with z = Σ_j φ(k_j).",
+        feedback={"a": "the 1/√d scale acts inside the kernel; φ(q_i)ᵀz depends on every key, not on d alone.",
+                  "c": "non-causal linear attention has no mask at all; a causal one sums z over j <= i.",
+                  "d": "there is no exp in linear attention's kernel φ(q)ᵀφ(k) to overflow."}),
     "reorder_buys": Question(
         "Computing φ(Q)(φ(K)ᵀV) instead of (φ(Q)φ(K)ᵀ)V: what does reordering the products buy?",
         {"a": "a more accurate result",
@@ -113,7 +129,11 @@ CORE_QUESTIONS = {
               "instead of O(N²·d) time and an N×N intermediate",
          "d": "exact softmax attention in linear time"},
         ("c",), _reorder_explanation, kind="choice",
-        hint="write down the shape of the intermediate product in each order."),
+        hint="write down the shape of the intermediate product in each order.",
+        feedback={"a": "matrix products associate: both orders compute the same numbers (up to rounding).",
+                  "b": "a causal mask sits between φ(Q)φ(K)ᵀ and V; reordering removes the place where it "
+                       "could go, it does not apply it.",
+                  "d": "the kernel is φ(q)ᵀφ(k), not exp(qᵀk/√d); softmax's exp does not factorise finitely."}),
     "identity_kernel": Question(
         "Evaluate a modified formula: drop φ (φ = identity, kernel qᵀk) and compute "
         "out = Σ_j (qᵀk_j) v_j / Σ_j qᵀk_j for q = [1, 0] and two tokens: k_1 = [2, 0], v_1 = 1 and "
@@ -123,7 +143,10 @@ CORE_QUESTIONS = {
          "c": "−1, outside the range of the values",
          "d": "undefined: the denominator is 0"},
         ("c",), _identity_explanation, kind="choice",
-        hint="compute the two kernel values qᵀk_1 and qᵀk_2 first; one of them is negative."),
+        hint="compute the two kernel values qᵀk_1 and qᵀk_2 first; one of them is negative.",
+        feedback={"a": "that would need both kernel values to be positive; compute qᵀk_2 for k_2 = [−1, 1].",
+                  "b": "the plain mean needs equal weights; here the two kernel values differ.",
+                  "d": "compute the denominator qᵀk_1 + qᵀk_2: is it 0?"}),
     "linear_steps": Question(
         "Order the steps of (non-causal) linear attention in its O(N) form. Steps that could "
         "run in either order may be given in either order.",
@@ -133,7 +156,8 @@ CORE_QUESTIONS = {
         (("phi",), ("S", "z"), ("num", "den"), ("div",)),
         "features first; then summarise the keys (S and z, independent of N once built); then "
         "read them out for every query; then normalise.",
-        hint="the summary of the keys must exist before any query reads it."),
+        hint="the summary of the keys must exist before any query reads it.",
+        requires={"S": ("phi",), "z": ("phi",), "num": ("S",), "den": ("z",), "div": ("num", "den")}),
     "aggregated_state": Question(
         "Why is the aggregated state S_t = Σ_{j≤t} φ(k_j)v_jᵀ (with z_t) efficient for generating text?",
         {"a": "it stores every past key and value in compressed form and can return any of them exactly",
@@ -142,7 +166,13 @@ CORE_QUESTIONS = {
          "c": "it makes training faster than softmax attention at every sequence length",
          "d": "it removes the need for a feature map"},
         ("b",), _aggregated_explanation, kind="choice",
-        hint="what does one decoding step read, and does its size change with t?"),
+        hint="what does one decoding step read, and does its size change with t?",
+        feedback={"a": "d_φ·d_v numbers cannot hold arbitrarily many key–value pairs exactly: the state is a "
+                       "lossy summary.",
+                  "c": "for short sequences softmax attention (and its flash kernels) is as fast or faster; "
+                       "the win grows with length.",
+                  "d": "the state is built from φ(k); without a feature map there is no positive kernel to "
+                       "normalise."}),
     "chunkwise_steps": Question(
         "Order the steps of the chunkwise causal form for one chunk c (state S, z carried in). "
         "Steps that could run in either order may be given in either order.",
@@ -154,7 +184,9 @@ CORE_QUESTIONS = {
         "a chunk reads the state *before* adding its own keys (its own keys enter through the "
         "masked intra-chunk product), so the update comes last; doing it first counts the chunk's "
         "keys twice and lets queries see later keys of their chunk.",
-        hint="which part of the chunk's output may already contain the chunk's own keys?"),
+        hint="which part of the chunk's output may already contain the chunk's own keys?",
+        # the update may come any time after the carried state was read (inter), even before combining
+        requires={"combine": ("intra", "inter"), "update": ("inter",)}),
     "trig_negative": Question(
         "Trigonometric random features are unbiased for exp(qᵀk/√d). Why are they a poor choice "
         "for normalised linear attention?",
@@ -165,7 +197,10 @@ CORE_QUESTIONS = {
         ("b",),
         "sin/cos features can be negative; the softmax kernel is always > 0, and the normalised "
         "form divides by a sum of estimates. FAVOR+'s exp features are > 0, so every estimate is.",
-        kind="choice", hint="what sign can a single estimate sin·sin + cos·cos have?"),
+        kind="choice", hint="what sign can a single estimate sin·sin + cos·cos have?",
+        feedback={"a": "sin and cos cost about what exp costs; speed is not the problem.",
+                  "c": "the question says they are unbiased, and they are.",
+                  "d": "the feature count is a choice, the same for both kinds."}),
 }
 
 
@@ -256,7 +291,12 @@ DESIGN_QUESTIONS = {
          "d": "a hybrid: 2 of the 32 layers keep full GQA attention, the other 30 use linear attention"},
         ("d",), _long_context_explanation, kind="choice",
         hint="price each option with memory.cache_bytes / memory.state_bytes, then ask which ones can "
-             "still retrieve a fact from the first page."),
+             "still retrieve a fact from the first page.",
+        feedback={"a": "price it: the full GQA cache at 131,072 tokens is several times the 1.5 GiB a token "
+                       "may read.",
+                  "b": "price it with memory.cache_bytes: even one KV head per layer, at 131,072 tokens, is "
+                       "above the 1.5 GiB budget.",
+                  "c": "it fits the budget, but a window of 4096 tokens cannot see a fact on the first page."}),
     "kv_budget": Question(
         "A server has 40 GiB of GPU memory left for KV caches and serves 8,192-token conversations in "
         "fp16. How many conversations fit at once with the Llama-2-7B shape (32 layers, 32 KV heads of "
@@ -264,7 +304,10 @@ DESIGN_QUESTIONS = {
         {"a": "10 and 40", "b": "40 and 10", "c": "80 and 80 (GQA saves compute, not memory)",
          "d": "1 and 4"},
         ("a",), _kv_budget_explanation, kind="choice",
-        hint="per token the cache holds 2 · layers · kv_heads · head_dim numbers of 2 bytes."),
+        hint="per token the cache holds 2 · layers · kv_heads · head_dim numbers of 2 bytes.",
+        feedback={"b": "fewer KV heads means a smaller cache, so GQA fits more conversations, not fewer.",
+                  "c": "GQA shrinks the cache itself: kv_heads enters the bytes per token.",
+                  "d": "compute one conversation's cache: 2 · 32 · 32 · 128 · 8,192 · 2 B is far below 40 GiB."}),
     "device_60k": Question(
         "A laptop GPU has 2 GiB free for attention memory; an app needs 60,000 tokens of context with a "
         "model of the Llama-2-7B shape (32 layers, 32 heads of dim 128, fp16). Which designs fit? "
@@ -274,7 +317,11 @@ DESIGN_QUESTIONS = {
          "f": "MLA: one 512-wide latent plus a 64-wide RoPE key per layer and token"},
         ("c", "d", "e"), _device_explanation, kind="choice",
         hint="compute each option's bytes at 60,000 tokens (memory.cache_bytes, memory.state_bytes); "
-             "a window caches at most its width."),
+             "a window caches at most its width.",
+        feedback={"a": "price it with memory.cache_bytes: the MHA cache at 60,000 tokens is many times 2 GiB.",
+                  "b": "a quarter of the MHA cache is still several GiB.",
+                  "f": "compute it: the latent cache still grows with the 60,000 tokens, and it lands just "
+                       "above 2 GiB."}),
     "multi_tenant": Question(
         "A service keeps many users' sessions in memory at once: most are about 1k tokens, a few reach "
         "100k. To admit sessions simply, you want each session's attention memory bounded by a constant "
@@ -284,7 +331,10 @@ DESIGN_QUESTIONS = {
          "d": "a sliding window of 4096 tokens in every layer",
          "e": "a hybrid: 4 full-attention layers, 28 linear-attention layers"},
         ("c", "d"), _multi_tenant_explanation, kind="choice",
-        hint="for each design, does the memory at 100k tokens exceed the memory at 1k?"),
+        hint="for each design, does the memory at 100k tokens exceed the memory at 1k?",
+        feedback={"a": "paging removes fragmentation, not growth: a 100k session still holds 100k tokens of cache.",
+                  "b": "GQA shrinks the slope by heads / kv_heads, but the cache still grows with the length.",
+                  "e": "the 4 full-attention layers keep a cache that grows with the session."}),
 }
 
 # --------------------------------------------------------------------------- 07: memory (cells for notebook 07)

@@ -13,21 +13,26 @@ shuffled order (fixed seed per question, never the right order).
 """
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
 import random
+import sys
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import torch
 from torch.overrides import TorchFunctionMode
 
-from ..linear import LinearAttentionState
+from .. import LinearAttentionState
 
 __all__ = [
     "SEED", "ATOL", "RTOL", "Case", "Diagnosis", "gen", "randn", "shape_of", "close", "fail",
     "run_cases", "qkv_cases", "state_after", "CallSpy", "LIBRARY_SOFTMAX", "as_tensor",
     "Question", "QUESTIONS", "add_questions", "show_question", "check_order", "check_choice",
-    "displayed_options",
+    "displayed_options", "ExerciseFailed", "graded", "Hint", "Guard", "add_guard", "GUARDS", "guard",
+    "explain_shape_error", "calls_grow_with_n",
 ]
 
 SEED = 20240611
@@ -85,11 +90,13 @@ def _preview(x: torch.Tensor, n: int = 4) -> str:
     return f"[{body}{', …' if x.numel() > n else ''}]"
 
 
-def _describe_miss(name: str, exp: torch.Tensor, got) -> list[str]:
+def _describe_miss(name: str, exp: torch.Tensor, got, reveal: bool = True) -> list[str]:
     if not isinstance(got, torch.Tensor):
         return [f"  {name}: expected a torch.Tensor of shape {shape_of(exp)}; got {type(got).__name__}"]
     if got.shape != exp.shape:
         return [f"  {name}: expected shape {shape_of(exp)}; got shape {shape_of(got)}"]
+    if not reveal:  # a hand computation: say which output is off, never the numbers
+        return [f"  {name}: not right yet (you gave {_preview(got)})"]
     diff = (got.detach().double() - exp.detach().double()).abs()
     diff = torch.where(torch.isnan(diff), torch.full_like(diff, math.inf), diff)
     where = tuple(int(i) for i in torch.unravel_index(diff.argmax(), diff.shape))
@@ -104,13 +111,91 @@ def _as_tuple(x) -> tuple:
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
 
-def fail(title: str, lines: list[str], hint: str) -> bool:
-    """Print a miss (title, detail lines, hint) and return False."""
+class ExerciseFailed(AssertionError):
+    """Raised by a checker that misses inside :func:`graded` (an autograded test cell scores it 0)."""
+
+
+_STRICT = [False]
+
+
+@contextlib.contextmanager
+def graded():
+    """Inside this block a checker that misses raises :class:`ExerciseFailed` (after printing why).
+
+    The autograded test cells of the nbgrader edition call their checker inside ``with graded():``,
+    so a miss is an error and scores 0; outside it a checker prints its verdict and returns a bool.
+    """
+    before = _STRICT[0]
+    _STRICT[0] = True
+    try:
+        yield
+    finally:
+        _STRICT[0] = before
+
+
+@dataclass(frozen=True)
+class Hint:
+    """A two-tier hint: ``idea`` on the first miss of an exercise, ``idea`` and ``code`` from the second on.
+
+    ``code`` is a complete answer in a few lines (tests run it through its checker).
+    """
+
+    idea: str
+    code: str = ""
+
+    def __str__(self) -> str:
+        return self.idea
+
+
+#: misses per checker title (its first word): the second miss of an exercise shows the code tier.
+_MISSES: dict[str, int] = {}
+
+
+def _tier(title: str, hint) -> str:
+    if not isinstance(hint, Hint):
+        return str(hint)
+    key = title.split(":")[0].split(" ")[0]
+    _MISSES[key] = _MISSES.get(key, 0) + 1
+    if _MISSES[key] < 2 or not hint.code:
+        return hint.idea + ("  (miss again and the hint shows code)" if hint.code else "")
+    code = "\n".join("      " + line for line in hint.code.strip("\n").splitlines())
+    return f"{hint.idea}\n    in code:\n{code}"
+
+
+def fail(title: str, lines: list[str], hint) -> bool:
+    """Print a miss (title, detail lines, hint) and return False; raise :class:`ExerciseFailed` inside :func:`graded`."""
+    text = _tier(title, hint)
     print(f"✗ {title}")
     for line in lines:
         print(line)
-    print(f"  hint: {hint}")
+    print(f"  hint: {text}")
+    if _STRICT[0]:
+        _short_traceback()
+        raise ExerciseFailed(f"{title}: {text}")
     return False
+
+
+def _short_traceback() -> None:
+    """Under IPython, show the next traceback as its one message line (the verdict above says the rest).
+
+    A graded miss then reads "ExerciseFailed: <diagnosis>" and never quotes the test cell's code (so
+    feedback does not show the hidden tests); the previous traceback mode is back for the next cell.
+    """
+    try:
+        ip = get_ipython()  # type: ignore[name-defined]  # noqa: F821
+    except NameError:
+        return
+    tb = getattr(ip, "InteractiveTB", None)
+    if tb is None or getattr(tb, "mode", None) == "Minimal":
+        return
+    before = tb.mode
+
+    def restore(*_):
+        tb.set_mode(before)
+        ip.events.unregister("post_run_cell", restore)
+
+    tb.set_mode("Minimal")
+    ip.events.register("post_run_cell", restore)
 
 
 def _safe(test, expected, got, case) -> bool:
@@ -140,12 +225,17 @@ class CallSpy(TorchFunctionMode):
         super().__init__()
         self.n, self.forbidden = n, forbidden
         self.nxn, self.called = None, None
+        self.calls, self.max_numel = 0, 0  # torch calls made; the largest tensor any of them returned
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", str(func))
         if self.called is None and name in self.forbidden:
             self.called = name
         out = func(*args, **(kwargs or {}))
+        self.calls += 1
+        for t in _as_tuple(out):
+            if isinstance(t, torch.Tensor):
+                self.max_numel = max(self.max_numel, t.numel())
         if self.n is not None and self.nxn is None:
             for t in _as_tuple(out):
                 if isinstance(t, torch.Tensor) and t.dim() >= 2 and t.shape[-2:] == (self.n, self.n):
@@ -153,12 +243,177 @@ class CallSpy(TorchFunctionMode):
         return out
 
 
+# --------------------------------------------------------------------------- shape errors
+
+
+_SHAPE_WORDS = ("must match the size", "shapes cannot be multiplied", "mat1 and mat2", "expanded size",
+                "Dimension out of range", "not broadcastable", "size mismatch", "Expected size",
+                "invalid for input of size", "number of dimensions", "batch1", "inconsistent tensor size",
+                "too many indices", "does not match the broadcast shape", "Expected all tensors",
+                "dimension specified as", "but got", "cannot be broadcast")
+
+
+def _arg_names(fn, n: int) -> list[str]:
+    try:
+        params = [p.name for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    return (params + [f"argument {i + 1}" for i in range(len(params), n)])[:n]
+
+
+def _reader_line(err: BaseException) -> str | None:
+    """The last line of the traceback written by the reader (not torch's, not this package's)."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__)
+              if "site-packages" not in f.filename and "/linattn_edu/" not in f.filename.replace("\\", "/")
+              and not f.filename.startswith("<frozen")]
+    return frames[-1].line.strip() if frames and frames[-1].line else None
+
+
+def explain_shape_error(fn, case: "Case", err: BaseException, names: Sequence[str] = ()) -> tuple[list[str], str] | None:
+    """(detail lines, diagnosis) for a shape or broadcast error raised inside the reader's function; else None.
+
+    Names the reader's line that raised, the arguments on that line with their shapes, the output
+    shape expected, and, for a case with leading batch dims, how to index and broadcast from the end.
+    """
+    msg = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if not isinstance(err, (RuntimeError, IndexError, ValueError)) or not any(w in msg for w in _SHAPE_WORDS):
+        return None
+    arg_names = _arg_names(fn, len(case.args))
+    line = _reader_line(err)
+    lines = [f"  your function raised a shape error: {msg}"]
+    if line:
+        lines.append(f"  on your line: {line}")
+    tensors = [(n, a) for n, a in zip(arg_names, case.args) if isinstance(a, torch.Tensor)]
+    on_line = [(n, a) for n, a in tensors if line and _mentions(line, n)]
+    shown = on_line or tensors
+    if shown:
+        lines.append("  " + ("arguments on that line: " if on_line else "arguments: ")
+                     + ", ".join(f"{n} {shape_of(a)}" for n, a in shown))
+    outs = [(n, e) for n, e in zip(names or ["output"], _as_tuple(case.expected)) if isinstance(e, torch.Tensor)]
+    if outs:
+        lines.append("  expected: " + ", ".join(f"{n} of shape {shape_of(e)}" for n, e in outs))
+    first = tensors[0][1] if tensors else None
+    batch = tuple(first.shape[:-2]) if first is not None and first.dim() > 2 else ()
+    if batch:
+        why = (f"this case has leading batch dims {batch}: write every step for (..., N, d) tensors. Index and "
+               "broadcast from the end: x.transpose(-2, -1) (not x.T), x.unsqueeze(-1) / x[..., :, None] for a "
+               "column, x.unsqueeze(-2) / x[..., None, :] for a row, and .sum(dim=-1, keepdim=True) so the "
+               "dims still line up.")
+    else:
+        why = ("the shapes on that line do not fit together: write each tensor's shape next to it "
+               "(# (N, d) @ (d, M) -> (N, M)) and check which dim the operation pairs up.")
+    return lines, why
+
+
+def _mentions(line: str, name: str) -> bool:
+    import re
+    return re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", line) is not None
+
+
+# --------------------------------------------------------------------------- hidden tests: shortcuts
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What an exercise's answer may not hand off, checked by a hidden test of the graded edition.
+
+    ``args()`` builds sample arguments. The answer fails when, called on them, it calls a function of
+    ``linattn_edu`` outside ``allowed`` (module-name prefixes; the feature maps handed in as arguments
+    are allowed by default) or a torch function named in ``torch_names``, or when any tensor it makes
+    has ``max_numel(args)`` elements or more (an N×N matrix in an O(N) exercise, in any shape).
+    """
+
+    args: Callable[[], tuple]
+    allowed: tuple = ("linattn_edu.feature_maps",)
+    torch_names: frozenset = frozenset()
+    max_numel: Callable[[tuple], int] | None = None
+
+
+#: Guards by checker name (``check_linear_attention`` …); checker modules add theirs with :func:`add_guard`.
+GUARDS: dict[str, Guard] = {}
+
+
+def add_guard(checker: str, g: Guard) -> None:
+    """Register the hidden-test guard of the exercise that ``checker`` marks."""
+    GUARDS[checker] = g
+
+
+def _library_calls(fn: Callable, args: tuple, allowed: tuple) -> tuple[Any, list[str]]:
+    """fn(*args) and the linattn_edu functions it called directly (outside ``allowed`` and the checkers)."""
+    seen: list[str] = []
+
+    def profile(frame, event, arg):
+        if event != "call":
+            return
+        mod = frame.f_globals.get("__name__", "")
+        if not mod.startswith("linattn_edu") or mod.startswith("linattn_edu.exercises"):
+            return
+        if any(mod == a or mod.startswith(a + ".") for a in allowed):
+            return
+        caller = frame.f_back.f_globals.get("__name__", "") if frame.f_back is not None else ""
+        if not caller.startswith("linattn_edu"):
+            seen.append(f"{mod}.{frame.f_code.co_name}")
+
+    before = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        out = fn(*args)
+    finally:
+        sys.setprofile(before)
+    return out, seen
+
+
+def guard(checker, fn) -> bool:
+    """The hidden test of an exercise: refuse an answer that hands off what the exercise asks for.
+
+    ``checker`` is the exercise's checker (or its name). Prints nothing and returns True when the answer
+    is the reader's own work (or the exercise has no guard); otherwise prints a short verdict and
+    fails like a checker (raises inside :func:`graded`). The verdict does not say what was looked for.
+    """
+    name = checker if isinstance(checker, str) else getattr(checker, "__name__", str(checker))
+    g = GUARDS.get(name)
+    if g is None or not callable(fn):
+        return True
+    args = g.args()
+    spy = CallSpy(forbidden=frozenset(g.torch_names))
+    try:
+        with spy:
+            _, called = _library_calls(fn, args, g.allowed)
+    except ExerciseFailed:
+        raise
+    except Exception:  # the visible checker reports errors; the hidden test marks only shortcuts
+        return True
+    limit = g.max_numel(args) if g.max_numel is not None else None
+    if called or spy.called or (limit is not None and spy.max_numel >= limit):
+        return fail(f"{name} (hidden test)",
+                    ["  this exercise is marked on a computation you write yourself, in the form the exercise "
+                     "asks for; this answer does not do that, so it scores 0 here."],
+                    "re-read the exercise text and write the formula it states with plain tensor operations.")
+    return True
+
+
+def calls_grow_with_n(fn: Callable, args: tuple, n_dims: Sequence[int], slack: int = 4) -> tuple[int, int] | None:
+    """(torch calls at N, at 2N) when fn makes more calls as the sequence doubles (a Python loop over N).
+
+    ``n_dims`` lists the positions in ``args`` of the tensors whose dim -2 is N; each is doubled along it.
+    """
+    doubled = tuple(torch.cat([a, a], dim=-2) if i in n_dims else a for i, a in enumerate(args))
+    counts = []
+    for a in (args, doubled):
+        spy = CallSpy()
+        with spy:
+            fn(*a)
+        counts.append(spy.calls)
+    return (counts[0], counts[1]) if counts[1] > counts[0] + slack else None
+
+
 # --------------------------------------------------------------------------- the runner
 
 
 def _check_one(title: str, fn: Callable, case: Case, names: Sequence[str], hint: str,
                diagnoses: Sequence[Diagnosis], atol: float, rtol: float, forbidden: dict[str, str],
-               after: Callable[[Case, Any], str | None] | None) -> tuple[bool, Any]:
+               after: Callable[[Case, Any], str | None] | None, reveal: bool = True) -> tuple[bool, Any]:
     """Run one case; print and return (False, None) on a miss, (True, got) on a match."""
     spy = CallSpy(forbidden=frozenset(forbidden))
     try:
@@ -167,7 +422,13 @@ def _check_one(title: str, fn: Callable, case: Case, names: Sequence[str], hint:
                 got = fn(*case.args)
         else:
             got = fn(*case.args)
+    except ExerciseFailed:
+        raise
     except Exception as err:  # the reader's code: report, don't crash the notebook
+        explained = explain_shape_error(fn, case, err, names)
+        if explained:
+            lines, why = explained
+            return fail(title, lines, why), None
         return fail(title, [f"  your function raised {type(err).__name__}: {err}"], hint), None
     exp_t, got_t = _as_tuple(case.expected), _as_tuple(got)
     if len(got_t) != len(exp_t):
@@ -175,7 +436,7 @@ def _check_one(title: str, fn: Callable, case: Case, names: Sequence[str], hint:
                     hint), None
     bad = [j for j, (e, g) in enumerate(zip(exp_t, got_t)) if not close(e, g, atol, rtol)]
     if bad:
-        lines = [line for j in bad for line in _describe_miss(names[j], exp_t[j], got_t[j])]
+        lines = [line for j in bad for line in _describe_miss(names[j], exp_t[j], got_t[j], reveal)]
         reason = next((h for test, h in diagnoses if _safe(test, case.expected, got, case)), hint)
         return fail(title, lines, reason), None
     if spy.called:
@@ -190,21 +451,23 @@ def _check_one(title: str, fn: Callable, case: Case, names: Sequence[str], hint:
 def run_cases(title: str, fn: Callable, cases: Sequence[Case], *, names: Sequence[str], hint: str,
               diagnoses: Sequence[Diagnosis] = (), atol: float = ATOL, rtol: float = RTOL,
               forbidden: dict[str, str] | None = None,
-              after: Callable[[Case, Any], str | None] | None = None, success: str | None = None) -> bool:
+              after: Callable[[Case, Any], str | None] | None = None, success: str | None = None,
+              reveal: bool = True) -> bool:
     """Call fn(*case.args) for each case and compare every output with case.expected.
 
     ``diagnoses`` explain a miss (the first whose test matches wins, else ``hint``).
     ``forbidden`` maps torch function names to a message: calling one fails even with right values
     (e.g. ``torch.softmax`` in "write a softmax"). ``after(case, got)`` may return a failure message
     for a property that values alone do not show (e.g. "built an N×N matrix"). ``success`` replaces
-    the verdict line printed when every case matches.
+    the verdict line printed when every case matches. ``reveal=False`` never prints the expected values
+    (a hand computation). ``hint`` may be a :class:`Hint`: its idea on the first miss, its code after.
     Prints one verdict line (plus details on a miss) and returns True or False.
     """
     if not callable(fn):
         return fail(f"{title}: expected a function; got {type(fn).__name__}", [], hint)
     for i, case in enumerate(cases, 1):
         where = f"{title}: case {i} of {len(cases)} ({case.about})"
-        ok, _ = _check_one(where, fn, case, names, hint, diagnoses, atol, rtol, forbidden or {}, after)
+        ok, _ = _check_one(where, fn, case, names, hint, diagnoses, atol, rtol, forbidden or {}, after, reveal)
         if not ok:
             return False
     print(f"✓ {title}: " + (success or f"your function matches linattn_edu on all {len(cases)} random cases."))
@@ -241,6 +504,10 @@ class Question:
     several letters make it a "select all that apply" question.
     ``explanation`` (a string, or a function returning one, e.g. to compute numbers with the
     library) is printed only once the right answer is given; ``hint`` after a wrong one.
+    ``requires`` (ordering questions, optional) maps a step to the steps it needs first: then *every*
+    order that respects it is right (it replaces the groups of ``answer``, which still lists one right
+    order). ``feedback`` (choice questions) maps a wrong option to why it is wrong, printed when it is
+    picked.
     """
 
     prompt: str
@@ -249,6 +516,8 @@ class Question:
     explanation: str | Callable[[], str]
     kind: str = "order"
     hint: str = "re-read the section above and try again."
+    requires: dict | None = None
+    feedback: dict = field(default_factory=dict)
 
     def explain(self) -> str:
         return self.explanation() if callable(self.explanation) else self.explanation
@@ -279,6 +548,10 @@ def _get(name: str, kind: str | None = None) -> Question:
 
 
 def _in_right_order(q: Question, keys: Sequence[str]) -> bool:
+    if q.requires is not None:
+        place = {k: i for i, k in enumerate(keys)}
+        return sorted(keys) == sorted(q.options) and all(
+            place[before] < place[step] for step, needs in q.requires.items() for before in needs)
     pos = 0
     for group in q.answer:
         if sorted(keys[pos:pos + len(group)]) != sorted(group):
@@ -337,15 +610,9 @@ def check_order(name: str, answer: Sequence[str]) -> bool:
         return fail(title, [f"  expected each of {sorted(shown)} exactly once; got {answer!r}"],
                     "list every letter once, first step first.")
     keys = [shown[x] for x in letters]
-    back = {key: letter for letter, key in shown.items()}
-    pos = 0
-    for group in q.answer:
-        if sorted(keys[pos:pos + len(group)]) != sorted(group):
-            step = letters[pos]
-            return fail(title, [f"  the first {pos} step(s) are right; step {pos + 1} should be "
-                                f"{' or '.join(repr(back[g]) for g in group)}, got {step!r} "
-                                f"({q.options[shown[step]]})"], q.hint)
-        pos += len(group)
+    if not _in_right_order(q, keys):  # never says which step is next: that would solve it in n tries
+        return fail(title, [f"  {', '.join(letters)} is not a right order yet: some step comes before a step "
+                            f"it needs."], q.hint)
     print(f"✓ {title}: right order. Why: {q.explain()}")
     return True
 
@@ -364,8 +631,10 @@ def check_choice(name: str, answer) -> bool:
     if picked != right:
         if not many:
             x = letters[0]
-            return fail(title, [f"  {x}) {q.options[x]} — not this one."], q.hint)
-        lines = [f"  {x}) {q.options[x]} — does not hold." for x in sorted(picked - right)]
+            why = q.feedback.get(x)
+            return fail(title, [f"  {x}) {q.options[x]} — not this one" + (f": {why}" if why else ".")], q.hint)
+        lines = [f"  {x}) {q.options[x]} — does not hold" + (f": {q.feedback[x]}" if x in q.feedback else ".")
+                 for x in sorted(picked - right)]
         if right - picked:
             lines.append(f"  and {len(right - picked)} right option(s) are missing.")
         return fail(title, lines, q.hint)

@@ -141,8 +141,11 @@ def try_this_html(text: str) -> str:
     """The "Try this → … you should see …" line as HTML (empty when there is no text)."""
     if not text:
         return ""
-    return (f'<div style="margin:2px 0 6px 0;padding:4px 8px;border-left:3px solid #1f77b4;'
-            f'background:#f4f8fb">{html.escape(text)}</div>')
+    # theme colours with light fallbacks: JupyterLab's dark theme gives a dark box with light text (a fixed
+    # light background under the theme's light text read at a contrast of about 1.07:1)
+    return (f'<div class="linattn-try-this" style="margin:2px 0 6px 0;padding:4px 8px;border-left:3px solid #0072b2;'
+            f'background:var(--jp-layout-color2, #f4f8fb);color:var(--jp-content-font-color1, #111)">'
+            f'{html.escape(text)}</div>')
 
 
 def check_value(name: str, widget: widgets.Widget, value: Any) -> str | None:

@@ -36,9 +36,10 @@ class DecayExplorer(Explorer):
     limits = {"n": "the explorer draws dense N × N maps"}
     compute_threads = 1
     try_this = ("Try this → move the RetNet head from 0 to 7 → you should see the band widen (γ from 0.969 to "
-                "0.9998: about 1/(1 − γ) tokens remembered); then lower the gate bias to 0 and raise its spread "
-                "→ you should see the data-dependent map cut into blocks: a token with a small gate wipes the "
-                "memory of everything before it.")
+                "0.9998) and the tokens the last query remembers (the sum of its row, in the title: (1 − γᴺ)/(1 − γ)) "
+                "grow from 25 of 48 to nearly all 48; then lower the gate bias to 0 and raise its spread to 4 → you "
+                "should see the data-dependent map cut into blocks: a token whose gate is near 0 wipes the memory of "
+                "everything before it.")
 
     def __init__(self, *, n: int = 48, head: int = 0, bias: float = 3.0, spread: float = 2.0, seed: int = 0):
         self.remembered: dict[str, float] = {}
@@ -60,7 +61,7 @@ class DecayExplorer(Explorer):
         fixed = decay_mask(log_gamma.expand(n))  # (n, n): γ^(i−j)
         data = decay_mask(data_dependent_gate(n, bias=bias, spread=spread, seed=seed))  # (n, n)
         self.maps = {f"RetNet head {head}: γ = {self.gamma:.4f}": fixed,
-                     f"data-dependent: σ({bias:g} + {spread:g}·x_t)": data}
+                     f"data-dependent: σ({bias:g} + {spread:g}·xₜ)": data}
         self.remembered = {name: float(m[-1].sum()) for name, m in self.maps.items()}
         return decay_maps(self.maps)
 

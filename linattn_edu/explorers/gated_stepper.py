@@ -68,9 +68,11 @@ class GatedStepper(Explorer):
 
     apply_order = ("n",)
     compute_threads = 1
-    try_this = ("Try this → step t past the repeat (dotted line) → you should see the delta rule's error drop to "
-                "0 at the repeat (β = 1: the old value is overwritten) while the additive state still returns "
-                "v₁ + v₂; then set γ = 0.7 → you should see the gated state forget v₁ — and v₂ a few steps later.")
+    try_this = ("Try this → drag step t from 0 to the end (dotted lines: key A written at 0 and again later) → you "
+                "should see the additive error jump from 0 to 1 at the repeat (it returns v₁ + v₂), delta stay at 0 "
+                "(β = 1 overwrites v₁ exactly) and gated delta fall back to 0 at the repeat; then set γ = 0.7 → you "
+                "should see gated and gated delta climb towards 1 between writes (they forget v₁, then v₂); then set "
+                "β = 0.5 → you should see delta's error sit at about 0.5 (half of the old value is left).")
 
     def __init__(self, *, n: int = 16, t: int = 10, repeat_at: int = 8, gamma: float = 0.9, beta: float = 1.0,
                  seed: int = 0):

@@ -43,9 +43,10 @@ class SlidingWindowExplorer(Explorer):
 
     limits = {"n": "the explorer draws dense N × N maps"}
     compute_threads = 1  # tiny tensors: threads only add overhead
-    try_this = ("Try this → keep w = 4 and raise N from 48 to 256 → you should see the share of pairs stored in "
-                "the title fall (about (2w − 1)/N) while dense grows as N²; type “0, 20” into global tokens to "
-                "see full rows and columns appear.")
+    try_this = ("Try this → type “0, 20” into global tokens → you should see row 20 and column 20 fill in (token 20 "
+                "reads every key it may see, and every query may read it); then raise N from 48 to 256 → you should "
+                "see the share of pairs stored in the title fall like (w + g)/N for causal (w keys per query plus one "
+                "column per global token g; (2w − 1 + 2g)/N two-sided) while dense grows as N².")
 
     def __init__(self, *, n: int = 48, window: int = 4, global_tokens: str = "0", causal: bool = False,
                  seed: int = 0):

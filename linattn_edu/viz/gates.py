@@ -8,8 +8,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ._arrays import as_array, max_abs
-from ._style import CYCLE, DIFF_SCALE, NEUTRAL_COLOUR, WEIGHT_SCALE, colorbar_beside, colour, finish, subplots
-from .heatmaps import heatmap_trace, square_cells
+from ._style import CYCLE, DIFF_SCALE, MARKERS, NEUTRAL_COLOUR, STATE_DASHES, WEIGHT_SCALE, colour, finish, subplots
+from .heatmaps import colorbar_at_right, heatmap_trace, square_cells
 
 __all__ = ["retrieval_error", "decay_maps", "gated_delta_step"]
 
@@ -48,35 +48,47 @@ def retrieval_error(errors: Mapping[str, Sequence[float]], per_pair: Mapping[str
     return finish(fig, f"Storing n = {n} pairs in a {d} × {d} state: mean recall error {summary}", height)
 
 
+#: one line style per update rule, so curves that coincide stay apparent (distinct dash and marker)
+RULE_STYLES = {"additive": ("solid", "circle"), "gated": ("dash", "square"), "delta": ("dot", "diamond"),
+               "gated delta": ("dashdot", "x")}
+
+
 def decay_maps(maps: Mapping[str, object], *, height: int = 440) -> go.Figure:
     """Effective attention maps L_ij = exp(G_i − G_j) (i >= j) side by side, plus each map's last row.
 
     maps: {title: (N, N) matrix with entries in [0, 1]}. The last panel draws row N − 1 of each map:
-    how much every past token still counts for the newest query.
+    how much every past token still counts for the newest query.  Every axis has an explicit range
+    (query 0 at the top), so the picture cannot turn upside down in an explorer's browser view.
     """
     if not maps:
         raise ValueError("maps must hold at least one (N, N) decay map; got none")
     arrays = {name: as_array(m, f"maps[{name!r}]", ndim=2) for name, m in maps.items()}
+    shapes = {m.shape for m in arrays.values()}
+    if len(shapes) != 1 or next(iter(shapes))[0] != next(iter(shapes))[1]:
+        raise ValueError(f"maps must all be (N, N) with one N; got shapes {sorted(shapes)}")
+    n = next(iter(shapes))[0]
     cols = len(arrays) + 1
-    fig = subplots(1, cols, [*arrays, "last row: weight of each past token"], horizontal_spacing=0.06)
+    fig = subplots(1, cols, [*arrays, "last row: weight of each past token"], horizontal_spacing=0.08)
     for c, (name, m) in enumerate(arrays.items(), start=1):
         lower = [[float(x) if j <= i else None for j, x in enumerate(row)] for i, row in enumerate(m)]
         fig.add_trace(heatmap_trace(lower, name=name, colorscale=WEIGHT_SCALE, zmin=0.0, zmax=1.0,
-                                    colorbar_title="exp(G_i − G_j)", showscale=c == 1,
+                                    colorbar_title="exp(Gᵢ − Gⱼ)", showscale=c == 1,
                                     hover=("key j", "query i", "decay")), 1, c)
         fig.update_xaxes(title_text="key j", row=1, col=c)
-        fig.update_yaxes(title_text="query i" if c == 1 else None, row=1, col=c)
-    square_cells(fig, cols - 1)
-    colorbar_beside(fig, fig.data[0].colorbar, 1, cols - 1)
+        fig.update_yaxes(title_text="query i" if c == 1 else None, showticklabels=c == 1, row=1, col=c)
+    square_cells(fig, cols - 1, (n, n))
+    colorbar_at_right(fig.data[0].colorbar, fig, 1, cols, "weight exp(Gᵢ − Gⱼ)")
     for i, (name, m) in enumerate(arrays.items()):
+        dash, symbol = STATE_DASHES[i % len(STATE_DASHES)] if i else "solid", MARKERS[i % len(MARKERS)]
         fig.add_trace(go.Scatter(x=list(range(m.shape[1])), y=m[-1], mode="lines+markers", name=name,
-                                 line=dict(color=CYCLE[i % len(CYCLE)]), marker=dict(size=4)), 1, cols)
-    fig.update_xaxes(title_text="key j", row=1, col=cols)
-    fig.update_yaxes(title_text="weight exp(G_(N−1) − G_j)", range=[0, 1.05], row=1, col=cols)
+                                 line=dict(color=CYCLE[i % len(CYCLE)], dash=dash),
+                                 marker=dict(size=5, symbol=symbol)), 1, cols)
+    fig.update_xaxes(title_text="key j", range=[-0.5, n - 0.5], autorange=False, row=1, col=cols)
+    fig.update_yaxes(title_text="weight for the last query", range=[0, 1.05], autorange=False, row=1, col=cols)
     fig.update_layout(legend=dict(orientation="h", y=-0.2))
     memory = ", ".join(f"{name}: {float(m[-1].sum()):.1f}" for name, m in arrays.items())
-    return finish(fig, f"Decay masks (N = {next(iter(arrays.values())).shape[0]}); tokens remembered by the "
-                       f"last query (Σ_j of its row) — {memory}", height)
+    return finish(fig, f"Decay masks, N = {n}: tokens the last query remembers (the sum of its row)<br>"
+                       f"<sup>{memory}</sup>", height)
 
 
 def gated_delta_step(states: Mapping[str, object], recall_error: Mapping[str, Sequence[float]], t: int, *,
@@ -86,36 +98,42 @@ def gated_delta_step(states: Mapping[str, object], recall_error: Mapping[str, Se
     states: {rule: S_t (d, d_v)}; recall_error: {rule: ‖S_sᵀk_A − v_A(s)‖ for every step s} where
     v_A(s) is the value most recently written under the repeated key A; repeat_at: the steps that
     write key A (drawn as dotted lines). ``s_range`` fixes the colour range (e.g. over all t).
+    Each rule's curve has its own dash and marker (:data:`RULE_STYLES`): gated and gated delta coincide
+    until the repeat.  Every axis has an explicit range (key dim 0 at the top).
     """
     if not states:
         raise ValueError("states must name at least one update rule; got none")
     arrays = {name: as_array(s, f"states[{name!r}]", ndim=2) for name, s in states.items()}
     span = s_range if s_range is not None else max(max_abs(*arrays.values()), 1e-12)
     cols = len(arrays) + 1
-    fig = subplots(1, cols, [f"{name}: S_t" for name in arrays] + ["recall error for the repeated key"],
+    fig = subplots(1, cols, [f"{name}: Sₜ" for name in arrays] + ["recall error for the repeated key A"],
                    horizontal_spacing=0.07)
     for c, (name, s) in enumerate(arrays.items(), start=1):
         fig.add_trace(heatmap_trace(s, name=name, colorscale=DIFF_SCALE, zmin=-span, zmax=span,
-                                    colorbar_title="S_t entry", showscale=c == 1,
+                                    colorbar_title="entry of Sₜ", showscale=c == 1,
                                     hover=("value dim", "key dim", "S_t")), 1, c)
         fig.update_xaxes(title_text="value dim", row=1, col=c)
-        fig.update_yaxes(title_text="key dim" if c == 1 else None, autorange="reversed", row=1, col=c)
-    colorbar_beside(fig, fig.data[0].colorbar, 1, cols - 1)
-    top = 0.0
+        fig.update_yaxes(title_text="key dim" if c == 1 else None, showticklabels=c == 1, row=1, col=c)
+        fig.update_yaxes(range=[s.shape[0] - 0.5, -0.5], autorange=False, row=1, col=c)  # key dim 0 at the top
+        fig.update_xaxes(range=[-0.5, s.shape[1] - 0.5], autorange=False, row=1, col=c)
+    colorbar_at_right(fig.data[0].colorbar, fig, 1, cols, "entry of Sₜ (heatmaps)")
+    top, steps = 0.0, 1
     for i, (name, errs) in enumerate(recall_error.items()):
         e = as_array(errs, f"recall_error[{name!r}]", ndim=1)
-        top = max(top, max_abs(e))
+        top, steps = max(top, max_abs(e)), max(steps, len(e))
+        dash, symbol = RULE_STYLES.get(name, (STATE_DASHES[i % len(STATE_DASHES)], MARKERS[i % len(MARKERS)]))
         fig.add_trace(go.Scatter(x=list(range(len(e))), y=e, mode="lines+markers", name=name,
-                                 line=dict(color=colour(name, i)),
-                                 marker=dict(size=5)), 1, cols)
+                                 line=dict(color=colour(name, i), dash=dash),
+                                 marker=dict(size=7, symbol=symbol, line=dict(width=1))), 1, cols)
+    y_top = top * 1.08 + 0.02
     for r in repeat_at:
-        fig.add_trace(go.Scatter(x=[r, r], y=[0, top * 1.05 + 1e-9], mode="lines", showlegend=False,
+        fig.add_trace(go.Scatter(x=[r, r], y=[0, y_top], mode="lines", showlegend=False,
                                  line=dict(color=NEUTRAL_COLOUR, dash="dot"), name=f"key A written at {r}"),
                       1, cols)
-    fig.add_trace(go.Scatter(x=[t, t], y=[0, top * 1.05 + 1e-9], mode="lines", name="now (t)",
+    fig.add_trace(go.Scatter(x=[t, t], y=[0, y_top], mode="lines", name="now (t)",
                              line=dict(color="black", width=1)), 1, cols)
-    fig.update_xaxes(title_text="step", row=1, col=cols)
-    fig.update_yaxes(title_text="‖Sᵀk_A − latest v_A‖", rangemode="tozero", row=1, col=cols)
+    fig.update_xaxes(title_text="step", range=[-0.5, steps - 0.5], autorange=False, row=1, col=cols)
+    fig.update_yaxes(title_text="‖Sᵀk − latest value of A‖", range=[0, y_top], autorange=False, row=1, col=cols)
     fig.update_layout(legend=dict(orientation="h", y=-0.2))
     now = ", ".join(f"{name} {float(as_array(e, name)[t]):.3f}" for name, e in recall_error.items())
-    return finish(fig, f"Step t = {t}: recall error for key A — {now}", height)
+    return finish(fig, f"Step t = {t}: recall error for key A<br><sup>{now}</sup>", height)

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from ._arrays import as_array, max_abs, position_labels
 from ._style import CYCLE, DIFF_SCALE, WEIGHT_SCALE, colorbar_beside, finish, subplots
 
-__all__ = ["heatmap", "attention_map", "attention_comparison", "attention_rows", "heatmap_trace"]
+__all__ = ["heatmap", "attention_map", "attention_comparison", "attention_rows", "heatmap_trace", "colorbar_at_right"]
 
 SMOOTH_ABOVE = 96  # rows; beyond this a 3-panel row has under ~3 px per cell
 
@@ -45,24 +45,47 @@ def heatmap_trace(
     )
 
 
-def square_cells(fig: go.Figure, cols: int, shape: tuple[int, int] | None = None, row: int = 1) -> None:
+def colorbar_at_right(colorbar, fig: go.Figure, row: int, col: int, title: str) -> None:
+    """Put ``colorbar`` in the right margin of the figure, as tall as panel (row, col).
+
+    Beside the last panel rather than beside its heatmap: a colourbar between two panels prints over the
+    next panel's axis title and ticks at any width narrower than its fixed pixel size allows, while the
+    right margin grows to fit it (plotly's automargin).
+    """
+    (y0, y1) = fig.get_subplot(row, col).yaxis.domain
+    colorbar.update(x=1.0, xanchor="left", xpad=12, y=(y0 + y1) / 2, yanchor="middle", len=y1 - y0,
+                    thickness=12, title=dict(text=title, side="right"))
+
+
+def colorbar_below(colorbar, fig: go.Figure, row: int, cols: tuple[int, int], title: str) -> None:
+    """A horizontal ``colorbar`` under panels ``cols[0]…cols[1]`` of ``row``, in the figure's bottom margin.
+
+    Placed in container coordinates (a fraction of the whole figure's height, which is fixed: the same
+    pixels at any width), so it stays clear of every panel, tick label and axis title at any width; the caller
+    leaves a bottom margin of about 120 px for it.
+    """
+    left, right = fig.get_subplot(row, cols[0]).xaxis.domain[0], fig.get_subplot(row, cols[1]).xaxis.domain[1]
+    colorbar.update(orientation="h", x=(left + right) / 2, xanchor="center", len=(right - left) * 0.9,
+                    yref="container", y=0.01, ypad=0, yanchor="bottom", thickness=10,
+                    title=dict(text=title, side="top"))
+
+
+def square_cells(fig: go.Figure, cols: int, shape: tuple[int, int], row: int = 1) -> None:
     """Make the heatmap panels 1…``cols`` of ``row`` draw square cells, query 0 at the top.
 
     Each y axis is anchored to its x axis and both get explicit ranges (``shape`` = (rows, cols) of the
-    matrix, cells centred on integers): the rows run downwards by a reversed range rather than by
-    ``autorange="reversed"``, which an explorer switching views cannot restore reliably in the browser.
-    Without ``shape`` the rows are reversed by ``autorange="reversed"`` (fine for a figure that is drawn once).
+    matrix, cells centred on integers): the rows run downwards by a reversed range, never by
+    ``autorange="reversed"``, which plotly.js re-autoranges to ascending after a few relayouts of an
+    explorer (seen in Chromium: the decay map turned upside down after head 0 → 1 → 0).
     """
+    if shape is None or len(shape) != 2:
+        raise ValueError(f"shape must be the (rows, cols) of the drawn matrix; got {shape!r}")
     for col in range(1, cols + 1):
         ref = fig.get_subplot(row, col)
         x_name = ref.xaxis.plotly_name.replace("axis", "")
-        fig.update_yaxes(scaleanchor=x_name, scaleratio=1, constrain="domain", row=row, col=col)
-        fig.update_xaxes(constrain="domain", row=row, col=col)
-        if shape is None:
-            fig.update_yaxes(autorange="reversed", row=row, col=col)
-        else:
-            fig.update_yaxes(range=[shape[0] - 0.5, -0.5], row=row, col=col)
-            fig.update_xaxes(range=[-0.5, shape[1] - 0.5], row=row, col=col)
+        fig.update_yaxes(scaleanchor=x_name, scaleratio=1, constrain="domain", autorange=False,
+                         range=[shape[0] - 0.5, -0.5], row=row, col=col)
+        fig.update_xaxes(constrain="domain", autorange=False, range=[-0.5, shape[1] - 0.5], row=row, col=col)
 
 
 def heatmap(
@@ -96,7 +119,7 @@ def heatmap(
     fig = subplots(1, 1)
     fig.add_trace(trace)
     fig.update_xaxes(title_text=x_title, side="bottom")
-    fig.update_yaxes(title_text=y_title, autorange="reversed")
+    fig.update_yaxes(title_text=y_title, autorange="reversed")  # drawn once (no explorer uses it): query 0 on top
     return finish(fig, title, height)
 
 
@@ -150,8 +173,9 @@ def attention_comparison(
     fig.add_trace(heatmap_trace(diff, name="difference", colorscale=DIFF_SCALE, zmin=-span, zmax=span,
                                 colorbar_title="A − P", x_labels=ticks, y_labels=ticks,
                                 hover=("key j", "query i", "A − P")), 1, 3)
-    colorbar_beside(fig, fig.data[1].colorbar, 1, 2)
-    colorbar_beside(fig, fig.data[2].colorbar, 1, 3)
+    colorbar_below(fig.data[1].colorbar, fig, 1, (1, 2), "weight (P and A)")
+    colorbar_below(fig.data[2].colorbar, fig, 1, (3, 3), "A − P")
+    fig.update_layout(margin=dict(b=120))  # room for the two colourbars under the x-axis titles
     fig.update_xaxes(title_text="key position j")
     square_cells(fig, 3, p.shape)
     fig.update_yaxes(title_text="query position i", col=1)

@@ -13,11 +13,18 @@ import plotly.graph_objects as go
 
 from ._style import FONT, MARKERS, THEORY_COLOUR, colour, finish, subplots
 
-__all__ = ["recall_capacity_figure", "recall_accuracy_figure", "recall_frontier_figure"]
+__all__ = ["recall_capacity_figure", "recall_accuracy_figure", "recall_frontier_figure", "recall_pairs_figure",
+           "mixer_label"]
 
-MIXER_LABELS = {"softmax": "softmax", "linear": "linear (elu+1)", "taylor": "linear (Taylor, 273 features)",
-                "window": "sliding window", "hybrid": "window + Taylor", "gla": "gated (GLA)",
-                "delta": "delta rule"}
+MIXER_LABELS = {"softmax": "softmax", "linear": "linear (elu+1, denominator)", "taylor": "linear (Taylor, 273 features)",
+                "window": "sliding window", "hybrid": "window + Taylor", "gated": "gated (one gate per step)",
+                "delta": "delta rule", "linear_nodenom": "elu+1, no denominator",
+                "additive": "identity on unit keys, additive", "window_linear": "window + elu+1 (in-layer hybrid)"}
+
+
+def mixer_label(mixer: str) -> str:
+    """The legend label of a mixer record name; "a+b" (one mixer per layer) reads "a → b"."""
+    return " → ".join(MIXER_LABELS.get(m, m) for m in mixer.split("+"))
 
 
 def _mixer_colour(mixer: str, index: int) -> str:
@@ -65,23 +72,24 @@ def recall_capacity_figure(ns: Sequence[int], errors: Sequence[float], *, d: int
 
 def recall_accuracy_figure(runs, *, title: str = "MQAR accuracy vs number of key–value pairs",
                            height: int = 420) -> go.Figure:
-    """Test accuracy vs KV pairs, one line per mixer (seed 0); a bar spans the other seeds' runs if any."""
+    """Test accuracy vs KV pairs, one line per mixer through the mean over seeds; a bar spans min to max."""
     table = _group(_check_runs(runs))
     fig = subplots(1, 1)
     for i, (mixer, cells) in enumerate(table.items()):
         keys = sorted(cells, key=lambda k: k[1])
-        first = [cells[k][0] for k in keys]
+        first = [sum(cells[k]) / len(cells[k]) for k in keys]
         lo = [first[j] - min(cells[k]) for j, k in enumerate(keys)]
         hi = [max(cells[k]) - first[j] for j, k in enumerate(keys)]
         spread = any(len(cells[k]) > 1 for k in keys)
         fig.add_trace(go.Scatter(
-            x=[k[1] for k in keys], y=first, mode="lines+markers", name=MIXER_LABELS.get(mixer, mixer),
+            x=[k[1] for k in keys], y=first, mode="lines+markers", name=mixer_label(mixer),
             line=dict(color=_mixer_colour(mixer, i)), marker=dict(symbol=MARKERS[i % len(MARKERS)], size=9),
             error_y=dict(type="data", symmetric=False, array=hi, arrayminus=lo, visible=spread),
             customdata=[f"L = {k[0]}, seeds: {', '.join(f'{a:.3f}' for a in cells[k])}" for k in keys],
             hovertemplate=f"{mixer}<br>%{{x}} pairs, %{{customdata}}<extra></extra>"))
+    lengths = ", ".join(str(L) for L in sorted({k[0] for c in table.values() for k in c}))
     fig.update_xaxes(type="log", tickvals=sorted({k[1] for c in table.values() for k in c}),
-                     title_text="key–value pairs (sequence length 64, 64, 128)")
+                     title_text=f"key–value pairs (sequence length {lengths}; mean over seeds, bars: min–max)")
     fig.update_yaxes(range=[-0.03, 1.03], title_text="test accuracy (scored positions)")
     fig.update_layout(font=FONT)
     return finish(fig, title, height)
@@ -100,11 +108,43 @@ def recall_frontier_figure(runs, *, title: str = "Recall vs the memory a decoder
                 continue
             fig.add_trace(go.Scatter(
                 x=[size[(mixer, *key)] / 1024], y=[cells[key][0]], mode="markers",
-                name=MIXER_LABELS.get(mixer, mixer), legendgroup=mixer, showlegend=col == 1,
+                name=mixer_label(mixer), legendgroup=mixer, showlegend=col == 1,
                 marker=dict(color=_mixer_colour(mixer, i), symbol=MARKERS[i % len(MARKERS)], size=11),
                 hovertemplate=f"{mixer}<br>%{{x:.1f}} KiB<br>accuracy %{{y:.3f}}<extra></extra>"), row=1, col=col)
         fig.update_xaxes(type="log", tickvals=[4, 8, 16, 32, 64, 128], title_text="state bytes (KiB, float32)")
     fig.update_yaxes(range=[-0.03, 1.03])
     fig.update_yaxes(title_text="test accuracy", row=1, col=1)
+    fig.update_layout(font=FONT)
+    return finish(fig, title, height)
+
+
+def recall_pairs_figure(runs, *, title: str = "MQAR accuracy as the pairs pass the key width",
+                        height: int = 420) -> go.Figure:
+    """Accuracy against n / d_k (pairs over key width, log x), mean over seeds with min–max bars, n = d_k marked.
+
+    ``runs``: run_mqar records that carry ``settings["d_key"]`` (the capacity sweep of scripts/recall_sweep.py).
+    """
+    runs = _check_runs(runs)
+    if any("d_key" not in r["settings"] for r in runs):
+        raise ValueError("each run must carry settings['d_key'] (the key width); re-run it with run_mqar(d_key=...)")
+    cells: dict = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        cells[r["mixer"]][r["settings"]["num_kv_pairs"] / r["settings"]["d_key"]].append(r["accuracy"])
+    fig = subplots(1, 1)
+    for i, mixer in enumerate(dict.fromkeys(r["mixer"] for r in runs)):
+        xs = sorted(cells[mixer])
+        mean = [sum(cells[mixer][x]) / len(cells[mixer][x]) for x in xs]
+        fig.add_trace(go.Scatter(
+            x=xs, y=mean, mode="lines+markers", name=mixer_label(mixer),
+            line=dict(color=_mixer_colour(mixer, i)), marker=dict(symbol=MARKERS[i % len(MARKERS)], size=9),
+            error_y=dict(type="data", symmetric=False, visible=True,
+                         array=[max(cells[mixer][x]) - m for x, m in zip(xs, mean)],
+                         arrayminus=[m - min(cells[mixer][x]) for x, m in zip(xs, mean)]),
+            customdata=[", ".join(f"{a:.3f}" for a in cells[mixer][x]) for x in xs],
+            hovertemplate=f"{mixer}<br>n/d_k = %{{x}}<br>mean %{{y:.3f}}; seeds %{{customdata}}<extra></extra>"))
+    fig.add_vline(x=1, line=dict(color="black", dash="dot", width=1))
+    fig.update_xaxes(type="log", tickvals=sorted({x for c in cells.values() for x in c}),
+                     title_text="pairs n ÷ key width d_k (mean over seeds, bars: min–max)")
+    fig.update_yaxes(range=[-0.03, 1.03], title_text="test accuracy (scored positions)")
     fig.update_layout(font=FONT)
     return finish(fig, title, height)

@@ -8,8 +8,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ._arrays import as_array, max_abs
-from ._style import METHOD_COLOURS, WEIGHT_SCALE, colorbar_beside, finish, subplots
-from .heatmaps import heatmap_trace, square_cells
+from ._style import METHOD_COLOURS, WEIGHT_SCALE, finish, subplots
+from .heatmaps import colorbar_at_right, heatmap_trace, square_cells
 
 __all__ = ["window_pattern"]
 
@@ -47,7 +47,7 @@ def window_pattern(
                                 hover=("key j", "query i", "allowed")), 1, 1)
     fig.add_trace(heatmap_trace(w, name="weights", colorscale=WEIGHT_SCALE, zmin=0.0, zmax=max_abs(w),
                                 colorbar_title="weight"), 1, 2)
-    colorbar_beside(fig, fig.data[1].colorbar, 1, 2)
+    colorbar_at_right(fig.data[1].colorbar, fig, 1, 3, "attention weight (panel 2)")
     fig.add_trace(go.Scatter(x=ns, y=ns ** 2, mode="lines", name="dense N²",
                              line=dict(color=METHOD_COLOURS["softmax"])), 1, 3)
     fig.add_trace(go.Scatter(x=ns, y=band, mode="lines", name="window ≈ N·w",
