@@ -108,7 +108,7 @@ def check_hand_output(S, z, out) -> bool:
     The expected numbers come from the library (a LinearAttentionState stepped through tokens 1..i).
     """
     q, k, v, i = _hand_tensors()
-    state = LinearAttentionState(2, feature_map=elu_plus_one, feature_map=2, dtype=torch.float64)
+    state = LinearAttentionState(2, 2, feature_map=elu_plus_one, dtype=torch.float64)
     for t in range(i):
         out_i = state.step(q[t], k[t], v[t])  # (2,)
     S_i, z_i = state.snapshot()  # (2, 2), (2,)
@@ -149,7 +149,7 @@ def check_hand_output(S, z, out) -> bool:
 
 def _prefix_states(phi, q, k, v) -> tuple[torch.Tensor, torch.Tensor]:
     """Every S_i (..., N, d_φ, d_v) and z_i (..., N, d_φ), read off a stepped LinearAttentionState."""
-    state = LinearAttentionState(v.shape[-1], feature_map=phi, feature_map=q.shape[-1], batch_shape=tuple(q.shape[:-2]))
+    state = LinearAttentionState(q.shape[-1], v.shape[-1], feature_map=phi, batch_shape=tuple(q.shape[:-2]))
     states, norms = [], []
     for t in range(q.shape[-2]):
         state.step(q[..., t, :], k[..., t, :], v[..., t, :])
