@@ -260,9 +260,9 @@ MIXERS: dict[str, MixerSpec] = {
     "linear": MixerSpec(_linear, lambda L, d, w: d * d + d, "linear (elu+1)"),  # S and z
     "taylor": MixerSpec(_taylor, lambda L, d, w: _TAYLOR_FEATURES * d + _TAYLOR_FEATURES,
                         "linear (Taylor, 273 features)", d_qk=TAYLOR_DIM),
-    "window": MixerSpec(_window, lambda L, d, w: 2 * w * d, "sliding window"),  # the last w k, v
-    "hybrid": MixerSpec(_hybrid, lambda L, d, w: w * (TAYLOR_DIM + d) + _TAYLOR_FEATURES * d + _TAYLOR_FEATURES,
-                        "window + Taylor", d_qk=TAYLOR_DIM),
+    "window": MixerSpec(_window, lambda L, d, w: 2 * min(w, L) * d, "sliding window"),  # the last w k, v
+    "hybrid": MixerSpec(_hybrid, lambda L, d, w: min(w, L) * (TAYLOR_DIM + d) + _TAYLOR_FEATURES * d
+                        + _TAYLOR_FEATURES, "window + Taylor", d_qk=TAYLOR_DIM),
     "gla": MixerSpec(_gla, lambda L, d, w: d * d, "gated (GLA)", gate=True),
     "delta": MixerSpec(_delta, lambda L, d, w: d * d, "delta rule", gate=True),
 }
@@ -271,8 +271,9 @@ MIXERS: dict[str, MixerSpec] = {
 def state_bytes(mixer: str, *, seq_len: int, d_model: int, window: int = WINDOW) -> int:
     """Bytes (float32) a decoder keeps per sequence for the mixer layer after ``seq_len`` tokens.
 
-    softmax: KV cache 2·L·d; window: 2·w·d; linear: m·d_v (+ m for z), m = d (elu+1) or 273 (Taylor);
-    hybrid: the window's w 16-dim keys and d-dim values + the Taylor state; gla / delta: one d × d_v matrix.
+    softmax: KV cache 2·L·d; window: 2·min(w, L)·d; linear: m·d_v (+ m for z), m = d (elu+1) or 273 (Taylor);
+    hybrid: the window's min(w, L) 16-dim keys and d-dim values + the Taylor state; gla / delta: one d × d_v
+    matrix.
     (``MIXERS[mixer].state_floats``.)
     """
     _check_mixer(mixer)
