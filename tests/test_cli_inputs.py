@@ -25,8 +25,8 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
 def _records(ns, methods=("sdpa", "chunkwise"), mode="forward") -> Results:
-    return Results(records=[{"method": m, "n": n, "mode": mode, "status": "ok", "median_s": 1e-6 * n * (2 if m == "sdpa" else 1),
-                             "iqr_s": 0.0, "repeats": 3} for m in methods for n in ns],
+    return Results(records=[{"method": m, "n": n, "mode": mode, "status": "ok", "iqr_s": 0.0, "repeats": 3,
+                             "median_s": 1e-6 * n * (2 if m == "sdpa" else 1)} for m in methods for n in ns],
                    metadata={"device": "cpu", "dtype": "float32", "batch": 1, "heads": 1, "d": 8})
 
 
@@ -272,3 +272,12 @@ def test_viz_plan_draws_a_decode_record_by_its_modes(files):
     plan = plan_assets([files["decode"], files["good"].parent])
     assert sorted(p.name for p in plan) == ["cpu_decode.png", "cpu_sweep_forward.png"]
     assert not list(files["tmp"].glob("**/*.png"))  # planning writes nothing
+
+
+def test_slopes_measured_without_a_slope_is_not_exit_0(monkeypatch, capsys):
+    """Every point past the guards: no slope to check the claims on, so status 3, never a silent 0."""
+    skipped = Results(records=[{"method": m, "n": n, "mode": "forward", "status": "skipped: would need 9 GiB"}
+                               for m in ("sdpa", "chunkwise") for n in (2048, 4096)], metadata={"device": "cpu"})
+    monkeypatch.setattr(cli, "sweep", lambda *a, **k: skipped)
+    assert bench.main(["slopes", "--ns", "2048,4096", "--device", "cpu", "--no-progress"]) == 3
+    assert "no slope: no method has 2 measured N in [2048, 32768]" in capsys.readouterr().out

@@ -61,7 +61,8 @@ def test_smoke_run_writes_a_row_per_method_and_mode(script, tmp_path, monkeypatc
     data = json.loads(out.read_text())
     assert data["meta"]["git_revision"] == "abc1234" and data["meta"]["smoke"] is True
     timed_rows = {(r["method"], r["mode"]) for r in data["results"] if "ms" in r}
-    assert timed_rows == {(m, mode) for m in ("chunkwise", "chunkwise_loop_carry", "sdpa") for mode in ("fwd", "fwd+bwd")}
+    methods = ("chunkwise", "chunkwise_loop_carry", "sdpa")
+    assert timed_rows == {(m, mode) for m in methods for mode in ("fwd", "fwd+bwd")}
     if not fla.available("cuda" if torch.cuda.is_available() else "cpu"):  # reported with the reason, not timed
         fla_rows = [r for r in data["results"] if r["method"] in script.FLA_METHODS]
         assert len(fla_rows) == 2 and all("error" in r for r in fla_rows)
