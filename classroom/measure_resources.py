@@ -59,7 +59,7 @@ def measure(path: Path) -> dict:
     return {"peak_rss_mib": round(peak / 2**20, 1), "cpu_s": round(cpu_s, 1), "wall_s": round(wall, 1)}
 
 
-def measure_server(seconds: float = 60.0) -> dict:
+def measure_server(seconds: float = 240.0) -> dict:
     """Peak RSS of an idle JupyterLab server (what a session holds besides its kernels), once it answers."""
     import socket
     import subprocess
@@ -70,7 +70,8 @@ def measure_server(seconds: float = 60.0) -> dict:
         port = sock.getsockname()[1]
     exe = Path(sys.executable).with_name("jupyter-lab")
     proc = subprocess.Popen([str(exe), "--no-browser", f"--port={port}", "--ServerApp.token=", "--ServerApp.password=",
-                             "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={ROOT / 'notebooks'}"],
+                             "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={ROOT / 'notebooks'}"]
+                            + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + seconds
@@ -81,6 +82,8 @@ def measure_server(seconds: float = 60.0) -> dict:
                 break
             except OSError:
                 time.sleep(0.5)
+            if proc.poll() is not None:
+                raise RuntimeError(f"jupyter-lab exited with {proc.returncode}")
         else:
             raise RuntimeError("jupyter-lab did not answer")
         return {"peak_rss_mib": round(_peak_rss_bytes(proc.pid) / 2**20, 1)}
@@ -112,13 +115,19 @@ def main(argv: list[str] | None = None) -> int:
         record["server"] = measure_server()
         print(f"jupyter-lab server: peak {record['server']['peak_rss_mib']} MiB", flush=True)
         RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    failed = []
     for path in paths:
-        result = measure(path)
+        try:
+            result = measure(path)
+        except Exception as err:  # a notebook that does not run is reported, not recorded
+            failed.append(path.stem)
+            print(f"{path.stem}: FAILED ({type(err).__name__}: {str(err).strip().splitlines()[-1][:200]})", flush=True)
+            continue
         record["notebooks"][path.stem] = result
         print(f"{path.stem}: peak {result['peak_rss_mib']} MiB, CPU {result['cpu_s']} s, wall {result['wall_s']} s",
               flush=True)
         RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -7,9 +7,12 @@ Softmax attention can look the pair up in its KV cache; linear attention must re
 d_φ × d_v state S = Σ_i φ(k_i) v_iᵀ, where the pairs interfere once n grows past what S can hold.
 
 * :func:`mqar` — the seeded data generator (inputs, labels with -100 where not scored).
-* :class:`RecallModel` — 2 layers, pre-norm residual: a short causal depthwise conv block
-  (BaseConv, ``proj(u) ⊙ conv_k3(u)``) then a sequence mixer; tied embeddings, N(0, 0.02) init.
-* :func:`run_mqar` — train one mixer and return test accuracy, seconds, state bytes, loss curve.
+* :class:`RecallModel` — per mixer layer, pre-norm residual: a short causal depthwise conv block
+  (BaseConv, ``proj(u) ⊙ conv_k3(u)``) then a sequence mixer; tied embeddings, N(0, 0.02) init. One
+  mixer name gives Zoology's 2-block model; a tuple of names stacks layers (a layer-wise hybrid).
+* :func:`run_mqar` — train one model and return test accuracy, seconds, CPU seconds, state bytes, loss curve.
+* ``ABLATION`` — linear → linear_nodenom → additive → delta: one change between neighbours (normaliser,
+  feature map, write rule).
 
 Every mixer calls the library's own attention functions (softmax_attention, linear_attention,
 sliding_window_attention, window_linear_attention, gated_linear_attention, delta_rule_attention).
@@ -33,8 +36,8 @@ from .linear import linear_attention
 from .softmax import softmax_attention
 from .window import sliding_window_attention
 
-__all__ = ["mqar", "RecallModel", "run_mqar", "MIXERS", "MixerSpec", "state_bytes", "readout_error",
-           "IGNORE_INDEX", "POWER_A", "MAX_SEED"]
+__all__ = ["mqar", "RecallModel", "run_mqar", "MIXERS", "MixerSpec", "ABLATION", "mixer_name", "state_bytes",
+           "readout_error", "IGNORE_INDEX", "POWER_A", "MAX_SEED"]
 
 IGNORE_INDEX = -100  # label of every position that is not scored (PyTorch's cross_entropy default)
 POWER_A = 0.01  # p(gap = i) ∝ (i + 1)^(a − 1): nearly 1/(i + 1), queries cluster early
@@ -175,20 +178,21 @@ class BaseConv(nn.Module):
 class Mixer(nn.Module):
     """One attention head over the sequence, through the library's function for ``kind``.
 
-    (B, L, d) -> (B, L, d). q/k are ``MIXERS[kind].d_qk``-dimensional (16 for "taylor" and "hybrid", whose
-    Taylor map then has 1 + 16 + 16² = 273 features, as in Based; d otherwise); v and the output are
-    d-dimensional. Mixers with ``gate`` learn one scalar per token from x (β or a forget gate).
+    (B, L, d) -> (B, L, d). q/k are d_k-dimensional: ``d_key`` when given, else ``MIXERS[kind].d_qk``
+    (16 for "taylor" and "hybrid", whose Taylor map then has 1 + 16 + 16² = 273 features, as in Based),
+    else d; v and the output are d-dimensional. Mixers with ``gate`` learn one scalar per token from x
+    (β or a forget gate).
     """
 
-    def __init__(self, kind: str, d_model: int, window: int = WINDOW):
+    def __init__(self, kind: str, d_model: int, window: int = WINDOW, d_key: int | None = None):
         super().__init__()
         spec = MIXERS[kind]
         self.kind, self.window = kind, window
-        d_qk = spec.d_qk or d_model
+        d_qk = d_key or spec.d_qk or d_model
         self.qkv = nn.Linear(d_model, 2 * d_qk + d_model)
         self.out = nn.Linear(d_model, d_model)
         self.d_qk = d_qk
-        if spec.gate:  # β_t (delta: write strength) or g_t (gla: forget gate), per token
+        if spec.gate:  # β_t (delta: write strength) or g_t (gated: forget gate), per token
             self.gate = nn.Linear(d_model, 1)
 
     def forward(self, x):
@@ -201,7 +205,26 @@ def _softmax(m, x, q, k, v):
 
 
 def _linear(m, x, q, k, v):
+    """φ = elu+1 with the denominator: o_t = S_tᵀφ(q_t) / z_tᵀφ(q_t), S_t = S_{t−1} + φ(k_t)v_tᵀ, z_t = z_{t−1} + φ(k_t)."""
     return linear_attention(q, k, v, "elu+1", causal=True)  # (B, L, d)
+
+
+def _linear_nodenom(m, x, q, k, v):
+    """``linear`` less its denominator (one change): φ = elu+1 scaled to unit length, o_t = S_tᵀφ(q_t).
+
+    The unit length keeps the sum as bounded as ``additive``'s (each write adds a unit key).
+    """
+    fq, fk = (F.normalize(F.elu(t) + 1, dim=-1) for t in (q, k))  # (B, L, d_k) ×2: positive, unit length
+    return linear_attention(fq, fk, v, "identity", causal=True, normalize=False)  # (B, L, d)
+
+
+def _additive(m, x, q, k, v):
+    """``linear_nodenom`` with φ = identity on unit q, k (one change: signed keys): o_t = S_tᵀq̂_t.
+
+    The same map, normaliser (none) and state as ``delta``; only the write differs: S_t = S_{t−1} + k̂_t v_tᵀ.
+    """
+    q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)  # (B, L, d_k) ×2, unit length
+    return linear_attention(q, k, v, "identity", causal=True, normalize=False)  # (B, L, d)
 
 
 def _taylor(m, x, q, k, v):
@@ -217,8 +240,13 @@ def _hybrid(m, x, q, k, v):
     return window_linear_attention(q, k, v, window=m.window, feature_map="taylor")  # (B, L, 16) -> (B, L, d)
 
 
-def _gla(m, x, q, k, v):
-    """Gated linear attention with one data-dependent forget gate per token (FLA's "simple GLA"):
+def _window_linear(m, x, q, k, v):
+    """The in-layer hybrid with ``linear``'s map: exact softmax over a window + elu+1 linear attention."""
+    return window_linear_attention(q, k, v, window=m.window, feature_map="elu+1")  # (B, L, d)
+
+
+def _gated(m, x, q, k, v):
+    """Linear attention with one data-dependent forget gate per step (RetNet / Mamba-2 / FLA's "simple GLA"):
 
     S_t = exp(g_t) S_{t−1} + k_t v_tᵀ, g_t = logsigmoid(w·x_t + b)/16 (GLA's temperature 16).
     (A gate per key channel, as in GLA proper, makes the library's chunkwise form ~7× slower at the lab's
@@ -239,7 +267,8 @@ class MixerSpec:
     """One recall mixer: how it mixes, what it keeps, and what it allocates.
 
     attend(mixer, x, q, k, v) -> (B, L, d): the library call (x is the block's input, for gates).
-    state_floats(seq_len, d_model, window) -> floats a decoder keeps per sequence (see :func:`state_bytes`).
+    state_floats(seq_len, d_model, window[, d_key]) -> floats a decoder keeps per sequence (see
+    :func:`state_bytes`; the optional 4th argument is the q/k width when a model narrows it).
     label: the name figures print. d_qk: width of q and k (None: d_model). gate: learns one scalar per
     token from x.
     """
@@ -253,49 +282,80 @@ class MixerSpec:
 
 _TAYLOR_FEATURES = 1 + TAYLOR_DIM + TAYLOR_DIM ** 2  # 273
 
+
+def _keyed(floats, default_k=None):
+    """state_floats(L, d, w, k=None) from floats(L, d, w, k): k, the q/k width, defaults to ``default_k`` or d."""
+    return lambda L, d, w, k=None: floats(L, d, w, k or default_k or d)
+
+
+def _taylor_features(k):
+    return 1 + k + k * k  # the Taylor map's features for a k-dim key
+
 # The one registry of mixers: RecallModel, state_bytes, the error messages and the tests read it.
 # A new mixer is one function above and one entry here.
 MIXERS: dict[str, MixerSpec] = {
-    "softmax": MixerSpec(_softmax, lambda L, d, w: 2 * L * d, "softmax"),  # the KV cache
-    "linear": MixerSpec(_linear, lambda L, d, w: d * d + d, "linear (elu+1)"),  # S and z
-    "taylor": MixerSpec(_taylor, lambda L, d, w: _TAYLOR_FEATURES * d + _TAYLOR_FEATURES,
+    "softmax": MixerSpec(_softmax, _keyed(lambda L, d, w, k: L * (k + d)), "softmax"),  # the KV cache
+    "linear": MixerSpec(_linear, _keyed(lambda L, d, w, k: k * d + k), "linear (elu+1, denominator)"),  # S, z
+    "taylor": MixerSpec(_taylor, _keyed(lambda L, d, w, k: _taylor_features(k) * (d + 1), TAYLOR_DIM),
                         "linear (Taylor, 273 features)", d_qk=TAYLOR_DIM),
-    "window": MixerSpec(_window, lambda L, d, w: 2 * w * d, "sliding window"),  # the last w k, v
-    "hybrid": MixerSpec(_hybrid, lambda L, d, w: w * (TAYLOR_DIM + d) + _TAYLOR_FEATURES * d + _TAYLOR_FEATURES,
-                        "window + Taylor", d_qk=TAYLOR_DIM),
-    "gla": MixerSpec(_gla, lambda L, d, w: d * d, "gated (GLA)", gate=True),
-    "delta": MixerSpec(_delta, lambda L, d, w: d * d, "delta rule", gate=True),
+    "window": MixerSpec(_window, _keyed(lambda L, d, w, k: min(w, L) * (k + d)), "sliding window"),  # last k, v
+    "hybrid": MixerSpec(_hybrid, _keyed(lambda L, d, w, k: min(w, L) * (k + d) + _taylor_features(k) * (d + 1),
+                                        TAYLOR_DIM), "window + Taylor", d_qk=TAYLOR_DIM),
+    "gated": MixerSpec(_gated, _keyed(lambda L, d, w, k: k * d), "gated (one gate per step)", gate=True),
+    "delta": MixerSpec(_delta, _keyed(lambda L, d, w, k: k * d), "delta rule", gate=True),
+    # the one-change ablation between "linear" and "delta" (ABLATION), and the in-layer hybrid with elu+1
+    "linear_nodenom": MixerSpec(_linear_nodenom, _keyed(lambda L, d, w, k: k * d), "elu+1, no denominator"),
+    "additive": MixerSpec(_additive, _keyed(lambda L, d, w, k: k * d), "identity on unit keys, additive"),
+    "window_linear": MixerSpec(_window_linear, _keyed(lambda L, d, w, k: min(w, L) * (k + d) + k * d + k),
+                               "window + elu+1 (in-layer hybrid)"),
 }
+ABLATION = ("linear", "linear_nodenom", "additive", "delta")  # neighbours differ in one thing: normaliser, map, write
 
 
-def state_bytes(mixer: str, *, seq_len: int, d_model: int, window: int = WINDOW) -> int:
-    """Bytes (float32) a decoder keeps per sequence for the mixer layer after ``seq_len`` tokens.
+def state_bytes(mixer, *, seq_len: int, d_model: int, window: int = WINDOW, d_key: int | None = None) -> int:
+    """Bytes (float32) a decoder keeps per sequence for the mixer layer(s) after ``seq_len`` tokens.
 
-    softmax: KV cache 2·L·d; window: 2·w·d; linear: m·d_v (+ m for z), m = d (elu+1) or 273 (Taylor);
-    hybrid: the window's w 16-dim keys and d-dim values + the Taylor state; gla / delta: one d × d_v matrix.
-    (``MIXERS[mixer].state_floats``.)
+    With q/k width d_k (``d_key``; default d, 16 for taylor/hybrid) and value width d: softmax: KV cache
+    L·(d_k + d); window: min(w, L)·(d_k + d); linear: d_k·d (+ d_k for z); taylor: m·d + m, m = 1 + d_k + d_k²;
+    hybrid / window_linear: the window's cache + the linear state; gated, delta, linear_nodenom, additive:
+    one d_k × d matrix (``MIXERS[mixer].state_floats``). A tuple of mixers (one per layer) keeps the sum.
     """
-    _check_mixer(mixer)
+    layers = _check_mixer(mixer)
     for value, name in [(seq_len, "seq_len"), (d_model, "d_model"), (window, "window")]:
         check_positive_int(value, name)
-    return MIXERS[mixer].state_floats(seq_len, d_model, window) * BYTES_PER_FLOAT
+    if d_key is not None:
+        check_positive_int(d_key, "d_key")
+    args = (seq_len, d_model, window) if d_key is None else (seq_len, d_model, window, d_key)
+    return sum(MIXERS[m].state_floats(*args) for m in layers) * BYTES_PER_FLOAT
 
 
-def _check_mixer(mixer):
+def _check_mixer(mixer) -> tuple:
+    """A mixer name, or a non-empty tuple of names (one per mixer layer) -> the tuple of names."""
     names = tuple(MIXERS)
-    if not isinstance(mixer, str):
-        raise TypeError(f"mixer must be a string, one of {names}; got {type(mixer).__name__} {mixer!r}")
-    if mixer not in MIXERS:
-        raise ValueError(f"mixer must be one of {names}; got {mixer!r}")
+    layers = mixer if isinstance(mixer, tuple) and mixer else (mixer,)
+    for name in layers:
+        if not isinstance(name, str):
+            raise TypeError(f"mixer must be a string, one of {names}, or a non-empty tuple of them (one per "
+                            f"mixer layer); got {type(mixer).__name__} {mixer!r}")
+        if name not in MIXERS:
+            raise ValueError(f"mixer must be one of {names}; got {name!r}")
+    return layers
 
 
-def _check_model(mixer, vocab_size, d_model, window):
-    """Mixer name, sizes, and the largest weights (embedding V × d, q/k/v projection) under the memory budget."""
-    _check_mixer(mixer)
+def mixer_name(mixer) -> str:
+    """The record's name of a mixer: "linear", or "linear+softmax" for the tuple ("linear", "softmax")."""
+    return "+".join(_check_mixer(mixer))
+
+
+def _check_model(mixer, vocab_size, d_model, window, d_key=None):
+    """Mixer name(s), sizes, and the largest weights (embedding V × d, q/k/v projection) under the memory budget."""
+    layers = _check_mixer(mixer)
     check_positive_int(vocab_size, "vocab_size")
     check_positive_int(d_model, "d_model")
     check_positive_int(window, "window")
-    d_qk = MIXERS[mixer].d_qk or d_model
+    if d_key is not None:
+        check_positive_int(d_key, "d_key")
+    d_qk = max(d_key or MIXERS[m].d_qk or d_model for m in layers)
     check_dense_budget((vocab_size, d_model), torch.float32, f"RecallModel's embedding (vocab_size={vocab_size}, "
                        f"d_model={d_model})", "lower vocab_size or d_model")
     check_dense_budget((2 * d_qk + d_model, d_model), torch.float32, f"RecallModel's q/k/v projection "
@@ -303,15 +363,22 @@ def _check_model(mixer, vocab_size, d_model, window):
 
 
 class RecallModel(nn.Module):
-    """Embedding → [conv block, mixer block] (pre-norm residual) → norm → tied head: (B, L) -> (B, L, V)."""
+    """Embedding → [conv block, mixer block] per mixer layer (pre-norm residual) → norm → tied head.
 
-    def __init__(self, mixer: str, *, vocab_size: int = 256, d_model: int = 64, window: int = WINDOW):
+    (B, L) -> (B, L, V). ``mixer`` is a name (one conv block, one mixer block) or a tuple of names, one
+    per mixer layer: ("linear", "softmax") builds conv, linear, conv, softmax — a layer-wise hybrid.
+    ``d_key`` sets the q/k width of every mixer (default: see :class:`Mixer`).
+    """
+
+    def __init__(self, mixer, *, vocab_size: int = 256, d_model: int = 64, window: int = WINDOW,
+                 d_key: int | None = None):
         super().__init__()
-        _check_model(mixer, vocab_size, d_model, window)
+        _check_model(mixer, vocab_size, d_model, window, d_key)
         self.embed = nn.Embedding(vocab_size, d_model)
         nn.init.normal_(self.embed.weight, std=0.02)  # N(0, 1) with a tied head stalls at chance
-        self.blocks = nn.ModuleList([BaseConv(d_model), Mixer(mixer, d_model, window)])
-        self.norms = nn.ModuleList([nn.LayerNorm(d_model) for _ in range(3)])
+        self.blocks = nn.ModuleList([block for name in _check_mixer(mixer)
+                                     for block in (BaseConv(d_model), Mixer(name, d_model, window, d_key))])
+        self.norms = nn.ModuleList([nn.LayerNorm(d_model) for _ in range(len(self.blocks) + 1)])
 
     def forward(self, tokens):
         x = self.embed(tokens)  # (B, L) -> (B, L, d)
@@ -362,7 +429,7 @@ def _train_device(device):
 
 
 def _check_run_args(mixer, num_kv_pairs, seq_len, vocab_size, d_model, train_examples, test_examples,
-                    epochs, seed, progress, batch_size, lr, weight_decay, window, device):
+                    epochs, seed, progress, batch_size, lr, weight_decay, window, device, d_key=None):
     """Every argument of run_mqar, and every allocation that scales with one, before any work; returns the device."""
     _check_mixer(mixer)
     _check_sizes(seq_len, num_kv_pairs, vocab_size)
@@ -376,7 +443,7 @@ def _check_run_args(mixer, num_kv_pairs, seq_len, vocab_size, d_model, train_exa
     device = _train_device(device)
     _check_data_budget(train_examples, seq_len, num_kv_pairs, vocab_size, "train_examples")
     _check_data_budget(test_examples, seq_len, num_kv_pairs, vocab_size, "test_examples")
-    _check_model(mixer, vocab_size, d_model, window)
+    _check_model(mixer, vocab_size, d_model, window, d_key)
     for rows, name in [(min(batch_size, train_examples), "batch_size"),
                        (min(4 * batch_size, test_examples), "batch_size (4 · batch_size when testing)")]:
         # the widest activation: vocab_size > seq_len, so the logits also bound any (b, L, L) scores
@@ -387,8 +454,10 @@ def _check_run_args(mixer, num_kv_pairs, seq_len, vocab_size, d_model, train_exa
 
 def run_mqar(mixer, *, num_kv_pairs=8, seq_len=64, vocab_size=256, d_model=64, train_examples=20000,
              test_examples=1000, epochs=6, seed=0, progress=True, device=None, batch_size=64, lr=3e-3,
-             weight_decay=0.1, window=WINDOW):
-    """Train a 2-layer recall model with ``mixer`` on MQAR and measure test accuracy.
+             weight_decay=0.1, window=WINDOW, d_key=None):
+    """Train a recall model with ``mixer`` (a name, or a tuple: one per mixer layer) on MQAR; measure test accuracy.
+
+    ``d_key`` narrows (or widens) every mixer's q/k to d_k dimensions (default: see :class:`Mixer`).
 
     Training: AdamW (lr 3e-3, weight decay 0.1) with a one-cycle schedule (warm up over the first
     30 % of steps to lr, then cosine down), batch 64, cross-entropy on the scored positions only.
@@ -403,23 +472,24 @@ def run_mqar(mixer, *, num_kv_pairs=8, seq_len=64, vocab_size=256, d_model=64, t
 
     Returns a dict: accuracy (scored test positions answered right), seconds (training + test),
     state_bytes (see :func:`state_bytes`), steps, losses (mean training loss per epoch), epoch_accuracy
-    (test accuracy after each epoch), params, device, and the settings.
+    (test accuracy after each epoch), params, device, and the settings; also cpu_seconds (the process's
+    CPU time for training + test) and, in the settings, d_key (the q/k width used).
     """
     device = _check_run_args(mixer, num_kv_pairs, seq_len, vocab_size, d_model, train_examples, test_examples,
-                             epochs, seed, progress, batch_size, lr, weight_decay, window, device)
+                             epochs, seed, progress, batch_size, lr, weight_decay, window, device, d_key)
     sizes = dict(seq_len=seq_len, num_kv_pairs=num_kv_pairs, vocab_size=vocab_size)
     x_train, y_train = (t.to(device) for t in mqar(train_examples, seed=seed, **sizes))  # (n, L) ×2
     x_test, y_test = (t.to(device) for t in mqar(test_examples, seed=seed + 1, **sizes))  # (n, L) ×2
     with torch.random.fork_rng(devices=[]):  # seed the init on the CPU; the caller's RNG is restored after
         torch.default_generator.manual_seed(seed)
-        model = RecallModel(mixer, vocab_size=vocab_size, d_model=d_model, window=window)
+        model = RecallModel(mixer, vocab_size=vocab_size, d_model=d_model, window=window, d_key=d_key)
     model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(train_examples / batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
     order = torch.Generator().manual_seed(seed)
-    losses, epoch_acc, start = [], [], time.perf_counter()
-    bar = _progress(epochs * steps_per_epoch, f"{mixer} n={num_kv_pairs}", progress)
+    losses, epoch_acc, start, cpu_start = [], [], time.perf_counter(), time.process_time()
+    bar = _progress(epochs * steps_per_epoch, f"{mixer_name(mixer)} n={num_kv_pairs}", progress)
     for _ in range(epochs):
         perm, total = torch.randperm(train_examples, generator=order).to(device), 0.0
         for i in range(0, train_examples, batch_size):
@@ -437,13 +507,15 @@ def run_mqar(mixer, *, num_kv_pairs=8, seq_len=64, vocab_size=256, d_model=64, t
         bar.set_postfix(loss=f"{losses[-1]:.3f}", acc=f"{epoch_acc[-1]:.3f}")
     bar.close()
     return {
-        "mixer": mixer, "accuracy": epoch_acc[-1], "seconds": time.perf_counter() - start,
-        "state_bytes": state_bytes(mixer, seq_len=seq_len, d_model=d_model, window=window),
+        "mixer": mixer_name(mixer), "accuracy": epoch_acc[-1], "seconds": time.perf_counter() - start,
+        "cpu_seconds": time.process_time() - cpu_start,
+        "state_bytes": state_bytes(mixer, seq_len=seq_len, d_model=d_model, window=window, d_key=d_key),
         "steps": epochs * steps_per_epoch, "losses": losses, "epoch_accuracy": epoch_acc,
         "params": sum(p.numel() for p in model.parameters()), "device": str(device),
         "settings": dict(sizes, d_model=d_model, train_examples=train_examples, test_examples=test_examples,
                          epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
-                         weight_decay=weight_decay, window=window),
+                         weight_decay=weight_decay, window=window,
+                         d_key=d_key or MIXERS[_check_mixer(mixer)[0]].d_qk or d_model),
     }
 
 

@@ -1,20 +1,25 @@
 #!/usr/bin/env python
-"""Build the course's static site into build/site/ from the committed notebooks and their stored outputs.
+"""Build the course's site (a Sphinx book) into build/site/ from the committed notebooks and their outputs.
 
     scripts/build_site.sh                 # npm ci (MathJax) + this script
-    .venv/bin/python scripts/build_site.py [--out build/site]
+    .venv/bin/python scripts/build_site.py [--out build/site] [--notebooks notebooks]
 
-Nothing is executed: each page is ``notebooks/NN_topic.ipynb`` as committed (``scripts/execute_notebooks.py``
-stored its outputs), converted by nbconvert with the template in ``site/template/linattn``. The site
-works offline and from any static file server; every script it loads is served from ``static/``:
+Nothing is executed. Three steps:
 
-* plotly figures are interactive: each ``application/vnd.plotly.v1+json`` output becomes a
-  ``Plotly.newPlot`` call on a div, with plotly.js copied from the pinned plotly Python package;
-* math is typeset by MathJax 3 from ``site/node_modules/mathjax`` (pinned in site/package-lock.json);
-* an explorer shows its stored snapshot (PNG) and the note that a running kernel makes it live;
-* launch links (Colab, Binder) come from ``[tool.linattn_edu]`` in pyproject.toml, as text links.
-
-Pages: index.html (contents), one per notebook, instructors.html (notebooks/INSTRUCTORS.md).
+1. **Stage** (``stage``): each ``notebooks/NN_topic.ipynb`` as committed is copied into a source folder
+   with what a reader should not see taken out of the *display* only: ``# NBVAL_*`` comment lines, the
+   Colab install block, ``### BEGIN/END SOLUTION`` markers (the exercise cell is folded: tag
+   ``hide-input``), the ``True`` a checker returns, stored widget views. Every plotly output gets an HTML
+   rendering (a div and a ``Plotly.newPlot`` call, with an accessible name); each explorer's snapshot
+   gets alt text, and where a kernel-free version exists (:mod:`linattn_edu.explorers.kernel_free`) the
+   snapshot is replaced by a plotly figure whose slider moves through frames computed by the explorer's
+   own code. An index page (each chapter's summary, reading time and prerequisites) and the
+   instructors' guide are written beside them.
+2. **Sphinx** (``sphinx-build -c docs/book``): sphinx-book-theme + myst-nb, pinned in constraints.txt;
+   sidebar, on-this-page, offline search, prev/next, download and launch buttons, light/dark.
+3. **Vendor**: plotly.js (from the pinned plotly package) and MathJax 3 (``site/node_modules``, pinned in
+   site/package-lock.json) are copied into ``_static/``; pages load them only when they draw a figure
+   or typeset math. No page loads anything from another host.
 """
 from __future__ import annotations
 
@@ -22,8 +27,10 @@ import argparse
 import html
 import importlib.util
 import json
+import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,42 +39,187 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-SITE = ROOT / "site"
-MATHJAX = SITE / "node_modules" / "mathjax" / "es5"
+CONF = ROOT / "docs" / "book"
+MATHJAX = ROOT / "site" / "node_modules" / "mathjax" / "es5"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+EXPLORER_NOTE = "Run this cell to use the explorer"
 TITLE = "Linear attention, read along"
+WORDS_PER_MINUTE = 180  # reading technical prose; code cells count as 1 minute each to read and run
 
 _spec = importlib.util.spec_from_file_location("editions", ROOT / "scripts" / "editions.py")
 editions = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(editions)
 
 
-def plotly_html(figure: dict, div_id: str) -> str:
-    """An interactive figure: a div and the ``Plotly.newPlot`` call that fills it (plotly.js is on the page)."""
-    payload = json.dumps({"data": figure.get("data", []), "layout": figure.get("layout", {})})
+# --------------------------------------------------------------------------- figures
+
+def _figure_name(figure: dict) -> str:
+    """An accessible name for a stored figure: its title (tags and markup dropped)."""
+    title = (figure.get("layout", {}).get("title") or {})
+    text = title.get("text", "") if isinstance(title, dict) else str(title)
+    text = re.sub(r"<[^>]+>", " ", text)
+    return re.sub(r"\s+", " ", text).strip() or "interactive figure"
+
+
+def plotly_html(figure: dict, div_id: str, *, note: str = "") -> str:
+    """An interactive figure: a div (role img, named by the figure's title) and the call that fills it.
+
+    plotly.js is loaded by the page (docs/book/conf.py adds it to pages that have a figure).
+    """
+    payload = json.dumps({"data": figure.get("data", []), "layout": figure.get("layout", {}),
+                          "frames": figure.get("frames", [])})
     payload = payload.replace("</", "<\\/")  # never close the script tag from inside the JSON
-    return (f'<div id="{div_id}" class="plotly-graph-div" style="width:100%;min-height:300px"></div>\n'
+    name = html.escape(_figure_name(figure), quote=True)
+    caption = f'<p class="linattn-figure-note">{html.escape(note)}</p>' if note else ""
+    return (f'<div id="{div_id}" class="plotly-graph-div linattn-figure" role="img" aria-label="{name}" '
+            f'style="width:100%;min-height:300px"></div>{caption}\n'
             f'<script>(function () {{ var fig = {payload};\n'
-            f'Plotly.newPlot("{div_id}", fig.data, fig.layout, {{responsive: true, displaylogo: false}}); }})();'
-            f'</script>')
+            f'window.linattnPlot("{div_id}", fig); }})();</script>')
 
 
-def interactive_figures(nb: nbformat.NotebookNode, prefix: str) -> int:
-    """Give every plotly output a ``text/html`` rendering (the page shows it first); returns how many."""
-    count = 0
+# --------------------------------------------------------------------------- staging
+
+_NBVAL = re.compile(r"^\s*# NBVAL_\w+.*$")
+_SOLUTION = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
+
+
+def reader_source(source: str) -> tuple[str, bool]:
+    """The code a reader sees: without ``# NBVAL_*`` lines, the Colab install block or solution markers.
+
+    Returns (source, had_solution).
+    """
+    lines, out, skip_indent = source.split("\n"), [], None
+    solution = False
+    for line in lines:
+        if skip_indent is not None:
+            if line.strip() and (len(line) - len(line.lstrip())) <= skip_indent:
+                skip_indent = None
+            else:
+                continue
+        if _NBVAL.match(line):
+            continue
+        if _SOLUTION.match(line):
+            solution = True
+            continue
+        if re.match(r"^\s*if \"google\.colab\" in sys\.modules", line):
+            skip_indent = len(line) - len(line.lstrip())
+            continue
+        out.append(line)
+    text = "\n".join(out).strip("\n")
+    if "google.colab" in source and re.search(r"^import sys$", text, re.M) and "sys." not in text.replace(
+            "import sys", ""):
+        text = re.sub(r"^import sys\n+", "", text, count=1, flags=re.M)
+    return text, solution
+
+
+def _links(markdown: str) -> str:
+    """Links to notebook sources point at their pages; links to repository files at GitHub."""
+    markdown = re.sub(r"\]\((?:\./)?(\d\d_[\w-]+)\.md(#[^)]*)?\)", r"](\1.ipynb\2)", markdown)
+    repo, branch = editions.repository()
+    return re.sub(r"\]\(\.\./([^)#:]+)\)", lambda m: f"]({repo}/blob/{branch}/{m.group(1)})", markdown)
+
+
+def _is_check_true(cell, output) -> bool:
+    data = output.get("data", {})
+    last = cell.source.strip().split("\n")[-1] if cell.source.strip() else ""
+    return (output.get("output_type") == "execute_result" and list(data) == ["text/plain"]
+            and "".join(data["text/plain"]).strip() == "True" and re.match(r"\s*check_\w*\(", last) is not None)
+
+
+def _explorer_call(source: str) -> str | None:
+    """The explorer factory a cell calls last (``decay_explorer``, ``gated_stepper``, ...), if any."""
+    calls = re.findall(r"^(\w+)\(", source, re.M)
+    return calls[-1] if calls else None
+
+
+def stage_notebook(nb: nbformat.NotebookNode, prefix: str, kernel_free: dict) -> dict:
+    """Rewrite ``nb`` in place for reading (see the module docstring); returns counts of what changed."""
+    counts = dict(figures=0, hidden_lines=0, folded=0, explorers=0, kernel_free=0)
+    nb.metadata.pop("widgets", None)
     for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            cell.source = _links(cell.source)
+            continue
+        if cell.cell_type != "code":
+            continue
+        before = cell.source.count("\n") + 1
+        cell.source, solution = reader_source(cell.source)
+        counts["hidden_lines"] += before - (cell.source.count("\n") + 1)
+        tags = list(cell.metadata.get("tags", []))
+        if solution:
+            tags.append("hide-input")
+            counts["folded"] += 1
+        if not cell.source.strip():
+            tags.append("remove-input")
+        outputs, is_explorer = [], any(EXPLORER_NOTE in json.dumps(o) for o in cell.get("outputs", []))
+        factory = _explorer_call(cell.source) if is_explorer else None
         for j, output in enumerate(cell.get("outputs", [])):
             data = output.get("data", {})
+            if _is_check_true(cell, output):
+                continue
+            data.pop(WIDGET_MIME, None)
+            if output.get("output_type") in ("display_data", "execute_result") and not data:
+                continue
             if PLOTLY_MIME in data:
-                data["text/html"] = plotly_html(data[PLOTLY_MIME], f"{prefix}-fig-{i}-{j}")
-                count += 1
-    return count
+                data["text/html"] = plotly_html(data[PLOTLY_MIME], f"fig-{prefix}-{i}-{j}")
+                counts["figures"] += 1
+            if is_explorer and "text/markdown" in data and EXPLORER_NOTE in "".join(data["text/markdown"]):
+                note = ("*The live explorer needs a kernel: open this page with the launch button at the top "
+                        "(Binder or Colab) or in JupyterLab, then run the cell.*")
+                if factory in kernel_free:
+                    note = ("*Move the slider: each position is a frame computed by the explorer's own code. "
+                            "The live explorer, with every control, runs with a kernel: use the launch button "
+                            "at the top (Binder or Colab) or JupyterLab.*")
+                data["text/markdown"] = note
+            if is_explorer and "image/png" in data:
+                counts["explorers"] += 1
+                if factory in kernel_free:
+                    figure = kernel_free[factory](cell.source)
+                    data.clear()
+                    data["text/html"] = plotly_html(figure, f"fig-{prefix}-{i}-{j}-kf")
+                    data["text/plain"] = f"kernel-free {factory}"
+                    counts["kernel_free"] += 1
+                    counts["figures"] += 1
+                else:
+                    alt = f"Snapshot of the {factory.replace('_', ' ') if factory else 'explorer'}'s default view"
+                    cell.metadata.setdefault("mystnb", {})["image"] = {"alt": alt}
+            outputs.append(output)
+        cell.outputs = outputs
+        if tags:
+            cell.metadata["tags"] = sorted(set(tags))
+    return counts
 
 
-def _markdown_links(text: str) -> str:
-    """``[label](url)`` · … -> HTML anchors (the launch line above each page)."""
-    return re.sub(r"\[([^\]]+)\]\(([^)]+)\)",
-                  lambda m: f'<a href="{html.escape(m.group(2))}">{html.escape(m.group(1))}</a>', text)
+def _kernel_free_builders() -> dict:
+    """{explorer factory name: source -> plotly figure dict} for the explorers that have a kernel-free form."""
+    from linattn_edu.explorers import kernel_free
+
+    def build(name):
+        def from_source(source: str) -> dict:
+            call = re.search(rf"^{name}\((.*)\)\s*$", source, re.M | re.S)
+            kwargs = eval(f"dict({call.group(1)})", {"__builtins__": {"dict": dict}}) if call else {}  # noqa: S307
+            return kernel_free.FIGURES[name](**kwargs).to_plotly_json()
+        return from_source
+
+    return {name: build(name) for name in kernel_free.FIGURES}
+
+
+def _first_paragraph(cells, label: str) -> str:
+    """The text after ``**label**`` in the first markdown cells (a chapter's summary or prerequisites)."""
+    for cell in cells[:3]:
+        if cell.cell_type != "markdown":
+            continue
+        match = re.search(rf"\*\*{label}\*\*\s*(.+?)(?:\n\s*\n|$)", cell.source, re.S)
+        if match:
+            return re.sub(r"\s+", " ", match.group(1)).strip()
+    return ""
+
+
+def _minutes(nb: nbformat.NotebookNode) -> int:
+    words = sum(len(c.source.split()) for c in nb.cells if c.cell_type == "markdown")
+    code = sum(1 for c in nb.cells if c.cell_type == "code")
+    return max(5, int(round((words / WORDS_PER_MINUTE + code) / 5.0)) * 5)
 
 
 def _title(nb: nbformat.NotebookNode, fallback: str) -> str:
@@ -79,98 +231,122 @@ def _title(nb: nbformat.NotebookNode, fallback: str) -> str:
     return fallback
 
 
-def _local_links(page: str) -> str:
-    """Links between notebooks (``03_linear_attention.ipynb``) point at their pages on the site."""
-    page = re.sub(r'href="(?:\./)?(\d\d_[\w-]+)\.(?:ipynb|md)(#[^"]*)?"', r'href="\1.html\2"', page)
-    repo, branch = editions.repository()  # files of the repository (../environment.yml): its GitHub page
-    return re.sub(r'href="\.\./([^"#:]+)"', lambda m: f'href="{repo}/blob/{branch}/{m.group(1)}"', page)
+def index_page(chapters: list[dict], has_guide: bool) -> str:
+    """The front page: what the course is, then one entry per chapter (summary, time, prerequisites)."""
+    lines = [f"# {TITLE}", "",
+             "A read-along course on linear attention, built on a small PyTorch library that is tested like "
+             "production code: from softmax attention to kernel smoothing, linear attention as an RNN, feature "
+             "maps, what it costs and what it loses, and how the field fixed it (windows, gates, the delta "
+             "rule, hybrids). Every page is a notebook as committed, with its outputs; figures are "
+             "interactive, and the explorers marked *moves without a kernel* have sliders that work right "
+             "here. The launch buttons at the top of each page (Binder, Colab) open it with a kernel.", "",
+             "Reading times are estimates from the length of each page (prose at about "
+             f"{WORDS_PER_MINUTE} words a minute plus a minute per code cell).", ""]
+    for ch in chapters:
+        lines += [f"## [{ch['title']}]({ch['stem']}.ipynb)", "",
+                  f"**About {ch['minutes']} minutes.** {ch['summary']}", ""]
+        if ch["needs"]:
+            lines += [f"*You need:* {ch['needs']}", ""]
+        if ch["kernel_free"]:
+            lines += [f"*Moves without a kernel:* {', '.join(ch['kernel_free'])}.", ""]
+    if has_guide:
+        lines += ["## [For instructors](instructors.md)", "",
+                  "The 90-minute lab path, discussion prompts and homework.", ""]
+    toc = [ch["stem"] for ch in chapters] + (["instructors"] if has_guide else [])
+    lines += ["```{toctree}", ":hidden:", ":maxdepth: 2", "", *toc, "```", ""]
+    return "\n".join(lines)
 
 
-def exporter():
-    from nbconvert import HTMLExporter
+def stage(src: Path, notebooks_dir: Path) -> dict:
+    """Write the site's sources into ``src``; returns {"chapters": [...], "figures": n, ...}."""
+    if src.exists():
+        shutil.rmtree(src)
+    src.mkdir(parents=True)
+    kernel_free = _kernel_free_builders()
+    chapters, totals = [], dict(figures=0, hidden_lines=0, folded=0, explorers=0, kernel_free=0)
+    for path in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        summary = _first_paragraph(nb.cells, "You will:")
+        needs = _first_paragraph(nb.cells, "You need:")
+        minutes = _minutes(nb)
+        counts = stage_notebook(nb, path.stem[:2], kernel_free)
+        for key in totals:
+            totals[key] += counts[key]
+        free = sorted({_explorer_call(c.source) for c in nb.cells if c.cell_type == "code"
+                       and any("kernel-free" in "".join(o.get("data", {}).get("text/plain", ""))
+                               for o in c.get("outputs", []))} - {None})
+        chapters.append(dict(stem=path.stem, title=_title(nb, path.stem), summary=summary, needs=needs,
+                             minutes=minutes, kernel_free=free))
+        nbformat.write(nb, src / path.name)
+    guide = notebooks_dir / "INSTRUCTORS.md"
+    if not guide.exists():
+        guide = NOTEBOOKS / "INSTRUCTORS.md"
+    if guide.exists():
+        (src / "instructors.md").write_text(_links(guide.read_text(encoding="utf-8")), encoding="utf-8")
+    (src / "index.md").write_text(index_page(chapters, guide.exists()), encoding="utf-8")
+    return {"chapters": chapters, **totals}
 
-    return HTMLExporter(template_name="linattn", extra_template_basedirs=[str(SITE / "template")])
 
+# --------------------------------------------------------------------------- vendor + build
 
-def render(nb: nbformat.NotebookNode, **resources) -> str:
-    body, _ = exporter().from_notebook_node(nb, resources={"site_static": "static", **resources})
-    return _local_links(body)
-
-
-def copy_static(out: Path) -> None:
-    """plotly.js (from the plotly package) and MathJax 3 (from site/node_modules) into out/static/."""
+def vendor(out: Path) -> None:
+    """plotly.js (from the plotly package) and MathJax 3 (from site/node_modules) into out/_static/."""
     import plotly
 
-    static = out / "static"
-    static.mkdir(parents=True)
+    static = out / "_static"
     shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", static / "plotly.min.js")
     if not (MATHJAX / "tex-chtml-full.js").exists():
         sys.exit(f"MathJax is missing ({MATHJAX.relative_to(ROOT)}): run `npm ci --prefix site` "
                  "(or scripts/build_site.sh, which does)")
-    (static / "mathjax").mkdir()
+    (static / "mathjax").mkdir(exist_ok=True)
     shutil.copy(MATHJAX / "tex-chtml-full.js", static / "mathjax" / "tex-chtml-full.js")
-    shutil.copytree(MATHJAX / "output" / "chtml" / "fonts" / "woff-v2",
-                    static / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2")
+    fonts = static / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2"
+    shutil.copytree(MATHJAX / "output" / "chtml" / "fonts" / "woff-v2", fonts, dirs_exist_ok=True)
 
 
-def markdown_page(title: str, markdown: str) -> nbformat.NotebookNode:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell(markdown)]
-    nb.metadata["title"] = title
-    return nb
-
-
-def build(out: Path, notebooks_dir: Path = NOTEBOOKS) -> dict:
-    """Build the site into ``out`` (replaced) from ``notebooks_dir``; returns {"pages": [...], "figures": n}."""
+def build(out: Path, notebooks_dir: Path = NOTEBOOKS, *, jobs: int = 2) -> dict:
+    """Build the site into ``out`` (replaced); returns {"pages": [...], "figures": n, ...}."""
+    work = out.parent / f".{out.name}-src"
+    info = stage(work, notebooks_dir)
     if out.exists():
         shutil.rmtree(out)
-    out.mkdir(parents=True)
-    copy_static(out)
-    notebooks = sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
-    loaded = [(p, nbformat.read(p, as_version=4)) for p in notebooks]
-    titles = [_title(nb, p.stem) for p, nb in loaded]
-    figures, pages = 0, []
-    for k, (path, nb) in enumerate(loaded):
-        nb.metadata["title"] = titles[k]
-        figures += interactive_figures(nb, path.stem[:2])
-        launch = editions.badges(f"notebooks/{path.name}", images=False)
-        student = editions.badges(f"editions/student/{path.name}", images=False)
-        nav = {"site_prev": {"href": f"{loaded[k - 1][0].stem}.html", "title": titles[k - 1]} if k else None,
-               "site_next": {"href": f"{loaded[k + 1][0].stem}.html", "title": titles[k + 1]}
-               if k + 1 < len(loaded) else None,
-               "site_launch": f"Run it: {_markdown_links(launch)} · student edition: {_markdown_links(student)}"}
-        (out / f"{path.stem}.html").write_text(render(nb, **nav), encoding="utf-8")
-        pages.append(f"{path.stem}.html")
-    contents = "\n".join(f"{k + 1}. [{titles[k]}]({p.stem}.html)" for k, (p, _) in enumerate(loaded))
-    guide = NOTEBOOKS / "INSTRUCTORS.md"
-    index = (f"# {TITLE}\n\nA read-along course on linear attention: from softmax attention to kernels, "
-             f"linear attention as an RNN, feature maps, and what it costs and loses. Every page shows "
-             f"the notebook as committed, with its outputs; figures are interactive. The explorers are "
-             f"shown as snapshots: open a notebook with a kernel (JupyterLab, Colab or Binder) to use them.\n\n"
-             f"## Notebooks\n\n{contents}\n")
-    if guide.exists():
-        index += "\n## For instructors\n\n[The 90-minute lab path, discussion prompts and homework](instructors.html)\n"
-        page = guide.read_text(encoding="utf-8")
-        (out / "instructors.html").write_text(render(markdown_page("For instructors", page)), encoding="utf-8")
+    repo, branch = editions.repository()
+    env = dict(os.environ, LINATTN_SITE_CONFIG=json.dumps({"repository": repo, "branch": branch}))
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-j", str(jobs), "-c", str(CONF), "-d",
+           str(out.parent / f".{out.name}-doctrees"), str(work), str(out)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"sphinx-build failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    vendor(out)
+    for page in out.glob("*.html"):  # the icons come from linattn-icons.css (webfonts), not a 1.5 MiB script
+        text = page.read_text(encoding="utf-8")
+        page.write_text(re.sub(r'<script defer src="_static/scripts/fontawesome\.js[^"]*"></script>\n?', "", text),
+                        encoding="utf-8")
+    pages = ["index.html"] + [f"{ch['stem']}.html" for ch in info["chapters"]]
+    if (out / "instructors.html").exists():
         pages.append("instructors.html")
-    (out / "index.html").write_text(render(markdown_page(TITLE, index)), encoding="utf-8")
-    pages.insert(0, "index.html")
     source = notebooks_dir.relative_to(ROOT).as_posix() if notebooks_dir.is_relative_to(ROOT) else str(notebooks_dir)
-    (out / "pages.json").write_text(json.dumps({"pages": pages, "figures": figures, "notebooks": source}, indent=1),
-                                    encoding="utf-8")
-    return {"pages": pages, "figures": figures}
+    meta = {"pages": pages, "figures": info["figures"], "notebooks": source, "hidden_lines": info["hidden_lines"],
+            "folded": info["folded"], "explorers": info["explorers"], "kernel_free": info["kernel_free"],
+            "warnings": [line for line in done.stderr.splitlines() if "WARNING" in line]}
+    (out / "pages.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    return meta
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "site")
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS, help="where the executed notebooks are")
+    parser.add_argument("--jobs", type=int, default=2, help="sphinx-build -j (processes)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    info = build(args.out.resolve(), args.notebooks.resolve())
+    info = build(args.out.resolve(), args.notebooks.resolve(), jobs=args.jobs)
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
-    print(f"site: {args.out} — {len(info['pages'])} pages, {info['figures']} interactive figures, "
-          f"{size / 2 ** 20:.1f} MiB, {time.perf_counter() - start:.1f} s")
+    print(f"site: {args.out} — {len(info['pages'])} pages, {info['figures']} interactive figures "
+          f"({info['kernel_free']} kernel-free explorers), {info['hidden_lines']} test-machinery lines hidden, "
+          f"{info['folded']} solutions folded, {size / 2 ** 20:.1f} MiB, {time.perf_counter() - start:.1f} s")
+    for warning in info["warnings"][:20]:
+        print(warning)
     return 0
 
 

@@ -218,3 +218,11 @@ def test_registry_is_the_one_source(monkeypatch):
     assert run_mqar("mean", **tiny())["mixer"] == "mean"
     with pytest.raises(ValueError, match="'mean'"):
         RecallModel("nope")
+
+
+def test_a_window_wider_than_the_sequence_keeps_the_sequence():
+    """A window past L caches at most the L tokens there are (not 2·w·d floats for w = 10¹²)."""
+    kv_cache = state_bytes("softmax", seq_len=64, d_model=64)
+    assert state_bytes("window", seq_len=64, d_model=64, window=10**12) == kv_cache
+    assert state_bytes("hybrid", seq_len=64, d_model=64, window=10**12) == state_bytes("hybrid", seq_len=64, d_model=64,
+                                                                                       window=64)

@@ -51,6 +51,10 @@ PIP_TO_CONDA = {
     "ipykernel": "ipykernel",
     "pyyaml": "pyyaml",
     "nbgrader": "nbgrader",
+    "sphinx": "sphinx",
+    "sphinx-book-theme": "sphinx-book-theme",
+    "pydata-sphinx-theme": "pydata-sphinx-theme",
+    "myst-nb": "myst-nb",
     "playwright": None,
     "tomli": None,  # only for Python < 3.11; environment.yml pins python 3.11
 }

@@ -7,8 +7,8 @@ from linattn_edu.recall import IGNORE_INDEX, MIXERS, RecallModel, mqar, run_mqar
 
 
 def available(mixer):
-    """gla / delta need the library's gated / delta-rule forms; the others always exist."""
-    module = {"gla": "linattn_edu.gated", "delta": "linattn_edu.delta"}.get(mixer)
+    """gated / delta need the library's gated / delta-rule forms; the others always exist."""
+    module = {"gated": "linattn_edu.gated", "delta": "linattn_edu.delta"}.get(mixer)
     if module is None:
         return True
     try:
@@ -246,3 +246,91 @@ def test_progress_bar_is_optional(monkeypatch):
     bar = recall._progress(3, "x", True)
     bar.update(1), bar.set_postfix(loss="1"), bar.close()
     assert isinstance(bar, recall._NoBar) and isinstance(recall._progress(3, "x", False), recall._NoBar)
+
+
+# The ablation mixers, the key width and stacks of mixer layers -----------------------------------------
+def _mixer_out(kind, d_model=12, d_key=5, seed=0):
+    """A Mixer's output and the q, k, v it computed, in float64."""
+    from linattn_edu.recall import Mixer
+    torch.manual_seed(seed)
+    m = Mixer(kind, d_model, 4, d_key).double()
+    x = torch.randn(2, 9, d_model, dtype=torch.float64)  # (B, L, d)
+    q, k, v = m.qkv(x).split([d_key, d_key, d_model], dim=-1)  # (B, L, d_k) ×2, (B, L, d)
+    return m, x, q, k, v
+
+
+def _causal_sum(a, b, v):
+    """Σ_{j<=i} (a_iᵀb_j) v_j with no normaliser, written out: (B, L, d_v)."""
+    w = (a @ b.transpose(-2, -1)).tril()  # (B, L, L)
+    return w @ v
+
+
+def test_ablation_mixers_are_one_change_apart():
+    import torch.nn.functional as F
+    from linattn_edu.recall import ABLATION, MIXERS
+    assert ABLATION == ("linear", "linear_nodenom", "additive", "delta")
+    m, x, q, k, v = _mixer_out("additive")
+    unit = _causal_sum(F.normalize(q, dim=-1), F.normalize(k, dim=-1), v)  # identity map on unit q, k
+    torch.testing.assert_close(MIXERS["additive"].attend(m, x, q, k, v), unit, rtol=1e-10, atol=1e-12)
+    m, x, q, k, v = _mixer_out("linear_nodenom")
+    fq, fk = (F.normalize(F.elu(t) + 1, dim=-1) for t in (q, k))  # elu+1, unit length, no denominator
+    torch.testing.assert_close(MIXERS["linear_nodenom"].attend(m, x, q, k, v), _causal_sum(fq, fk, v),
+                               rtol=1e-10, atol=1e-12)
+    w = (F.elu(q) + 1) @ (F.elu(k) + 1).transpose(-2, -1)  # (B, L, L): linear = the same with its denominator
+    w = w.tril()
+    torch.testing.assert_close(MIXERS["linear"].attend(m, x, q, k, v), (w @ v) / (w.sum(-1, keepdim=True) + 1e-6),
+                               rtol=1e-8, atol=1e-10)
+
+
+def test_delta_with_beta_zero_keeps_nothing_and_additive_keeps_everything():
+    """The write is the one difference between additive and delta: β → the delta rule's correction."""
+    import torch.nn.functional as F
+    from linattn_edu import delta_rule_attention
+    m, x, q, k, v = _mixer_out("delta")
+    qn, kn = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+    one = torch.ones(q.shape[:-1], dtype=q.dtype)
+    # with orthonormal keys the delta rule at β = 1 equals the additive write
+    eye = torch.eye(5, dtype=q.dtype).expand(2, 5, 5)  # (B, 5, d_k): 5 orthonormal keys
+    vv = v[:, :5]
+    torch.testing.assert_close(delta_rule_attention(eye, eye, vv, one[:, :5]), _causal_sum(eye, eye, vv),
+                               rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(delta_rule_attention(qn, kn, v, one), _causal_sum(qn, kn, v))
+
+
+def test_key_width_sets_the_projection_and_the_state():
+    model = RecallModel("delta", vocab_size=40, d_model=16, d_key=4)
+    assert model.blocks[1].qkv.out_features == 2 * 4 + 16 and model.blocks[1].d_qk == 4
+    assert state_bytes("delta", seq_len=64, d_model=16, d_key=4) == 4 * 16 * 4  # d_k × d floats
+    assert state_bytes("softmax", seq_len=64, d_model=16, d_key=4) == 64 * (4 + 16) * 4  # L·(d_k + d)
+    assert state_bytes("linear", seq_len=64, d_model=16, d_key=4) == (4 * 16 + 4) * 4  # S and z
+    assert state_bytes("taylor", seq_len=64, d_model=16) == (273 * 16 + 273) * 4  # default key width 16
+    for mixer in MIXERS:  # with d = 16 every default key width is 16 (d, or Taylor's 16)
+        assert state_bytes(mixer, seq_len=64, d_model=16, d_key=16) == state_bytes(mixer, seq_len=64, d_model=16)
+
+
+def test_a_stack_of_mixer_layers_is_a_layer_wise_hybrid():
+    from linattn_edu.recall import mixer_name
+    torch.manual_seed(0)
+    model = RecallModel(("linear", "softmax"), vocab_size=40, d_model=16, window=4, d_key=8).double()
+    kinds = [type(b).__name__ + (f":{b.kind}" if hasattr(b, "kind") else "") for b in model.blocks]
+    assert kinds == ["BaseConv", "Mixer:linear", "BaseConv", "Mixer:softmax"] and len(model.norms) == 5
+    x = torch.randint(40, (2, 24))
+    base = model(x)  # (2, 24, 40)
+    y = x.clone()
+    y[:, 11] = (y[:, 11] + 7) % 40
+    torch.testing.assert_close(model(y)[:, :11], base[:, :11], rtol=1e-12, atol=1e-12)  # still causal
+    assert mixer_name(("linear", "softmax")) == "linear+softmax" and mixer_name("delta") == "delta"
+    assert state_bytes(("linear", "softmax"), seq_len=64, d_model=16, d_key=8) == \
+        state_bytes("linear", seq_len=64, d_model=16, d_key=8) + state_bytes("softmax", seq_len=64, d_model=16, d_key=8)
+    with pytest.raises(ValueError, match="mixer must be one of"):
+        RecallModel(("linear", "mamba"))
+    with pytest.raises(TypeError, match="mixer must be a string"):
+        RecallModel(())
+
+
+def test_run_mqar_records_a_stack_and_its_key_width():
+    r = run_mqar(("additive", "softmax"), num_kv_pairs=2, seq_len=16, vocab_size=32, d_model=8, d_key=4,
+                 train_examples=64, test_examples=16, epochs=1, progress=False, device="cpu")
+    assert r["mixer"] == "additive+softmax" and r["settings"]["d_key"] == 4
+    assert r["cpu_seconds"] > 0 and r["state_bytes"] == state_bytes(("additive", "softmax"), seq_len=16, d_model=8,
+                                                                    d_key=4)

@@ -1,39 +1,56 @@
-"""The static site (scripts/build_site.sh -> build/site/) read offline in a real browser.
+"""The course site (scripts/build_site.sh -> build/site/, a Sphinx book) read offline in a real browser.
 
-The site is served on 127.0.0.1 by a local HTTP server; every request to any other host is blocked
-and recorded. For each notebook page: its plotly figures are drawn (one ``.js-plotly-plot`` with an
-SVG per stored figure), its math is typeset by the local MathJax (``mjx-container`` elements, no raw
-``$…$`` left in the prose), its explorers show their snapshot and the note, no request left the
-machine, none failed, and no script error was raised. The index links every notebook.
+The site is served on 127.0.0.1 by a local HTTP server; every request to any other host is blocked and
+recorded. Checked in Chromium (Debian's, flags from tests/conftest.py):
+
+* every notebook page at 1280 px: its plotly figures are drawn (one SVG per stored figure, each with an
+  accessible name), its math is typeset by the local MathJax (no raw ``$…$`` left), no test machinery
+  (``# NBVAL_*``, solution markers) is shown, every image has alt text, the text column is at most 90
+  characters wide, no request left the machine, none failed, no script error;
+* every page at 390 px (a phone) and, for the chapters with the most equations, tables and figures, in
+  the dark colour scheme at both widths: nothing is cut off (no page-wide sideways scroll; an equation or
+  table wider than the column scrolls inside its own box; figures fit the column);
+* navigation: the sidebar lists every chapter (behind its toggle on a phone), prev/next links at the
+  bottom lead on, the offline search finds the page a query belongs to, launch (Binder, Colab) and
+  download (.ipynb) buttons point at the right notebook;
+* a kernel-free explorer moves: its slider's frames redraw the figure in the page;
+* weight: a page without figures loads neither plotly.js nor (without math) MathJax, and its first view
+  stays under 1.5 MiB as a static host sends it (gzip), and uncompressed too when it has no math
+  (MathJax alone is 1.3 MiB uncompressed); page weights (raw and gzip) go to artifacts/site_weights.json.
 
 The site under test is built from the committed notebooks into a temporary folder by
-``scripts/build_site.py`` (about 15 s; MathJax comes from ``site/node_modules``, installed with
-``npm ci --prefix site`` when npm is there). ``LINATTN_SITE=build/site`` tests an existing build
-instead. Without npm and without MathJax installed the tests skip and say so, except under CI=true,
+``scripts/build_site.py`` (MathJax comes from ``site/node_modules``, installed with ``npm ci --prefix
+site`` when npm is there); the build must take under a minute of CPU. ``LINATTN_SITE=build/site`` tests an
+existing build instead. Without npm and without MathJax the tests skip and say so, except under CI=true,
 where ``.ci/run`` installs npm and a missing site is a failure.
 """
 from __future__ import annotations
 
 import functools
+import gzip
 import http.server
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "artifacts"
 MATHJAX = ROOT / "site" / "node_modules" / "mathjax" / "es5" / "tex-chtml-full.js"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-PLOTLY_MIME = "application/vnd.plotly.v1+json"
-EXPLORER_NOTE = "Run this cell to use the explorer"
+PAGES = ["index"] + [p.stem for p in NOTEBOOKS] + ["instructors"]
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+MAX_MEASURE = 90  # characters per line of prose
+NO_FIGURE_BUDGET = 1.5 * 2 ** 20  # bytes, first view of a page without figures
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -47,6 +64,8 @@ def _unavailable(message: str):
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     """The built site: $LINATTN_SITE if set, else a fresh build of the committed notebooks."""
+    pytest.importorskip("sphinx_book_theme")
+    pytest.importorskip("myst_nb")
     if os.environ.get("LINATTN_SITE"):
         path = Path(os.environ["LINATTN_SITE"])
         if not (path / "pages.json").exists():
@@ -61,10 +80,17 @@ def site(tmp_path_factory) -> Path:
                               capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
             _unavailable(f"`npm ci --prefix site` failed: {done.stderr[-800:]}")
-    out = tmp_path_factory.mktemp("site")
+    out = tmp_path_factory.mktemp("site") / "site"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_site.py"), "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert done.returncode == 0, f"scripts/build_site.py failed:\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}"
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    info = json.loads((out / "pages.json").read_text(encoding="utf-8"))
+    info["build"] = {"cpu_s": round(cpu, 1), "wall_s": round(time.perf_counter() - start, 1)}
+    (out / "pages.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
     return out
 
 
@@ -94,27 +120,35 @@ def browser(chromium_executable, chromium_args):
         browser.close()
 
 
-class Visit:
-    """One page load with the network cut to 127.0.0.1, and what went wrong on the way."""
+@pytest.fixture(scope="module")
+def weights():
+    """Page weights measured by the tests, written to artifacts/site_weights.json at the end."""
+    found: dict = {}
+    yield found
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "site_weights.json").write_text(json.dumps(found, indent=1, sort_keys=True), encoding="utf-8")
 
-    def __init__(self, browser, url: str):
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+
+class Visit:
+    """One page load with the network cut to 127.0.0.1, and what went wrong (or was fetched) on the way."""
+
+    def __init__(self, browser, url: str, *, width: int = 1280, scheme: str = "light"):
+        self.context = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
         self.page = self.context.new_page()
-        self.blocked, self.failed, self.errors = [], [], []
+        self.blocked, self.failed, self.errors, self.fetched, self.gzipped = [], [], [], {}, {}
         self.context.route("**/*", self._route)
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
-        self.page.on("response", lambda r: r.status >= 400 and self.failed.append(f"{r.status} {r.url}"))
+        self.page.on("response", self._response)
         self.page.on("requestfailed", lambda r: urlparse(r.url).hostname == "127.0.0.1"
                      and self.failed.append(f"{r.failure} {r.url}"))
         self.page.goto(url, wait_until="load")
-        try:
-            self.page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
-                                        timeout=30_000)
-        except Exception:
-            self.close()
-            pytest.fail(f"{url}: MathJax did not start (failed: {self.failed[:3]}, blocked: {self.blocked[:3]}, "
-                        f"errors: {self.errors[:3]})")
-        self.page.evaluate("() => MathJax.startup.promise")
+        if self.page.evaluate("() => !!window.MathJax"):
+            self.page.wait_for_function("() => window.MathJax.startup && MathJax.startup.promise", timeout=30_000)
+            self.page.evaluate("() => MathJax.startup.promise")
+        figures = self.page.evaluate("() => document.querySelectorAll('.plotly-graph-div').length")
+        if figures:
+            self.page.wait_for_function(
+                f"() => document.querySelectorAll('.plotly-graph-div .main-svg').length >= {figures}", timeout=30_000)
 
     def _route(self, route) -> None:
         url = urlparse(route.request.url)
@@ -124,65 +158,276 @@ class Visit:
             self.blocked.append(route.request.url)
             route.abort()
 
+    def _response(self, response) -> None:
+        if response.status >= 400:
+            self.failed.append(f"{response.status} {response.url}")
+            return
+        try:
+            body = response.body()
+        except Exception:  # a response without a body (redirect)
+            body = b""
+        self.fetched[urlparse(response.url).path] = len(body)
+        self.gzipped[urlparse(response.url).path] = len(gzip.compress(body, 6)) if body else 0
+
+    def clean(self, what: str) -> None:
+        assert not self.blocked, f"{what}: the page asked the network for {self.blocked[:3]}"
+        assert not self.failed, f"{what}: requests failed: {self.failed[:3]}"
+        assert not self.errors, f"{what}: script errors: {self.errors[:3]}"
+
     def close(self) -> None:
         self.context.close()
 
 
-def _stored(path: Path) -> tuple[int, bool, int]:
-    """(plotly figures, has math in its prose, explorer snapshots) stored in a committed notebook."""
-    nb = json.loads(path.read_text(encoding="utf-8"))
-    text = lambda s: "".join(s) if isinstance(s, list) else s  # noqa: E731
-    figures = sum(PLOTLY_MIME in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
-    math = any(re.search(r"\$[^$]+\$", text(c["source"])) for c in nb["cells"] if c["cell_type"] == "markdown")
-    notes = sum(EXPLORER_NOTE in json.dumps(o) for c in nb["cells"] for o in c.get("outputs", []))
-    return figures, math, notes
+# what a page shows, measured in the page
+PAGE_FACTS = r"""
+() => {
+  const article = document.querySelector('article.bd-article') || document.querySelector('main');
+  const text = article ? article.innerText : '';
+  const p = [...article.querySelectorAll('p')].filter(e => e.innerText.length > 200)[0];
+  let measure = 0;
+  if (p) {
+    const s = getComputedStyle(p), c = document.createElement('canvas').getContext('2d');
+    c.font = `${s.fontStyle} ${s.fontWeight} ${s.fontSize} ${s.fontFamily}`;
+    const sample = 'the quick brown fox jumps over the lazy dog while attention weights sum to one ';
+    measure = p.clientWidth / (c.measureText(sample).width / sample.length);
+  }
+  const root = document.documentElement;
+  const clipped = (sel) => [...article.querySelectorAll(sel)].filter(el => {
+    if (el.scrollWidth <= el.clientWidth + 1) return false;  // fits
+    for (let e = el; e && e !== article; e = e.parentElement) {  // scrolls inside its own box
+      const o = getComputedStyle(e).overflowX;
+      if ((o === 'auto' || o === 'scroll') && e.clientWidth <= article.clientWidth + 1) return false;
+    }
+    return true;
+  }).map(el => el.innerText.slice(0, 60));
+  const wide = (sel) => [...article.querySelectorAll(sel)].filter(el => {
+    const r = el.getBoundingClientRect(), a = article.getBoundingClientRect();
+    if (r.width <= a.width + 1) return false;
+    for (let e = el.parentElement; e && e !== article; e = e.parentElement) {
+      const o = getComputedStyle(e).overflowX;
+      if (o === 'auto' || o === 'scroll') return false;
+    }
+    return true;
+  }).length;
+  return {
+    text,
+    code: [...article.querySelectorAll('.cell_input pre')].map(e => e.textContent).join('\n'),
+    measure,
+    page_overflow: root.scrollWidth - root.clientWidth,
+    math_typeset: article.querySelectorAll('mjx-container').length,
+    display_math: article.querySelectorAll('mjx-container[display="true"]').length,
+    clipped_math: clipped('mjx-container[display="true"]'),
+    clipped_tables: clipped('table'),
+    wide_figures: wide('.js-plotly-plot .main-svg'),
+    figures: article.querySelectorAll('.plotly-graph-div').length,
+    drawn: [...article.querySelectorAll('.plotly-graph-div')].filter(el => el.querySelector('.main-svg')).length,
+    unnamed_figures: [...article.querySelectorAll('.plotly-graph-div')].filter(el => !el.getAttribute('aria-label')).length,
+    images: [...article.querySelectorAll('img')].map(img => [img.getAttribute('src'), img.getAttribute('alt') || '',
+                                                             img.complete && img.naturalWidth > 0]),
+    background: getComputedStyle(document.body).backgroundColor,
+    theme: root.dataset.theme || null,
+  };
+}
+"""
+
+PLACEHOLDER_ALT = re.compile(r"^(|png|image|output_\d+_\d+|No description has been provided for this image)$", re.I)
 
 
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_page_renders_offline(notebook, site, server, browser):
-    source = ROOT / json.loads((site / "pages.json").read_text(encoding="utf-8"))["notebooks"]
-    figures, math, notes = _stored(source / notebook.name)  # the notebooks the site was built from
-    visit = Visit(browser, f"{server}/{notebook.stem}.html")
+def _url(server: str, page: str) -> str:
+    return f"{server}/{page}.html"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_at_desktop_width(page, site, server, browser, weights):
+    visit = Visit(browser, _url(server, page))
     try:
-        page = visit.page
-        if figures:
-            page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= {figures}",
-                                   timeout=30_000)
-        drawn = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')]"
-                              ".filter(el => el.querySelector('.main-svg')).length")
-        assert drawn == figures, f"{notebook.stem}: {drawn} plotly figures drawn, {figures} stored"
-        typeset = page.evaluate("() => document.querySelectorAll('.jp-MarkdownCell mjx-container').length")
-        prose = page.evaluate("() => [...document.querySelectorAll('.jp-MarkdownCell')].map(e => e.innerText).join('\\n')")
-        raw = re.findall(r"\$[^$\n]{1,60}\$", prose)
-        if math:
-            assert typeset > 0, f"{notebook.stem}: the prose has math but MathJax typeset none"
-        assert not raw, f"{notebook.stem}: raw TeX left in the page: {raw[:3]}"
-        if notes:
-            shown = page.evaluate(
-                "note => [...document.querySelectorAll('.jp-Cell')].filter(c => c.innerText.includes(note)"
-                " && c.querySelector('.jp-OutputArea img')).length", EXPLORER_NOTE)
-            assert shown >= notes, f"{notebook.stem}: {notes} explorer snapshots stored, {shown} shown with an image"
-        assert not visit.blocked, f"{notebook.stem}: the page asked the network for {visit.blocked[:3]}"
-        assert not visit.failed, f"{notebook.stem}: requests failed: {visit.failed[:3]}"
-        assert not visit.errors, f"{notebook.stem}: script errors: {visit.errors[:3]}"
+        facts = visit.page.evaluate(PAGE_FACTS)
+        text = facts["text"]
+        assert facts["drawn"] == facts["figures"], f"{page}: {facts['drawn']} of {facts['figures']} figures drawn"
+        assert facts["unnamed_figures"] == 0, f"{page}: a figure without an accessible name"
+        assert not re.findall(r"\$[^$\n]{1,60}\$", text), f"{page}: raw TeX left: {re.findall(r'[$][^$]{1,60}[$]', text)[:3]}"
+        code = facts["code"]  # the code cells as shown (the prose may name the markers)
+        assert code.strip() or page in ("index", "instructors"), f"{page}: no code cells found"
+        assert "# NBVAL_" not in code and "### BEGIN SOLUTION" not in code and "### END SOLUTION" not in code, (
+            f"{page}: test machinery shown to readers")
+        assert 'if "google.colab" in sys.modules' not in code, f"{page}: the Colab install block is shown"
+        for src, alt, loaded in facts["images"]:
+            assert loaded, f"{page}: image {src} not drawn"
+            assert not PLACEHOLDER_ALT.match(alt.strip()), f"{page}: image {src} has no real alt text ({alt!r})"
+        assert 0 < facts["measure"] <= MAX_MEASURE, f"{page}: lines of about {facts['measure']:.0f} characters"
+        assert facts["page_overflow"] <= 0, f"{page}: the page scrolls sideways by {facts['page_overflow']} px"
+        visit.clean(page)
+        total, sent = sum(visit.fetched.values()), sum(visit.gzipped.values())
+        weights[f"{page} (1280 px, first view)"] = {
+            "bytes": total, "MiB": round(total / 2 ** 20, 2), "gzip_MiB": round(sent / 2 ** 20, 2),
+            "figures": facts["figures"], "plotly.js": any(p.endswith("plotly.min.js") for p in visit.fetched),
+            "MathJax": any("mathjax" in p for p in visit.fetched)}
+        if facts["figures"] == 0:
+            assert not any(p.endswith("plotly.min.js") for p in visit.fetched), f"{page}: plotly.js without a figure"
+            # as a static host sends it (gzip); without math (no MathJax) also uncompressed
+            assert sent <= NO_FIGURE_BUDGET, f"{page}: {sent / 2 ** 20:.2f} MiB (gzip) on first view without a figure"
+            if facts["math_typeset"] == 0:
+                assert total <= NO_FIGURE_BUDGET, f"{page}: {total / 2 ** 20:.2f} MiB on first view, no figure, no math"
+        if facts["math_typeset"] == 0:
+            assert not any("mathjax" in p for p in visit.fetched), f"{page}: MathJax loaded on a page without math"
+        if page != "index" and page != "instructors":
+            stored = json.loads((site / "pages.json").read_text(encoding="utf-8"))
+            assert f"{page}.html" in stored["pages"]
     finally:
         visit.close()
 
 
-def test_index_links_every_notebook(server, browser):
-    visit = Visit(browser, f"{server}/index.html")
+@pytest.mark.parametrize("page", PAGES)
+def test_nothing_is_cut_off_on_a_phone(page, server, browser):
+    visit = Visit(browser, _url(server, page), width=390)
     try:
-        links = visit.page.evaluate("() => [...document.querySelectorAll('a')].map(a => a.getAttribute('href'))")
-        for notebook in NOTEBOOKS:
-            assert f"{notebook.stem}.html" in links, f"index.html does not link {notebook.stem}.html"
-        assert not visit.blocked and not visit.failed and not visit.errors, (visit.blocked, visit.failed, visit.errors)
+        facts = visit.page.evaluate(PAGE_FACTS)
+        assert facts["page_overflow"] <= 0, f"{page} at 390 px: the page scrolls sideways by {facts['page_overflow']} px"
+        assert not facts["clipped_math"], f"{page} at 390 px: equations cut off: {facts['clipped_math'][:3]}"
+        assert not facts["clipped_tables"], f"{page} at 390 px: tables cut off: {facts['clipped_tables'][:3]}"
+        assert facts["wide_figures"] == 0, f"{page} at 390 px: {facts['wide_figures']} figures wider than the column"
+        assert facts["drawn"] == facts["figures"]
+        visit.clean(f"{page} at 390 px")
+        if page == "08_how_the_field_fixed_linear_attention":
+            ARTIFACTS.mkdir(exist_ok=True)
+            visit.page.screenshot(path=str(ARTIFACTS / f"site_{page[:2]}_390_light.png"))
     finally:
         visit.close()
 
 
-def test_site_refers_to_no_outside_resource(site):
-    """No page loads a script, style sheet, image or font from another host (links to Colab/Binder are fine)."""
+def _busiest(site: Path) -> list[str]:
+    """The chapters with the most display equations, tables and figures (dark-mode checks)."""
+    score = {}
+    for page in PAGES[1:-1]:
+        html = (site / f"{page}.html").read_text(encoding="utf-8")
+        score[page] = html.count('class="math') + 5 * html.count("<table") + 10 * html.count("plotly-graph-div")
+    return sorted(score, key=score.get, reverse=True)[:3]
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_dark_mode(width, site, server, browser):
+    for page in ["index", *_busiest(site)]:
+        visit = Visit(browser, _url(server, page), width=width, scheme="dark")
+        try:
+            facts = visit.page.evaluate(PAGE_FACTS)
+            assert facts["theme"] == "dark", f"{page}: prefers-color-scheme dark gave theme {facts['theme']!r}"
+            r, g, b = (int(v) for v in re.findall(r"\d+", facts["background"])[:3])
+            assert 0.2126 * r + 0.7152 * g + 0.0722 * b < 60, f"{page}: dark mode background {facts['background']}"
+            assert facts["page_overflow"] <= 0 and not facts["clipped_math"] and not facts["clipped_tables"]
+            assert facts["drawn"] == facts["figures"]
+            visit.clean(f"{page} dark at {width} px")
+            ARTIFACTS.mkdir(exist_ok=True)
+            visit.page.screenshot(path=str(ARTIFACTS / f"site_{page[:5]}_{width}_dark.png"))
+        finally:
+            visit.close()
+
+
+def test_sidebar_prev_next_and_launch_buttons(server, browser):
+    page = "04_causal_linear_attention_is_an_rnn"
+    visit = Visit(browser, _url(server, page))
+    try:
+        pg = visit.page
+        links = pg.evaluate("() => [...document.querySelectorAll('.bd-sidebar-primary a')].map(a => a.getAttribute('href'))")
+        for other in PAGES[1:]:
+            assert other == page or any(h and h.split("#")[0] == f"{other}.html" for h in links), (
+                f"sidebar lacks {other}")
+        current = pg.evaluate("() => [...document.querySelectorAll('.bd-sidebar-primary li.current > a')]"
+                              ".map(a => a.innerText)")
+        assert any(t.startswith("04 ·") for t in current), f"the sidebar does not mark the current page: {current}"
+        assert pg.locator(".bd-sidebar-primary").is_visible()
+        toc = pg.evaluate("() => [...document.querySelectorAll('.bd-sidebar-secondary a')].length")
+        assert toc >= 3, "no on-this-page contents"
+        nxt = pg.locator(".prev-next-area a.right-next")
+        assert "05_feature_maps_and_performer.html" in nxt.get_attribute("href")
+        assert "03_linear_attention.html" in pg.locator(".prev-next-area a.left-prev").get_attribute("href")
+        hrefs = pg.evaluate("() => [...document.querySelectorAll('a')].map(a => a.href)")
+        assert any("colab.research.google.com" in h and f"notebooks/{page}.ipynb" in h for h in hrefs), "no Colab button"
+        assert any("mybinder.org" in h and page in h for h in hrefs), "no Binder button"
+        download = [h for h in hrefs if h.endswith(f"{page}.ipynb") and "127.0.0.1" in h]
+        assert download, "no .ipynb download"
+        nxt.click()
+        pg.wait_for_url(re.compile(r"05_feature_maps_and_performer\.html"))
+        visit.clean("navigation")
+    finally:
+        visit.close()
+    visit = Visit(browser, _url(server, page), width=390)
+    try:
+        pg = visit.page
+        assert not pg.locator(".bd-sidebar-primary").is_visible() or pg.evaluate(
+            "() => document.querySelector('.bd-sidebar-primary').getBoundingClientRect().right <= 0")
+        pg.locator("button.primary-toggle:visible").first.click()
+        pg.locator(".bd-sidebar-primary a", has_text="05 · Feature maps").first.wait_for(state="visible", timeout=5000)
+    finally:
+        visit.close()
+
+
+@pytest.mark.parametrize("query, page", [("Nadaraya", "02_attention_as_kernel_smoothing"),
+                                         ("Performer", "05_feature_maps_and_performer"),
+                                         ("associative recall", "09_associative_recall")])
+def test_offline_search_finds_the_page(query, page, server, browser):
+    visit = Visit(browser, f"{server}/search.html?q={query.replace(' ', '+')}")
+    try:
+        pg = visit.page
+        pg.wait_for_function("() => document.querySelectorAll('#search-results li a').length > 0", timeout=30_000)
+        found = pg.evaluate("() => [...document.querySelectorAll('#search-results li a')].map(a => a.getAttribute('href'))")
+        assert any(h.split("#")[0].split("?")[0] == f"{page}.html" for h in found[:5]), (query, found[:8])
+        visit.clean(f"search {query!r}")
+    finally:
+        visit.close()
+
+
+def test_kernel_free_explorer_moves_in_the_page(server, browser):
+    """The decay explorer's slider on the site: a step redraws the figure from its frame, query 0 stays on top."""
+    visit = Visit(browser, _url(server, "08_how_the_field_fixed_linear_attention"))
+    try:
+        pg = visit.page
+        gd = "[...document.querySelectorAll('.plotly-graph-div')].find(el => (el.layout.title.text || '').startsWith('Decay masks'))"
+        assert pg.evaluate(f"() => !!({gd}) && ({gd})._transitionData._frames.length === 8")
+        before = pg.evaluate(f"() => ({gd}).data[0].name")
+        pg.evaluate(f"() => Plotly.animate({gd}, ['7'], {{mode: 'immediate', frame: {{duration: 0, redraw: true}},"
+                    " transition: {duration: 0}})")
+        pg.wait_for_function(f"() => ({gd}).data[0].name.includes('0.9998')", timeout=10_000)
+        after = pg.evaluate(f"() => [({gd}).data[0].name, ({gd})._fullLayout.yaxis.range]")
+        assert before != after[0] and after[1][0] > after[1][1], after
+        handle = pg.locator(".plotly-graph-div .slider-rail-rect").first
+        assert handle.count() == 1
+        visit.clean("kernel-free explorer")
+    finally:
+        visit.close()
+
+
+def test_index_gives_each_chapter_summary_time_and_prerequisites(server, browser):
+    visit = Visit(browser, _url(server, "index"))
+    try:
+        text = visit.page.evaluate("() => document.querySelector('article').innerText")
+        links = visit.page.evaluate("() => [...document.querySelectorAll('article a')].map(a => a.getAttribute('href'))")
+        for page in PAGES[1:]:
+            assert any(h and h.split("#")[0] == f"{page}.html" for h in links), f"index does not link {page}"
+        assert len(re.findall(r"About \d+ minutes\.", text)) == len(NOTEBOOKS)
+        assert text.count("You need:") >= len(NOTEBOOKS) - 3  # chapters that say what they need
+        visit.clean("index")
+    finally:
+        visit.close()
+
+
+def test_no_broken_links_and_no_outside_resources(site):
+    """Every link inside the site resolves to a file of the site; no page loads a file from another host."""
+    broken = []
     for page in site.glob("*.html"):
         text = page.read_text(encoding="utf-8")
         outside = re.findall(r'<(?:script|img|link|iframe)[^>]+(?:src|href)="(https?://[^"]+)"', text)
         assert not outside, f"{page.name} loads {outside[:3]}"
+        for href in re.findall(r'(?:href|src)="([^"#?]+)[^"]*"', text):
+            if re.match(r"^[a-z]+:", href) or href.startswith("//"):
+                continue
+            if not (page.parent / unquote(href)).exists():
+                broken.append(f"{page.name} -> {href}")
+    assert not broken, broken[:10]
+
+
+def test_build_takes_under_a_minute_of_cpu(site):
+    info = json.loads((site / "pages.json").read_text(encoding="utf-8"))
+    if "build" not in info:
+        pytest.skip("LINATTN_SITE names a prebuilt site")
+    assert info["build"]["cpu_s"] < 60, info["build"]
+    assert info["kernel_free"] >= 2 and info["hidden_lines"] > 100 and info["folded"] > 10, info

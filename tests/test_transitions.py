@@ -47,14 +47,15 @@ def test_delta_product_chunkwise_matches_recurrent(chunk, n_h, gated, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_delta_product_gradients_match_recurrent(dtype):
-    base = _dp_inputs(lead=(2,), n=11, n_h=3, d=3, d_v=2)
+    base = [*_dp_inputs(lead=(2,), n=11, n_h=3, d=3, d_v=2), rand(2, 3, 2, seed=9)]
     grads = {}
     for form, dt in (("recurrent", torch.float64), ("chunkwise", dtype)):
         xs = [x.detach().to(dt).clone().requires_grad_(True) for x in base]
-        out, s = delta_product_attention(*xs[:4], log_decay=xs[4], form=form, chunk_size=4, return_state=True)
+        out, s = delta_product_attention(*xs[:4], log_decay=xs[4], form=form, chunk_size=4, return_state=True,
+                                         initial_state=xs[5])
         (out.sin().sum() + s.cos().sum()).backward()
         grads[form] = [x.grad for x in xs]
-    for name, ref, got in zip(["q", "k", "v", "beta", "log_decay"], grads["recurrent"], grads["chunkwise"]):
+    for name, ref, got in zip(["q", "k", "v", "beta", "log_decay", "S0"], grads["recurrent"], grads["chunkwise"]):
         assert_close(f"d{name}", ref, got, TOL[dtype])
 
 

@@ -30,7 +30,7 @@ from .methods import ALL_METHODS, FEATURE_MAP, MODES, build_call, check_method, 
 from .records import Results, run_metadata
 from .timer import load_average, matmul_gflops, peak_memory, time_call
 
-__all__ = ["GiB", "measure_point", "sweep", "default_methods", "headline", "DECODERS", "decode_sweep"]
+__all__ = ["GiB", "measure_point", "sweep", "default_methods", "headline", "DECODERS", "DEFAULT_DECODERS", "decode_sweep"]
 
 GiB = 2**30
 _TIMING_KEYS = ("median_s", "iqr_s", "repeats", "noise", "noisy")
@@ -238,15 +238,38 @@ def _gated_delta_step(context: int, *, batch, heads, d, dtype, device, seed=0):
     return step, state.nbytes()
 
 
-DECODERS = {"kv_cache": _kv_cache_step, "recurrent": _recurrent_step, "gated_delta": _gated_delta_step}
+def _hf_gated_delta_step(context: int, *, batch, heads, d, dtype, device, seed=0):
+    """transformers' recurrent Gated DeltaNet step (torch_recurrent_gated_delta_rule, one token) from a state."""
+    from transformers.models.qwen3_next.modeling_qwen3_next import torch_recurrent_gated_delta_rule
+
+    rand = _rand_on(device, seed)
+    s0 = rand(torch.float32, batch, heads, d, d) * d ** -0.5  # (B, H, d, d): some state after N tokens
+    q_t, k_t, v_t = (rand(dtype, batch, 1, heads, d) for _ in range(3))  # (B, 1, H, d): its layout
+    beta_t, g_t = (torch.full((batch, 1, heads), x, dtype=dtype, device=device) for x in (0.5, -0.69))
+
+    def step():
+        with torch.no_grad():
+            return torch_recurrent_gated_delta_rule(q_t, k_t, v_t, g_t, beta_t, initial_state=s0,
+                                                    output_final_state=True, use_qk_l2norm_in_kernel=True)[0]
+    return step, s0.numel() * s0.element_size()
+
+
+DECODERS = {"kv_cache": _kv_cache_step, "recurrent": _recurrent_step, "gated_delta": _gated_delta_step,
+            "hf_gated_delta": _hf_gated_delta_step}
+#: measured by default: the softmax cache against the linear state (the other steps on request)
+DEFAULT_DECODERS = ("kv_cache", "recurrent")
 
 
 def decode_sweep(contexts: Iterable[int] = (1024, 4096, 16384, 65536), *, batch: int = 1, heads: int = 4,
                  d: int = 64, dtype=torch.float32, device="cpu", min_repeats: int = 20,
-                 min_run_time: float = 0.3, measure_memory: bool = True, progress: bool = True) -> Results:
+                 min_run_time: float = 0.3, measure_memory: bool = True, progress: bool = True,
+                 decoders: Sequence[str] = DEFAULT_DECODERS) -> Results:
     """Per-token decode step time and memory at each context N: KV-cache softmax vs recurrent state.
 
-    Records: method ("kv_cache" | "recurrent"), n = context, mode "decode", median_s / iqr_s per
+    decoders: which steps of :data:`DECODERS` to time — "kv_cache", "recurrent" (LinearAttentionState.step),
+    "gated_delta" (DeltaState.step with a gate, its checks included) and "hf_gated_delta" (transformers'
+    recurrent Gated DeltaNet step; needs the transformers package).
+    Records: method (the decoder), n = context, mode "decode", median_s / iqr_s per
     step (and the noise flag), state_bytes (the cache 2·B·H·(N+1)·d·e, or S and z:
     B·H·d_φ·(d_v + 1)·e) and peak_bytes (extra allocation of one step).
     """
@@ -254,7 +277,12 @@ def decode_sweep(contexts: Iterable[int] = (1024, 4096, 16384, 65536), *, batch:
     meta = run_metadata(device=device, dtype=dt, batch=batch, heads=heads, d=d, feature_map=FEATURE_MAP,
                         benchmark="decode")
     records = []
-    points = [(n, m) for n in sorted(set(int(c) for c in contexts)) for m in DECODERS]
+    unknown = [m for m in decoders if m not in DECODERS]
+    if unknown or not decoders:
+        raise ValueError(f"decoders must be names from {list(DECODERS)}; got {list(decoders)!r}")
+    if "hf_gated_delta" in decoders:
+        hf.require(device)
+    points = [(n, m) for n in sorted(set(int(c) for c in contexts)) for m in decoders]
     for n, method in _progress(points, progress, "decode"):
         step, nbytes = DECODERS[method](n, batch=batch, heads=heads, d=d, dtype=dt, device=device)
         timing = time_call(step, device=device, warmup=3, min_repeats=min_repeats, min_run_time=min_run_time)

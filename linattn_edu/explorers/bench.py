@@ -18,7 +18,7 @@ import statistics
 import time
 from typing import Any, Callable, Sequence
 
-__all__ = ["MOVES", "time_moves", "main"]
+__all__ = ["MOVES", "time_moves", "build_parser", "main"]
 
 #: (explorer entry point name, control, values cycled through) — the moves a reader makes most
 MOVES: tuple[tuple[str, str, Sequence[Any]], ...] = (
@@ -41,6 +41,10 @@ def time_moves(factory: Callable[[], Any], control: str, values: Sequence[Any],
                repeats: int) -> tuple[list[float], list[float]]:
     """(wall seconds, CPU seconds of this process) per ``update(control=value)`` over ``repeats`` moves,
     after one warm-up cycle.  CPU time is what the move costs even when other processes share the cores."""
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise ValueError(f"repeats must be an int >= 1; got {repeats!r}")
+    if not values:
+        raise ValueError(f"values must list at least one value for {control}; got {values!r}")
     explorer = factory()
     for value in values:  # warm-up: first calls fill caches and JIT-free torch paths
         explorer.update(**{control: value})
@@ -61,11 +65,38 @@ def _percentile(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(round(p * (len(xs) - 1))))]
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1; got {value}")
+    return value
+
+
+def _positive_ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0; got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0; got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m linattn_edu.explorers.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=_positive_int, default=15, help="timed moves per control (default 15)")
+    parser.add_argument("--target-ms", type=_positive_ms, default=150.0,
+                        help="median target per move (default 150)")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15, help="timed moves per control (default 15)")
-    parser.add_argument("--target-ms", type=float, default=150.0, help="median target per move (default 150)")
-    args = parser.parse_args(argv)
+    """Time every move in :data:`MOVES`; exit status 0 when each wall median is under the target, 1 if not,
+    2 for a bad option (argparse, before anything is built)."""
+    args = build_parser().parse_args(argv)
 
     import torch
 

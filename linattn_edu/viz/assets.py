@@ -61,7 +61,8 @@ def record_figures(path) -> dict:
     shape = f"B={meta.get('batch')}, H={meta.get('heads')}, d={meta.get('d')}, {meta.get('dtype')}"
     held = {r["mode"] for r in res.records}
     if path.stem.endswith("decode") or held == {"decode"}:
-        return {path.with_suffix(".png"): decode_figure(res, title=f"Decoding one token at context N on {where} ({shape})")}
+        title = f"Decoding one token at context N on {where} ({shape})"
+        return {path.with_suffix(".png"): decode_figure(res, title=title)}
     modes = [m for m in MODES if m in held]
     if not modes:
         raise ValueError(f"nothing to draw in {str(path)!r}: expected forward or forward+backward records (or a "

@@ -1,0 +1,59 @@
+#!/usr/bin/env python
+"""Measure what every update rule costs on this CPU, forward and forward+backward, and ship the records.
+
+    .venv/bin/python scripts/rule_costs.py                 # writes assets/cpu_rules.json and assets/cpu_rules_decode.json
+    .venv/bin/python scripts/rule_costs.py --quick         # N = 1024, 4096 only (a smoke run, not shipped)
+
+* every rule's chunkwise form (linear, gated, GLA, delta, gated delta) at N = 4k, 8k, 16k, d = 64 and 128,
+  forward and forward+backward (B = 1, H = 4, float32): the log-log slopes come from these records;
+* the delta rule's recurrent form at 4k (forward), for the chunkwise/recurrent ratio;
+* where Hugging Face transformers imports: its pure-PyTorch Gated DeltaNet (what Qwen3-Next runs on a CPU)
+  on the same inputs, checked equal before timing; and its recurrent decode step beside DeltaState.step.
+Each record file carries device, torch, date, revision and the machine's load (linattn_edu.bench.records).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from linattn_edu.bench import hf  # noqa: E402
+from linattn_edu.bench.records import Results  # noqa: E402
+from linattn_edu.bench.sweeps import decode_sweep, sweep  # noqa: E402
+
+RULE_METHODS = ["chunkwise", "gated_chunkwise", "gla_chunkwise", "delta_chunkwise", "gated_delta_chunkwise"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N = 1024, 4096 only; writes under artifacts/")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    ns = [1024, 4096] if args.quick else [4096, 8192, 16384]
+    out = ROOT / ("artifacts" if args.quick else "assets")
+    out.mkdir(exist_ok=True)
+    extra = ["hf_gated_delta"] if hf.available() else []
+    parts = []
+    for d in (64, 128):
+        parts.append(sweep(RULE_METHODS + extra, ns, modes=("forward", "forward+backward"), d=d, min_repeats=3,
+                           min_run_time=0.0, time_budget_s=300.0, measure_memory=False))
+    parts.append(sweep(["delta_recurrent", "delta_chunkwise"], [ns[1] if args.quick else 4096], modes=("forward",),
+                       d=64, min_repeats=3, min_run_time=0.0, time_budget_s=300.0, measure_memory=False))
+    records = [r for p in parts for r in p.records]
+    meta = dict(parts[0].metadata, benchmark="rule costs", transformers=hf.version())
+    Results(records=records, metadata=meta).save(out / "cpu_rules.json")
+    decoders = ["recurrent", "gated_delta"] + (["hf_gated_delta"] if hf.available() else [])
+    dec = decode_sweep([1024], d=128, decoders=decoders)
+    dec.metadata["transformers"] = hf.version()
+    dec.save(out / "cpu_rules_decode.json")
+    print(f"wrote {out / 'cpu_rules.json'} and {out / 'cpu_rules_decode.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
