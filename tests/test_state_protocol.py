@@ -232,3 +232,10 @@ def test_initial_state_is_checked(rule):
         call(rule, "chunkwise", q, k, v, kw, initial_state=wrong[0] if len(wrong) == 1 else wrong)
     with pytest.raises(TypeError, match="initial_state"):
         call(rule, "chunkwise", q, k, v, kw, initial_state="S")
+
+
+def test_retnet_log_decay_needs_a_floating_dtype():
+    with pytest.raises(ValueError, match=r"dtype must be one of .*got torch.int64"):
+        L.retnet_log_decay(4, dtype=torch.int64)  # an integer dtype would round every log γ to 0: no decay
+    assert L.retnet_log_decay(4, dtype="float32").dtype == torch.float32
+    assert (L.retnet_log_decay(4) < 0).all()

@@ -1,0 +1,34 @@
+"""The bench's rule methods: one per registered rule, and transformers' CPU fallback checked equal before timing."""
+import pytest
+import torch
+
+import linattn_edu as L
+from linattn_edu import bench
+from linattn_edu.bench.sweeps import DECODERS, decode_sweep
+
+
+def test_every_registered_rule_with_a_chunkwise_form_has_a_bench_method():
+    for name, rule in L.RULES.items():
+        if name != "linear" and "chunkwise" in rule.forms:
+            assert bench.RULE_METHODS[f"{name}_chunkwise"] == (name, "chunkwise")
+
+
+def test_decode_sweep_times_the_decoders_asked_for_and_refuses_others():
+    res = decode_sweep([16], d=8, decoders=("recurrent", "gated_delta"), min_repeats=2, min_run_time=0.0,
+                       measure_memory=False, progress=False)
+    assert [r["method"] for r in res.records] == ["recurrent", "gated_delta"]
+    with pytest.raises(ValueError, match="decoders must be names from"):
+        decode_sweep([16], decoders=("bogus",), progress=False)
+    assert set(DECODERS) >= {"kv_cache", "recurrent", "gated_delta", "hf_gated_delta"}
+
+
+def test_transformers_fallback_computes_our_gated_delta_rule():
+    pytest.importorskip("transformers.models.qwen3_next.modeling_qwen3_next")  # an optional yardstick
+    q, k, v = bench.make_inputs(150, d=16, dtype=torch.float64)
+    log_decay, beta = bench.make_gates(150, dtype=torch.float64)
+    f = bench.hf.attention_fn(32, log_decay, beta)
+    assert bench.hf.check_agrees(f, q, k, v, log_decay, beta, chunk_size=32) < 1e-5  # it computes in float32
+    with pytest.raises(ValueError, match="differs from ours"):
+        bench.hf.check_agrees(lambda *a: f(*a) * 1.01, q, k, v, log_decay, beta)
+    out = bench.build_call("hf_gated_delta", 150, mode="forward+backward", d=16)()
+    assert len(out) == 3
