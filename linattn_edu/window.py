@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._checks import (check_bool, check_dense_budget, check_number, check_positive_int, check_qkv, compute_dtype,
-                      weighted_sum)
+from ._checks import (check_bool, check_dense_budget, check_initial_state, check_number, check_positive_int, check_qkv,
+                      check_tensor, compute_dtype, weighted_sum)
 from .chunked import chunkwise_form
 from .feature_maps import featurize, resolve_feature_map
 from .softmax import _check_scale, softmax_attention, stable_softmax
@@ -139,7 +139,8 @@ def sliding_window_attention(q, k, v, *, window, global_tokens=(), causal=False,
 
 
 # A window + linear hybrid ---------------------------------------------------------------------------
-def window_linear_attention(q, k, v, *, window, feature_map="taylor", scale=None, chunk_size=64, eps=1e-6):
+def window_linear_attention(q, k, v, *, window, feature_map="taylor", scale=None, chunk_size=64, eps=1e-6,
+                            initial_state=None, return_state=False):
     """Causal hybrid (Based-style): sliding-window softmax (width ``window``) + normalised causal linear attention.
 
     Linear attention keeps a fixed-size summary of the whole past but blurs exact recall;
@@ -165,13 +166,55 @@ def window_linear_attention(q, k, v, *, window, feature_map="taylor", scale=None
         feature_map: φ of the linear branch ("taylor" as in Based, or any positive-kernel map).
         scale: the window's score scale, default 1/√d.
         chunk_size, eps: the linear branch's chunkwise form.
+        initial_state: what return_state=True returned for the tokens before: (S (..., d_φ, d_v), z (..., d_φ),
+            K_tail (..., m, d), V_tail (..., m, d_v)) — the linear state and the last m <= w − 1 keys and values
+            the window still sees. Its size never grows with the sequence.
+        return_state: also return that state after these tokens.
 
-    Returns (..., N, d_v) = sliding_window_attention(..., causal=True) + linear_attention(..., causal=True).
+    Returns (..., N, d_v) = sliding_window_attention(..., causal=True) + linear_attention(..., causal=True),
+    or (out, state).
     """
-    local = sliding_window_attention(q, k, v, window=window, causal=True, scale=scale)  # (..., N, d_v)
+    check_bool(return_state, "return_state")
+    check_positive_int(window, "window")
+    check_qkv(q, k, v, causal=True)
     phi = resolve_feature_map(feature_map, q.shape[-1], normalize=True)
     check_positive_int(chunk_size, "chunk_size")
     check_number(eps, "eps", minimum=0)
+    s0, k_prev, v_prev = _check_hybrid_state(initial_state, q, v, phi.d_out(q.shape[-1]), window)
+    m = 0 if k_prev is None else k_prev.shape[-2]
+    keys = k if m == 0 else torch.cat([k_prev.to(k.dtype), k], dim=-2)  # (..., m + N, d)
+    values = v if m == 0 else torch.cat([v_prev.to(v.dtype), v], dim=-2)  # (..., m + N, d_v)
+    queries = q if m == 0 else torch.cat([q.new_zeros(*q.shape[:-2], m, q.shape[-1]), q], dim=-2)  # rows < m unused
+    local = sliding_window_attention(queries, keys, values, window=window, causal=True, scale=scale)[..., m:, :]
     fq, fk = featurize(q, k, phi)  # (..., N, d_φ)
-    far, _ = chunkwise_form(fq, fk, v.to(fq.dtype), chunk_size=chunk_size, eps=eps)  # (..., N, d_v)
-    return local + far.to(q.dtype)  # (..., N, d_v)
+    s0 = None if s0 is None else tuple(x.to(fq.dtype) for x in s0)
+    far, (s, z) = chunkwise_form(fq, fk, v.to(fq.dtype), chunk_size=chunk_size, eps=eps, initial_state=s0)
+    out = local + far.to(q.dtype)  # (..., N, d_v)
+    if not return_state:
+        return out
+    tail = max(window - 1, 0)
+    return out, (s, z, keys[..., keys.shape[-2] - min(tail, keys.shape[-2]):, :],
+                 values[..., values.shape[-2] - min(tail, values.shape[-2]):, :])
+
+
+def _check_hybrid_state(state, q, v, d_phi: int, window: int):
+    """window_linear_attention's initial_state: None, or (S, z, K_tail, V_tail) with at most w − 1 tail tokens."""
+    if state is None:
+        return None, None, None
+    if not (isinstance(state, (tuple, list)) and len(state) == 4):
+        raise TypeError("initial_state must be a tuple (S, z, K_tail, V_tail) (what return_state=True returns); "
+                        f"got {type(state).__name__}")
+    lead = q.shape[:-2]
+    s0 = check_initial_state(tuple(state[:2]), {"S": (*lead, d_phi, v.shape[-1]), "z": (*lead, d_phi)}, q.device)
+    k_prev, v_prev = state[2], state[3]
+    for x, name, dim in ((k_prev, "K_tail", q.shape[-1]), (v_prev, "V_tail", v.shape[-1])):
+        check_tensor(x, f"initial_state's {name}")
+        if tuple(x.shape[:-2]) != tuple(lead) or x.shape[-1] != dim or x.shape[-2] > max(window - 1, 0):
+            raise ValueError(f"initial_state's {name} must be (*{tuple(lead)}, m, {dim}) with m <= window − 1 = "
+                             f"{max(window - 1, 0)}; got {tuple(x.shape)}")
+        if x.device != q.device:
+            raise ValueError(f"initial_state's {name} must be on {q.device}; got {x.device}")
+    if k_prev.shape[-2] != v_prev.shape[-2]:
+        raise ValueError(f"initial_state's K_tail and V_tail must hold as many tokens; got {k_prev.shape[-2]} and "
+                         f"{v_prev.shape[-2]}")
+    return s0, k_prev, v_prev

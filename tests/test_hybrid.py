@@ -51,3 +51,29 @@ def test_hybrid_bad_window():
     q = rand(1, 5, 4)
     with pytest.raises(ValueError, match="window"):
         window_linear_attention(q, q, q, window=0)
+
+
+@pytest.mark.parametrize("window,cut", [(1, 9), (4, 2), (4, 9), (6, 20)])
+def test_two_calls_equal_one_call(window, cut):
+    """The hybrid's state (S, z and the last w − 1 keys and values) carries a sequence across calls."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 29, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    full, s_full = window_linear_attention(q, k, v, window=window, feature_map="elu+1", chunk_size=8,
+                                           return_state=True)
+    a, s1 = window_linear_attention(q[:, :cut], k[:, :cut], v[:, :cut], window=window, feature_map="elu+1",
+                                    chunk_size=8, return_state=True)
+    b, s2 = window_linear_attention(q[:, cut:], k[:, cut:], v[:, cut:], window=window, feature_map="elu+1",
+                                    chunk_size=8, initial_state=s1, return_state=True)
+    assert_close("outputs", full, torch.cat([a, b], 1), 1e-10)
+    for ref, got in zip(s_full, s2):
+        assert_close("state", ref, got, 1e-10)
+    assert s2[2].shape[-2] == min(window - 1, 29)
+
+
+def test_hybrid_state_is_checked():
+    q = torch.randn(2, 5, 4)
+    _, s = window_linear_attention(q, q, q, window=3, feature_map="elu+1", return_state=True)
+    with pytest.raises(ValueError, match=r"K_tail must be .*m <= window − 1 = 1"):
+        window_linear_attention(q, q, q, window=2, feature_map="elu+1", initial_state=s)
+    with pytest.raises(TypeError, match=r"initial_state must be a tuple \(S, z, K_tail, V_tail\)"):
+        window_linear_attention(q, q, q, window=3, feature_map="elu+1", initial_state=s[:2])
