@@ -125,14 +125,16 @@ def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64, initial_state=
     return out.reshape(*lead, n, v.shape[-1]), s.reshape(*lead, *s.shape[-2:])  # (..., N, d_v), (..., d, d_v)
 
 
-def _check_delta_args(q, k, v, beta, log_decay, normalize_keys, form, chunk_size, return_state, initial_state):
+def _check_delta_args(q, k, v, beta, log_decay, normalize_keys, form, chunk_size, return_state, initial_state,
+                      allow_negative_eigenvalues):
     check_qkv(q, k, v, causal=True)
     if form not in DELTA_FORMS:
         raise ValueError(f"form must be one of {DELTA_FORMS}; got {form!r}")
     check_positive_int(chunk_size, "chunk_size")
     check_bool(normalize_keys, "normalize_keys")
     check_bool(return_state, "return_state")
-    check_beta(beta, q.shape[:-1], q.device)
+    check_bool(allow_negative_eigenvalues, "allow_negative_eigenvalues")
+    check_beta(beta, q.shape[:-1], q.device, maximum=2.0 if allow_negative_eigenvalues else 1.0)
     if log_decay is not None:
         check_log_decay(log_decay, q.shape[:-1], None, q.device)
     state = check_initial_state(initial_state, {"S": (*q.shape[:-2], q.shape[-1], v.shape[-1])}, q.device)
@@ -140,22 +142,25 @@ def _check_delta_args(q, k, v, beta, log_decay, normalize_keys, form, chunk_size
 
 
 def delta_rule_attention(q, k, v, beta, *, log_decay=None, normalize_keys=True, form="auto", chunk_size=64,
-                         return_state=False, initial_state=None):
+                         return_state=False, initial_state=None, allow_negative_eigenvalues=False):
     """DeltaNet (and Gated DeltaNet with log_decay): S_t = exp(g_t)(I − β_t k_t k_tᵀ)S_{t−1} + β_t k_t v_tᵀ.
 
     Args:
         q, k: (..., N, d); v: (..., N, d_v).
-        beta: (..., N), each in (0, 1]: the write strength (learning rate) per token.
+        beta: (..., N), each in (0, 1] (or (0, 2], see below): the write strength (learning rate) per token.
         log_decay: None (DeltaNet) or (..., N) with entries <= 0 (Gated DeltaNet's exp(g_t)).
         normalize_keys: L2-normalise keys (the state stays bounded); False shows it blow up.
         form: "recurrent" (the reference loop), "chunkwise" (WY/UT), or "auto" (chunkwise).
         chunk_size: C for the chunkwise form (any N; clamped to N).
         return_state: also return the final state S (..., d, d_v) (float32 for half inputs).
         initial_state: S (..., d, d_v) from an earlier call; the recurrence starts from it.
+        allow_negative_eigenvalues: admit β ∈ (0, 2]: the transition I − β k kᵀ (unit k) has eigenvalue
+            1 − β ∈ [−1, 1) along k, so a state can flip sign — what parity needs (Grazzi et al., 2025).
 
     Returns out_t = S_tᵀ q_t, (..., N, d_v) in q's dtype, or (out, S).
     """
-    s0 = _check_delta_args(q, k, v, beta, log_decay, normalize_keys, form, chunk_size, return_state, initial_state)
+    s0 = _check_delta_args(q, k, v, beta, log_decay, normalize_keys, form, chunk_size, return_state, initial_state,
+                           allow_negative_eigenvalues)
     work = compute_dtype(q.dtype)
     qw, kw, vw, bw = q.to(work), k.to(work), v.to(work), beta.to(work)  # (..., N, ·), (..., N)
     if normalize_keys:
@@ -180,9 +185,10 @@ class DeltaState(RecurrentState):
     """
 
     def __init__(self, d, d_v, *, normalize_keys=True, batch_shape=(), dtype=torch.float32, device=None,
-                 record=False):
+                 record=False, allow_negative_eigenvalues=False):
         check_bool(normalize_keys, "normalize_keys")
-        self.normalize_keys = normalize_keys
+        check_bool(allow_negative_eigenvalues, "allow_negative_eigenvalues")
+        self.normalize_keys, self.beta_max = normalize_keys, 2.0 if allow_negative_eigenvalues else 1.0
         super().__init__(d, d_v, batch_shape=batch_shape, dtype=dtype, device=device, record=record)
 
     def _field_shapes(self):
@@ -192,7 +198,7 @@ class DeltaState(RecurrentState):
         check_beta(beta_t, self.batch_shape, self.device, "beta_t", values=False)
         if g_t is not None:
             check_log_decay(g_t, self.batch_shape, None, self.device, "g_t", values=False)
-        check_gate_values(beta=(beta_t, "beta_t", 1.0), log_decay=None if g_t is None else (g_t, "g_t"))  # one sync
+        check_gate_values(beta=(beta_t, "beta_t", self.beta_max), log_decay=None if g_t is None else (g_t, "g_t"))  # one sync
         return (beta_t, g_t)
 
     def _key(self, k_t):
@@ -206,7 +212,8 @@ class DeltaState(RecurrentState):
 
     def _attend(self, q, k, v, beta, log_decay=None, *, chunk_size):
         return delta_rule_attention(q, k, v, beta, log_decay=log_decay, normalize_keys=self.normalize_keys,
-                                    form="chunkwise", chunk_size=chunk_size, initial_state=self.S, return_state=True)
+                                    form="chunkwise", chunk_size=chunk_size, initial_state=self.S, return_state=True,
+                                    allow_negative_eigenvalues=self.beta_max > 1)
 
     def step(self, q_t, k_t, v_t, beta_t, g_t=None):
         """Write token t with the delta rule, then read it out with q_t -> (*batch_shape, d_v)."""

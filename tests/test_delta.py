@@ -188,3 +188,34 @@ def test_auto_form_is_chunkwise():
     q, k, v, beta, g = _inputs(lead=(2,), n=70, gated=True)
     ref = delta_rule_attention(q, k, v, beta, log_decay=g, form="recurrent")
     assert_close("auto", ref, delta_rule_attention(q, k, v, beta, log_decay=g), 1e-10)
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_negative_eigenvalues_chunkwise_equals_recurrent(gated):
+    """β ∈ (0, 2] (eigenvalue 1 − β ∈ [−1, 1) along k): the WY form holds for any β; the state stays bounded."""
+    q, k, v, beta, g = _inputs(lead=(2,), n=45, gated=True)
+    beta = 2 * beta  # some entries past 1
+    g = g if gated else None
+    ref, s_ref = delta_rule_attention(q, k, v, beta, log_decay=g, form="recurrent", return_state=True,
+                                      allow_negative_eigenvalues=True)
+    out, s = delta_rule_attention(q, k, v, beta, log_decay=g, chunk_size=8, return_state=True,
+                                  allow_negative_eigenvalues=True)
+    assert_close("negative eigenvalues", ref, out, 1e-10)
+    assert_close("state", s_ref, s, 1e-10)
+    assert s.abs().max() < 1e3
+    with pytest.raises(ValueError, match=r"beta must lie in \(0, 1\]"):
+        delta_rule_attention(q, k, v, beta)
+    with pytest.raises(ValueError, match=r"beta must lie in \(0, 2\]"):
+        delta_rule_attention(q, k, v, beta * 1.5, allow_negative_eigenvalues=True)
+
+
+def test_a_beta_of_two_flips_the_stored_value():
+    """With β = 2 and a unit key, I − 2kkᵀ is a reflection: writing v = 0 under k twice restores the state."""
+    k = torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    v = torch.zeros(2, 1, dtype=torch.float64)
+    s0 = torch.tensor([[3.0], [5.0]], dtype=torch.float64)
+    beta = torch.full((2,), 2.0, dtype=torch.float64)
+    out, s = delta_rule_attention(k, k, v, beta, initial_state=s0, return_state=True, allow_negative_eigenvalues=True,
+                                  form="recurrent")
+    assert out[0, 0] == -3.0 and out[1, 0] == 3.0  # read along k: −3 after one reflection, +3 after two
+    assert torch.equal(s, s0)  # exact by construction: two reflections are the identity
