@@ -100,8 +100,10 @@ def check_fails_first(prediction, runs, *, among=("softmax", "linear", "taylor",
         return fail(title, [f"  not {prediction}: at {pairs} pairs the accuracies were {numbers}."],
                     "which of these keeps the smallest state that the pairs must share without a way to erase?")
     print(f"✓ {title}: right — {mixer} is first below {threshold:.0%}, at {pairs} pairs ({numbers}). "
-          "Its state is 64 × 64 and it can only add: every pair written interferes with every read. Taylor's "
-          "273 × 64 state has room for more, the delta rule overwrites before it writes, softmax keeps every pair.")
+          "Its positive elu+1 features all overlap, so pairs blur together in its 64 × 64 state long before 64 of "
+          "them (section 5 traces the gap to the positive map with its denominator). Taylor's 273 × 64 state has "
+          "room for more, the delta rule reads with signed unit keys (and corrects before it writes), softmax "
+          "keeps every pair.")
     return True
 
 
