@@ -32,3 +32,16 @@ def test_transformers_fallback_computes_our_gated_delta_rule():
         bench.hf.check_agrees(lambda *a: f(*a) * 1.01, q, k, v, log_decay, beta)
     out = bench.build_call("hf_gated_delta", 150, mode="forward+backward", d=16)()
     assert len(out) == 3
+
+
+def test_rule_costs_reads_slopes_per_method_and_width():
+    from linattn_edu.bench.analysis import rule_costs
+    from linattn_edu.bench.records import Results
+    rec = lambda m, d, mode, n, t: {"method": m, "d": d, "mode": mode, "n": n, "median_s": t, "status": "ok"}  # noqa: E731
+    res = Results(records=[rec("delta_chunkwise", 64, "forward", 4096, 0.1), rec("delta_chunkwise", 64, "forward", 16384, 0.4),
+                           rec("delta_chunkwise", 128, "forward+backward", 4096, 1.0),
+                           rec("delta_chunkwise", 128, "forward+backward", 16384, 16.0)], metadata={})
+    rows = rule_costs(res, n_small=4096, n_large=16384)
+    assert [(r["method"], r["d"]) for r in rows] == [("delta_chunkwise", 64), ("delta_chunkwise", 128)]
+    assert abs(rows[0]["slope_forward"] - 1.0) < 1e-12 and rows[0]["forward+backward"] is None
+    assert abs(rows[1]["slope_forward+backward"] - 2.0) < 1e-12

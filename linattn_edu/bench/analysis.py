@@ -8,7 +8,7 @@ from typing import Sequence
 
 from .records import Results
 
-__all__ = ["fit_loglog_slope", "slopes", "fit_theory_constant", "crossover_n", "chunkwise_flops", "SLOPE_N_MIN",
+__all__ = ["fit_loglog_slope", "slopes", "fit_theory_constant", "crossover_n", "chunkwise_flops", "rule_costs", "SLOPE_N_MIN",
            "SLOPE_N_MAX"]
 
 #: the N range the slope claims are fitted over (small N is overhead-bound, large N memory-bound)
@@ -82,3 +82,27 @@ def chunkwise_flops(n: int, d: int, chunk_size: int, *, heads: int = 1, batch: i
     tril(·)V_c are 2C²d each (4C²d → 4Cd per token).
     """
     return batch * heads * n * (4 * d * d + 4 * chunk_size * d)
+
+
+def rule_costs(results: Results, *, n_small: int, n_large: int) -> list[dict]:
+    """One row per (method, d) measured at both N: median times, the log-log slope forward and forward+backward.
+
+    Row: {"method", "d", "forward": (t_small, t_large), "forward+backward": (…), "slope_forward",
+    "slope_forward+backward"} (seconds; a mode missing at either N is None). Reads the records of
+    ``scripts/rule_costs.py`` (several d in one file: each record carries its d).
+    """
+    times: dict[tuple, float] = {}
+    for r in results.records:
+        if r.get("status") == "ok" and r.get("median_s"):
+            times[(r["method"], r["d"], r["mode"], r["n"])] = r["median_s"]
+    rows = []
+    for method, d in sorted({(m, d) for m, d, _, _ in times}, key=lambda x: (x[1], x[0])):
+        row = {"method": method, "d": d}
+        for mode in ("forward", "forward+backward"):
+            pair = (times.get((method, d, mode, n_small)), times.get((method, d, mode, n_large)))
+            row[mode] = pair if None not in pair else None
+            row[f"slope_{mode}"] = (math.log(pair[1] / pair[0]) / math.log(n_large / n_small)
+                                    if None not in pair else None)
+        if row["forward"] or row["forward+backward"]:
+            rows.append(row)
+    return rows
