@@ -22,6 +22,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ._optional import guards
+
 __all__ = ["available", "unavailable_reason", "require", "attention_fn", "check_agrees", "TOLERANCE"]
 
 #: relative error (‖ours − FLA‖ / ‖ours‖) allowed per input dtype: FLA computes in bf16/tf32 tiles
@@ -47,15 +49,7 @@ def unavailable_reason(device="cpu") -> str | None:
     return None
 
 
-def available(device="cpu") -> bool:
-    return unavailable_reason(device) is None
-
-
-def require(device) -> None:
-    """Raise ValueError with :func:`unavailable_reason` when the FLA methods cannot run on ``device``."""
-    reason = unavailable_reason(device)
-    if reason is not None:
-        raise ValueError(reason)
+available, require = guards(unavailable_reason)
 
 
 def attention_fn(method: str) -> Callable:

@@ -21,6 +21,8 @@ from typing import Callable
 
 import torch
 
+from ._optional import guards
+
 __all__ = ["available", "unavailable_reason", "require", "attention_fn", "check_agrees", "reference_inputs",
            "version"]
 
@@ -48,14 +50,7 @@ def unavailable_reason(device="cpu") -> str | None:
     return None
 
 
-def available(device="cpu") -> bool:
-    return unavailable_reason(device) is None
-
-
-def require(device) -> None:
-    reason = unavailable_reason(device)
-    if reason is not None:
-        raise ValueError(reason)
+available, require = guards(unavailable_reason)
 
 
 def attention_fn(chunk_size: int, log_decay: torch.Tensor, beta: torch.Tensor) -> Callable:
