@@ -61,8 +61,8 @@ PIP_TO_CONDA = {
 CONDA_ONLY = {"python", "pip"}  # conda packages with no pip requirement behind them
 GPU_ONLY_EXTRAS = {"fla"}  # extras for a CUDA machine: pinned in constraints.txt, not in the CPU conda env
 
-CORE_MODULES = ("softmax", "kernel", "feature_maps", "linear", "chunked", "recurrent", "window", "gated", "delta",
-                "hybrid")
+CORE_MODULES = ("_checks", "_blocks", "_state", "softmax", "kernel", "feature_maps", "linear", "chunked", "window",
+                "gated", "delta", "mesa", "transitions", "forgetting", "capacity")
 # Top-level names the core must not need: the blocker refuses them in a fresh interpreter.
 BLOCKED_IMPORTS = ("plotly", "ipywidgets", "anywidget", "IPython", "ipykernel", "comm",
                    "traitlets", "tqdm", "kaleido", "jupyter*")
