@@ -113,8 +113,16 @@ def reader_source(source: str) -> tuple[str, bool]:
     return text, solution
 
 
+_BADGE = re.compile(r"\[!\[[^\]]*\]\(https?://[^)]+\)\]\([^)]+\)[ \t]*")
+
+
 def _links(markdown: str) -> str:
-    """Links to notebook sources point at their pages; links to repository files at GitHub."""
+    """Links to notebook sources point at their pages; links to repository files at GitHub.
+
+    Launch badges (a link around an image from another host) are dropped: the page's launch buttons do
+    their job, and the site loads nothing from another host.
+    """
+    markdown = _BADGE.sub("", markdown)
     markdown = re.sub(r"\]\((?:\./)?(\d\d_[\w-]+)\.md(#[^)]*)?\)", r"](\1.ipynb\2)", markdown)
     repo, branch = editions.repository()
     return re.sub(r"\]\(\.\./([^)#:]+)\)", lambda m: f"]({repo}/blob/{branch}/{m.group(1)})", markdown)

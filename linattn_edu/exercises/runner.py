@@ -5,11 +5,20 @@ then calls :func:`run_cases`, which calls the reader's function on each case, co
 output with the library's, and on a miss prints what was expected, what came, the largest
 difference and the first matching *diagnosis* — a named common mistake — or the general hint.
 
+A miss prints the general hint in two tiers (:class:`Hint`: the idea first, its code from the second
+miss on); a shape or broadcast error raised inside the reader's function is explained
+(:func:`explain_shape_error`: the reader's line, the arguments on it with their shapes, the expected
+output, and how to index batched tensors from the end). Inside :func:`graded` a miss raises
+:class:`ExerciseFailed`, so that an nbgrader test cell scores it 0; :func:`guard` is the hidden test that
+refuses an answer handing the computation off (a :class:`Guard` per checker, in :data:`GUARDS`).
+
 Quizzes: :class:`Question` objects live in one registry (:data:`QUESTIONS`, filled with
 :func:`add_questions`); :func:`show_question` prints the question only, :func:`check_order` and
 :func:`check_choice` mark an answer and print the explanation once the right answer is given.
 Ordering questions are written with their steps in the right order and shown relabelled in a
-shuffled order (fixed seed per question, never the right order).
+shuffled order (fixed seed per question, never the right order); ``requires`` lets every order the
+question allows count, and a wrong order never names the next step. A wrong choice gets the feedback
+written for that option.
 """
 from __future__ import annotations
 
