@@ -135,6 +135,11 @@ EXPLORERS = (
     ("retrieval", "explorers.retrieval_explorer()"),
 )
 
+def test_the_browser_test_builds_every_registered_explorer():
+    built = {call.split("(")[0].removeprefix("explorers.") for _, call in EXPLORERS}
+    assert built == set(explorers.__all__)
+
+
 #: per explorer: (control, new value) in order; every control appears (checked), and the moves include
 #: the ones that change the set of traces (φ with another d_φ, 1-D ↔ 2-D, methods, mode, memory panel, view)
 MOVES = {
@@ -147,9 +152,8 @@ MOVES = {
     "features": [("kind", "trig"), ("m", 256), ("orthogonal", False), ("d", 8), ("input_scale", 1.2), ("seed", 5),
                  ("kind", "favor+")],
     "window": [("n", 64), ("window", 8), ("global_tokens", "0, 20"), ("causal", True), ("seed", 1)],
-    "timing": [("linear_quadratic", True), ("recurrent", True), ("window", True), ("gated_chunkwise", True),
-               ("delta_chunkwise", True), ("gated_delta_chunkwise", True), ("delta_recurrent", True),
-               ("mode", "forward+backward"),
+    "timing": [(m, True) for m in bench.METHODS if m not in ("softmax", "sdpa", "chunkwise")]  # the registry's
+              + [("mode", "forward+backward"),
                ("softmax", False), ("n_max", 1024), ("chunk_size", 128), ("theory", False), ("memory", False),
                ("sdpa", False), ("memory", True), ("mode", "forward"), ("chunkwise", False), ("theory", True)],
     "kv": [("preset", "llama-3-8b"), ("layers", 40), ("heads", 40), ("kv_heads", 4), ("head_dim", 64),
