@@ -32,6 +32,8 @@ from pathlib import Path
 
 import pytest
 
+from linattn_edu import bench, explorers  # the registries the moves below are read from
+
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
