@@ -136,59 +136,55 @@ def gated_parallel_form(fq, fk, v, g, *, eps=1e-6, normalize=False, initial_stat
 
 
 # Chunkwise form ---------------------------------------------------------------------------------
-SUB_CHUNK = 16  # per-channel gates: sub-chunk length u inside a chunk (the (u, u, d_φ) decay blocks)
-
-
-def channel_gated_scores(q, k, b, *, sub_chunk=SUB_CHUNK):
+def channel_gated_scores(q, k, b):
     """Per-channel gated intra-chunk weights A_ij = Σ_c q_ic k_jc exp(b_ic − b_jc) for i >= j, 0 above.
 
     q, k (..., C, d_φ), b (..., C, d_φ) the chunk-local cumulative log-decay (non-increasing along C)
-    -> A (..., C, C). The decay differs per channel, so A is no plain matmul; building the whole
-    (C, C, d_φ) decay tensor costs C·d_φ per weight. Instead, split the chunk into sub-chunks of u:
-      * query sub-chunk t after key sub-chunk s, through the end r of sub-chunk s:
-            exp(b_i − b_j) = exp(b_i − b_r) · exp(b_r − b_j)      both exponents <= 0
-        so the block is one matmul (Q_t ⊙ exp(b_t − b_r)) (K_s ⊙ exp(b_r − b_s))ᵀ;
-      * t = s: the small (u, u, d_φ) decay tensor, elementwise (exponents b_i − b_j <= 0 for i >= j).
-    No exponent is ever > 0, so nothing overflows however strong the gates (GLA's secondary chunking).
-    Blocks are selected with where, never multiplied by 0: a NaN key reaches no earlier row.
+    -> A (..., C, C). The decay differs per channel, so A is no single matmul; building the whole
+    (C, C, d_φ) decay tensor would cost C·d_φ numbers per weight. Halve instead (a binary tree over the
+    chunk, C padded to a power of two): at level s, every block of s rows splits into a top half T and a
+    bottom half B, and for i in B, j in T, through the last row r of T,
+
+        exp(b_i − b_j) = exp(b_i − b_r) · exp(b_r − b_j)          both exponents <= 0
+
+    so the block A[B, T] is one matmul (Q_B ⊙ exp(b_B − b_r)) (K_T ⊙ exp(b_r − b_T))ᵀ. The levels
+    s = C, C/2, …, 2 cover every i > j once; the diagonal is q_i·k_i. No exponent is ever > 0 (nothing
+    overflows however strong the gates), the work is N·C·d_φ multiply-adds like a plain matmul plus
+    2·log₂C·N·d_φ exponentials, and the weights are written into their blocks, never multiplied by 0
+    (a NaN key reaches no earlier row).
     """
     c = q.shape[-2]
-    u = min(sub_chunk, c)
-    qs, ks = chunk(q, u), chunk(k, u)  # (..., m, u, d_φ), zero rows pad C up to m·u
-    pad = -c % u
-    bp = torch.cat([b, b[..., -1:, :].expand(*b.shape[:-2], pad, b.shape[-1])], dim=-2) if pad else b
-    bs = bp.unflatten(-2, (-1, u))  # (..., m, u, d_φ): padded steps decay by 1
-    m = bs.shape[-3]
-    b_end = bs[..., -1, :]  # (..., m, d_φ): b at the end of each sub-chunk
-    k_rel = ks * (b_end.unsqueeze(-2) - bs).exp()  # (..., m, u, d_φ): exp(b_r − b_j) <= 1
-    q_rel = qs.unsqueeze(-3) * (bs.unsqueeze(-3) - b_end.unsqueeze(-2).unsqueeze(-4)).clamp_max(0).exp()  # (..., m_t, m_s, u, d_φ)
-    blocks = q_rel @ k_rel.unsqueeze(-4).transpose(-2, -1)  # (..., m, m, u, d_φ) @ (..., 1, m, d_φ, u) -> (..., m, m, u, u)
-    decay = (bs.unsqueeze(-2) - bs.unsqueeze(-3)).clamp_max(0).exp()  # (..., m, u, u, d_φ): exp(b_i − b_j), i >= j
-    diag = (qs.unsqueeze(-2) * ks.unsqueeze(-3) * decay).sum(-1).tril()  # (..., m, u, u)
-    t = torch.arange(m, device=q.device)  # (m,)
-    later, same = (t[:, None] > t)[:, :, None, None], (t[:, None] == t)[:, :, None, None]  # (m, m, 1, 1)
-    blocks = torch.where(later, blocks, torch.where(same, diag.unsqueeze(-3), 0.0))  # (..., m, m, u, u)
-    a = blocks.transpose(-3, -2).flatten(-4, -3).flatten(-2, -1)  # (..., m, u, m, u) -> (..., m·u, m·u)
+    cp = 1 << max(c - 1, 0).bit_length()  # C rounded up to a power of two
+    if cp != c:  # padded rows: q = k = 0 and b constant (decay 1): they add nothing
+        pad = cp - c
+        q, k = chunk(q, cp).squeeze(-3), chunk(k, cp).squeeze(-3)  # (..., Cp, d_φ)
+        b = torch.cat([b, b[..., -1:, :].expand(*b.shape[:-2], pad, b.shape[-1])], dim=-2)  # (..., Cp, d_φ)
+    a = q.new_zeros(*q.shape[:-2], cp, cp)  # (..., Cp, Cp)
+    a.diagonal(dim1=-2, dim2=-1).copy_((q * k).sum(-1))  # A_ii = q_i·k_i
+    s = cp
+    while s >= 2:
+        h = s // 2
+        qs, ks, bs = (x.unflatten(-2, (cp // s, 2, h)) for x in (q, k, b))  # (..., Cp/s, 2, s/2, d_φ)
+        b_r = bs[..., 0, -1:, :]  # (..., Cp/s, 1, d_φ): b at the last row of each top half
+        q_b = qs[..., 1, :, :] * (bs[..., 1, :, :] - b_r).exp()  # (..., Cp/s, s/2, d_φ): exp(b_i − b_r) <= 1
+        k_t = ks[..., 0, :, :] * (b_r - bs[..., 0, :, :]).exp()  # (..., Cp/s, s/2, d_φ): exp(b_r − b_j) <= 1
+        block = q_b @ k_t.transpose(-2, -1)  # (..., Cp/s, s/2, d_φ) @ (..., Cp/s, d_φ, s/2) -> (..., Cp/s, s/2, s/2)
+        grid = a.unflatten(-1, (cp // s, 2, h)).unflatten(-4, (cp // s, 2, h))  # (..., Cp/s, 2, s/2, Cp/s, 2, s/2)
+        grid.diagonal(dim1=-6, dim2=-3)[..., 1, :, 0, :, :].copy_(block.movedim(-3, -1))  # rows B, cols T of block p
+        s = h
     return a[..., :c, :c]  # (..., C, C)
 
 
 def check_gated_chunk_budget(fq, g, c: int) -> None:
-    """Raise MemoryBudgetError before the chunkwise form's largest temporary exceeds the budget.
+    """Raise MemoryBudgetError before the chunkwise form's (..., N, C) intra-chunk blocks exceed the budget.
 
-    Scalar gate: the (..., N, C) intra-chunk blocks. Per-channel gate: the (..., N, u, d_φ) decay
-    blocks of channel_gated_scores (u = min(SUB_CHUNK, C)), u·d_φ numbers per token. C is already
-    clamped to N.
+    C is already clamped to N (the per-channel form pads each chunk to a power of two, at most 2C).
     """
     lead, n = fq.shape[:-2], fq.shape[-2]
-    n_pad = -(-n // c) * c
-    if g.shape[-1] == 1:
-        check_dense_budget((*lead, n_pad, c), fq.dtype, "the gated chunkwise form's (..., N, C) intra-chunk blocks",
-                           "use a smaller chunk_size")
-    else:
-        u = min(SUB_CHUNK, c)
-        check_dense_budget((*lead, -(-n_pad // u) * u, u, fq.shape[-1]), fq.dtype,
-                           "the per-channel gated chunkwise form's (..., N, u, d_φ) decay blocks",
-                           "use form='recurrent', or a scalar gate log_decay (..., N)")
+    c_blocks = c if g.shape[-1] == 1 else 1 << max(c - 1, 0).bit_length()
+    n_pad = -(-n // c) * c_blocks
+    check_dense_budget((*lead, n_pad, c_blocks), fq.dtype, "the gated chunkwise form's (..., N, C) intra-chunk blocks",
+                       "use a smaller chunk_size")
 
 
 def gated_chunkwise_form(fq, fk, v, g, *, chunk_size=64, eps=1e-6, normalize=False, initial_state=None):
@@ -197,8 +193,8 @@ def gated_chunkwise_form(fq, fk, v, g, *, chunk_size=64, eps=1e-6, normalize=Fal
         out_c = (φ(Q_c) ⊙ exp(b)) S + [(φ(Q_c)φ(K_c)ᵀ) ⊙ exp(b_i − b_j)]_{i>=j} V_c
         S ← exp(b_C) ⊙ S + (φ(K_c) ⊙ exp(b_C − b))ᵀ V_c
 
-    (per-channel gates: the intra-chunk weights sum exp(b_ic − b_jc) over channels, computed in
-    sub-chunks by channel_gated_scores). With a scalar gate this is SSD's block decomposition of
+    (per-channel gates: the intra-chunk weights sum exp(b_ic − b_jc) over channels, computed block by
+    block by channel_gated_scores). With a scalar gate this is SSD's block decomposition of
     the semiseparable matrix: diagonal blocks dense, off-diagonal blocks through the state.
     Everything but the carry runs for all chunks at once; the carry (``_blocks.decayed_scan``) is a
     loop over ``unbind`` views on a CPU and loop-free on a GPU or under torch.compile, so forward

@@ -276,9 +276,9 @@ _GATED_PEAK = {
     "delta_chunkwise": ((9, 4, 2), (7, 5, 4)),
     "gated_delta_chunkwise": ((12, 5, 2), (10, 6, 4)),
     "hf_gated_delta": ((12, 5, 2), (10, 6, 4)),
-    # per-key-channel gates: the (u, u, d_φ) decay blocks and (m, m, u, d_φ) scaled queries of the sub-chunks
-    # (u = 16) cost ~60 float32 numbers per token and channel (measured 59-62 fwd, 64-71 fwd+bwd at C = 32-64)
-    "gla_chunkwise": ((60, 0, 2), (66, 2, 4)),
+    # per-key-channel gates: the decayed queries and keys of every level of the block tree (log₂C levels)
+    # cost ~13 float32 numbers per token and channel forward, ~29 with backward (measured at C = 32-64)
+    "gla_chunkwise": ((12, 0, 2), (24, 1, 4)),
 }
 
 def predict_peak_bytes(method: str, n: int, *, mode: str = "forward", batch: int = 1, heads: int = 4,
