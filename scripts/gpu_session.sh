@@ -9,7 +9,7 @@
 # 2. scripts/gpu_chunk_check.py: chunkwise (both carries, eager and compiled) vs torch SDPA vs FLA's
 #    Triton kernels when `fla` imports, time and peak memory      -> $OUT/gpu_chunk_check.json
 # 3. scripts/make_assets.sh's GPU records (PNG=0: no PNGs there; render them afterwards on a machine
-#    with Chromium: python -m linattn_edu.viz assets/gpu_*.json) -> assets/gpu_<gpu>_<rev>_*.json, copied to $OUT
+#    with Chromium: python -m linattn_edu.viz assets/gpu_*.json) -> assets/gpu_<gpu>_*.json, copied to $OUT
 #
 # A step that fails is reported and the next one still runs; the exit status is the number of failed
 # steps. WHEELS=dir installs extra wheels (e.g. fla-core) into a scratch folder on PYTHONPATH first.

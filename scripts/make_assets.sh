@@ -10,7 +10,7 @@
 #                            threads, date, git revision, load average)
 #   assets/cpu_slopes.json   SDPA vs chunkwise forward, N = 256 ... 32768: log-log slopes and the crossover
 #   assets/cpu_decode.json   per-token decode step, KV-cache softmax vs recurrent state, N up to 65536
-# GPU (torch.cuda.is_available()), named after the GPU and the git revision, e.g. gpu_h200_<rev>_*:
+# GPU (torch.cuda.is_available()), named after the GPU, e.g. gpu_h200_* (the revision is inside each record):
 #   ..._sweep.json           the CPU shape (B=1, H=4, float32), N = 1k ... 64k, every method
 #   ..._sweep_bf16.json      the shape that fills a GPU (B=4, H=16, bfloat16): chunkwise, SDPA, window
 #                            and FLA's kernels where flash-linear-attention is installed ([fla] extra)
@@ -37,8 +37,7 @@ if [ "$DEVICE" = cpu ]; then
     FILES=(assets/cpu_sweep.json assets/cpu_slopes.json assets/cpu_decode.json)
 else
     GPU="$("$PY" -c 'import torch, re; n = torch.cuda.get_device_name(); print((re.findall(r"[A-Z]+\d+\w*", n) or ["gpu"])[-1].lower())')"
-    REV="$(git rev-parse --short HEAD 2>/dev/null || echo "${LINATTN_EDU_REVISION:-unknown}")"
-    P="assets/gpu_${GPU}_${REV}"
+    P="assets/gpu_${GPU}"
     "${BENCH[@]}" sweep --device cuda --methods softmax,sdpa,linear_quadratic,chunkwise,window \
         --ns 1024,2048,4096,8192,16384,32768,65536 --batch 1 --heads 4 --dtype float32 \
         --memory-budget-gib 60 --time-budget-s 3 --repeats 5 --no-progress --out "${P}_sweep.json"
