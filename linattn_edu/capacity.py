@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_number, check_positive_int
+from ._checks import check_dense_budget, check_number, check_positive_int
 from .delta import DeltaState
 
 __all__ = ["readout_error", "store_pairs"]
@@ -32,6 +32,12 @@ def readout_error(num_pairs, d, *, d_v=None, trials=8, seed=0):
     d_v = d if d_v is None else d_v
     check_positive_int(d_v, "d_v")
     check_positive_int(trials, "trials")
+    check_number(seed, "seed", integer=True, minimum=0, maximum=2**63 - 1)
+    hint = "lower trials, num_pairs, d or d_v"
+    for shape, what in [((trials, num_pairs, d), "readout_error's keys (trials, num_pairs, d)"),
+                        ((trials, num_pairs, d_v), "readout_error's values (trials, num_pairs, d_v)"),
+                        ((trials, d, d_v), "readout_error's states (trials, d, d_v)")]:
+        check_dense_budget(shape, torch.float64, what, hint)
     g = torch.Generator().manual_seed(seed)
     k = F.normalize(torch.randn(trials, num_pairs, d, generator=g, dtype=torch.float64), dim=-1)  # (T, n, d)
     v = torch.randn(trials, num_pairs, d_v, generator=g, dtype=torch.float64)  # (T, n, d_v)

@@ -29,12 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_bool, check_dense_budget, check_device, check_number, check_positive_int
+from .capacity import readout_error  # noqa: F401  (the lab's interference law; computed in capacity)
 from .delta import delta_rule_attention
 from .gated import gated_linear_attention
-from .window import window_linear_attention
 from .linear import linear_attention
 from .softmax import softmax_attention
-from .window import sliding_window_attention
+from .window import sliding_window_attention, window_linear_attention
 
 __all__ = ["mqar", "RecallModel", "run_mqar", "MIXERS", "MixerSpec", "ABLATION", "mixer_name", "state_bytes",
            "readout_error", "IGNORE_INDEX", "POWER_A", "MAX_SEED"]
@@ -130,32 +130,6 @@ def mqar(num_examples, *, seq_len=64, num_kv_pairs=8, vocab_size=256, seed=0):
     labels = torch.full_like(inputs, IGNORE_INDEX)  # (B, L)
     labels.scatter_(1, query_pos, values)  # the output at a queried key must be its value
     return inputs, labels
-
-
-def readout_error(num_pairs, d, *, d_v=None, trials=8, seed=0):
-    """Store n random pairs in S = Σ_i k_i v_iᵀ (unit keys), read each back with Sᵀk_j: mean ‖Sᵀk_j − v_j‖/‖v_j‖.
-
-    Sᵀk_j = v_j (k_jᵀk_j = 1) + Σ_{i≠j} (k_iᵀk_j) v_i: the second term is interference; for random unit
-    keys each k_iᵀk_j has variance 1/d, so the error grows like √((n − 1)/d) and reaches 1 near n = d.
-    Keys (n, d) and values (n, d_v) ~ N(0, 1), float64, averaged over ``trials`` draws.
-    """
-    check_positive_int(num_pairs, "num_pairs")
-    check_positive_int(d, "d")
-    d_v = d if d_v is None else d_v
-    check_positive_int(d_v, "d_v")
-    check_positive_int(trials, "trials")
-    _check_seed(seed)
-    hint = "lower trials, num_pairs, d or d_v"
-    for shape, what in [((trials, num_pairs, d), "readout_error's keys (trials, num_pairs, d)"),
-                        ((trials, num_pairs, d_v), "readout_error's values (trials, num_pairs, d_v)"),
-                        ((trials, d, d_v), "readout_error's states (trials, d, d_v)")]:
-        check_dense_budget(shape, torch.float64, what, hint)
-    g = torch.Generator().manual_seed(seed)
-    k = F.normalize(torch.randn(trials, num_pairs, d, generator=g, dtype=torch.float64), dim=-1)  # (T, n, d)
-    v = torch.randn(trials, num_pairs, d_v, generator=g, dtype=torch.float64)  # (T, n, d_v)
-    s = k.transpose(-2, -1) @ v  # (T, d, n) @ (T, n, d_v) -> (T, d, d_v)
-    read = k @ s  # (T, n, d) @ (T, d, d_v) -> (T, n, d_v): row j is Sᵀk_j
-    return ((read - v).norm(dim=-1) / v.norm(dim=-1)).mean().item()
 
 
 # The model --------------------------------------------------------------------------------------
