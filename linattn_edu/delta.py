@@ -75,8 +75,8 @@ def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64, initial_state=
 
     Everything that does not need S runs for all chunks at once before the loop: the K Kᵀ and
     Q Kᵀ blocks, T⁻¹ diag(β) by one batched triangular solve, Ū and W. The loop over chunks holds
-    only the state recursion (two small matmuls a chunk) over ``unbind`` views, so autograd's
-    backward is linear in N too; the outputs are two batched products after it. All exponents are
+    the state recursion and each chunk's output (four small matmuls a chunk) over ``unbind`` views,
+    so autograd's backward is linear in N too, and no (n, d, d_v) stack of chunk states is built. All exponents are
     <= 0. C is clamped to N. The carry is a loop on every device: its transition, Γ_C (I − K'ᵀW), is a
     d × d matrix per chunk, not a decay that a cumsum could carry.
     Cost per token and head: ≈ 6d² (the state work, as in the recurrent loop) + 10·C·d (the C×C
@@ -112,16 +112,14 @@ def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64, initial_state=
     s = q.new_zeros(qc.shape[1], q.shape[-1], v.shape[-1]) if initial_state is None else \
         initial_state.reshape(-1, *initial_state.shape[-2:])  # (B, d, d_v)
     keeps = [None] * qc.shape[0] if keep is None else keep.unbind(0)
-    starts, us = [], []
-    for u_bar_i, w_i, k_out_i, keep_i in zip(u_bar.unbind(0), w.unbind(0), k_out.unbind(0), keeps):  # the state recursion
+    outs = []
+    for u_bar_i, w_i, k_out_i, keep_i, q_i, qk_i in zip(u_bar.unbind(0), w.unbind(0), k_out.unbind(0), keeps,
+                                                         q_in.unbind(0), qk.tril_().unbind(0)):  # the state recursion
         u = torch.baddbmm(u_bar_i, w_i, s, alpha=-1)  # Ū − W S: (B, C, d) @ (B, d, d_v) -> (B, C, d_v)
-        starts.append(s)
-        us.append(u)
+        outs.append(tril_product(qk_i, u, acc=q_i @ s))  # the past through S + this chunk: (B, C, d_v)
         s = s if keep_i is None else keep_i * s  # (B, d, d_v)
         s = torch.baddbmm(s, k_out_i.transpose(-2, -1), u)  # S + K'ᵀU: (B, d, C) @ (B, C, d_v) -> (B, d, d_v)
-    out = q_in @ torch.stack(starts)  # the past, through the state: (n, B, C, d) @ (n, B, d, d_v) -> (n, B, C, d_v)
-    out = out + tril_product(qk.tril_(), torch.stack(us))  # + this chunk: (n, B, C, C) @ (n, B, C, d_v)
-    out = out.transpose(0, 1).flatten(1, 2)[:, :n]  # (B, N, d_v)
+    out = torch.stack(outs).transpose(0, 1).flatten(1, 2)[:, :n]  # (n, B, C, d_v) -> (B, N, d_v)
     return out.reshape(*lead, n, v.shape[-1]), s.reshape(*lead, *s.shape[-2:])  # (..., N, d_v), (..., d, d_v)
 
 
