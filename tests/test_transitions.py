@@ -345,11 +345,12 @@ def test_dplr_half_inputs_are_computed_in_float32(half):
     assert_close("out", ref.to(half).float(), out.float(), 1e-2)
 
 
-def test_dplr_extreme_valid_gates_stay_finite():
-    q, k, v, a, b = (x.float() for x in _dplr_inputs(lead=(2,), n=21, gated=False)[:5])
-    g = torch.full((2, 21, 5), -1e30)
+@pytest.mark.parametrize("chunk", [8, 64])
+def test_dplr_extreme_valid_gates_stay_finite(chunk):
+    q, k, v, a, b = (x.float() for x in _dplr_inputs(lead=(2,), n=37, gated=False)[:5])
+    g = torch.full((2, 37, 5), -1e30)
     g[..., 0] = 0.0  # one channel never decays, the others forget everything at once
-    outs = [dplr_attention(q, k, v, a, b, g, form=f, chunk_size=8) for f in ("recurrent", "chunkwise")]
+    outs = [dplr_attention(q, k, v, a, b, g, form=f, chunk_size=chunk) for f in ("recurrent", "chunkwise")]
     assert all(torch.isfinite(o).all() for o in outs)
     assert_close("chunkwise vs recurrent", outs[0], outs[1], 1e-5)
 
