@@ -37,7 +37,7 @@ B_t = Σ_{r<=t} g_r and u_t = S_{t−1}ᵀ b_t (what the low-rank term reads),
     A_bx[t, s] = b_tᵀ Λ_{t−1} Λ_s⁻¹ x_s  (s < t),    A_qx[t, s] = q_tᵀ Λ_t Λ_s⁻¹ x_s  (s <= t)
     O = (Q ⊙ e^{B}) S₀ + A_qk V + A_qa U,    S_C = Λ_C S₀ + (K ⊙ e^{B_C − B})ᵀ V + (A ⊙ e^{B_C − B})ᵀ U
 
-with every pairwise decay a per-channel segment sum (all exponents <= 0). U = Ū + W S₀ with
+with every pairwise decay factored through a point between t and s (all exponents <= 0). U = Ū + W S₀ with
 Ū = T⁻¹ A_bk V and W = T⁻¹ B̃ independent of S₀, so the loop over chunks holds only the state.
 
 Conventions in the field's reference code (flash-linear-attention, ``fla/ops/*/naive.py``) and ours:
@@ -71,7 +71,6 @@ import torch.nn.functional as F
 from ._checks import (check_bool, check_dense_budget, check_positive_int, check_tensor, compute_dtype,
                       weighted_sum)
 from .delta import delta_rule_attention
-from ._blocks import segment_sum
 
 __all__ = [
     "TRANSITION_FORMS",
@@ -335,6 +334,44 @@ def _chunks_first(x: torch.Tensor, c: int) -> torch.Tensor:
     return x.unflatten(1, (-1, c)).transpose(0, 1).contiguous()  # (n, B, C, e)
 
 
+def _decayed_pairs(x, x_cum, ys, y_cum, *, strict: bool, sub: int = 16):
+    """A[t, s] = Σ_c x_tc e^{X_tc − Y_sc} y_sc for s <= t (s < t when ``strict``), 0 elsewhere, for each y.
+
+    x, y (n, B, C, d), X = x_cum, Y = y_cum (n, B, C, d) chunk-local cumulative log-decays with
+    X_t <= Y_s whenever s <= t (s < t) -> a list of (n, B, C, C). In sub-chunks of ``sub`` tokens: a
+    block of keys s before the block of t factors through R = Y at the key block's last token,
+    e^{X_t − Y_s} = e^{X_t − R} e^{R − Y_s} (both exponents <= 0), so it is one matmul; a diagonal block
+    keeps the per-channel (sub, sub, d) decay. Masks use ``where`` (a NaN at s never reaches t < s).
+    """
+    n, bsz, c, d = x.shape
+    u = min(sub, c)
+    pad = -c % u
+    if pad:  # pad the chunk to whole sub-chunks; padded rows/columns are cut off at the end
+        x, x_cum, y_cum = (F.pad(z, (0, 0, 0, pad)) for z in (x, x_cum, y_cum))
+        ys = [F.pad(y, (0, 0, 0, pad)) for y in ys]
+    m = (c + pad) // u
+    xb, xcb, ycb = (z.unflatten(2, (m, u)) for z in (x, x_cum, y_cum))  # (n, B, m, u, d)
+    ref = ycb[..., -1, :]  # (n, B, m, d): R_j, Y at the last token of key block j
+    later = torch.ones(m, m, dtype=torch.bool, device=x.device).tril(-1)  # (m, m): query block i > key block j
+    expo = xcb.unsqueeze(3) - ref.unsqueeze(2).unsqueeze(-2)  # (n, B, m_i, m_j, u, d): X_t − R_j
+    left = xb.unsqueeze(3) * torch.where(later[:, :, None, None], expo, -torch.inf).exp()  # (n, B, m, m, u, d)
+    inner = torch.ones(u, u, dtype=torch.bool, device=x.device).tril(-1 if strict else 0)  # (u, u)
+    diag = torch.where(inner[..., None], xcb.unsqueeze(-2) - ycb.unsqueeze(-3), -torch.inf).exp()  # (n, B, m, u, u, d)
+    xd = xb.unsqueeze(-2) * diag  # (n, B, m, u, u, d): x_t e^{X_t − Y_s} inside a block
+    full = torch.ones(c + pad, c + pad, dtype=torch.bool, device=x.device).tril(-1 if strict else 0)  # (C', C')
+    out = []
+    for y in ys:
+        yb = y.unflatten(2, (m, u))  # (n, B, m, u, d)
+        right = yb * (ref.unsqueeze(-2) - ycb).exp()  # (n, B, m, u, d): y_s e^{R_j − Y_s}
+        blocks = left @ right.unsqueeze(2).transpose(-2, -1)  # (n, B, m, m, u, d) @ (n, B, 1, m, d, u) -> (n, B, m, m, u, u)
+        on_diag = (xd * yb.unsqueeze(-3)).sum(-1)  # (n, B, m, u, u)
+        blocks = torch.where(torch.eye(m, dtype=torch.bool, device=x.device)[:, :, None, None],
+                             torch.diag_embed(on_diag.permute(0, 1, 3, 4, 2)).permute(0, 1, 4, 5, 2, 3), blocks)
+        a = blocks.transpose(3, 4).reshape(n, bsz, c + pad, c + pad)  # (n, B, m·u, m·u)
+        out.append(torch.where(full, a, 0.0)[:, :, :c, :c])  # (n, B, C, C)
+    return out
+
+
 def dplr_chunkwise_form(q, k, v, a, b, g=None, s0=None, *, chunk_size=64):
     """Chunkwise DPLR (the WY form in the module docstring); all chunks' intra-chunk work at once,
     then a loop over chunks that carries only S:
@@ -342,10 +379,11 @@ def dplr_chunkwise_form(q, k, v, a, b, g=None, s0=None, *, chunk_size=64):
         U = Ū + W S,   O_c = (Q ⊙ e^{B}) S + A_qk V + A_qa U,
         S ← e^{B_C} ⊙ S + (K ⊙ e^{B_C − B})ᵀ V + (A ⊙ e^{B_C − B})ᵀ U
 
-    The per-channel pairwise decays e^{B_t − B_s} are an (n, B, d_k, C, C) tensor of segment sums
-    (memory N·C·d_k per batch row, checked against the budget). C is clamped to N. Rows of the C×C
-    blocks are masked with ``where`` and multiplied with ``weighted_sum``, so a NaN at token t
-    stays in rows >= t. Shapes as :func:`dplr_recurrent_form`.
+    The C×C blocks A_qk, A_qa, A_bk, A_ba carry a per-channel decay e^{B_t − B_s}; they are built in
+    sub-chunks of 16 (:func:`_decayed_pairs`: one matmul per pair of sub-chunks, a (16, 16, d_k) decay
+    only on the diagonal), memory ≈ N·max(C/16, 16)·d_k per batch row (checked against the budget).
+    All exponents are <= 0. C is clamped to N. The blocks are masked with ``where`` and multiplied with
+    ``weighted_sum``, so a NaN at token t stays in rows >= t. Shapes as :func:`dplr_recurrent_form`.
     """
     lead, n = q.shape[:-2], q.shape[-2]
     d_k, d_v = q.shape[-1], v.shape[-1]
@@ -353,27 +391,19 @@ def dplr_chunkwise_form(q, k, v, a, b, g=None, s0=None, *, chunk_size=64):
     if g is None:
         g = q.new_zeros(q.shape)
     qc, kc, vc, ac, bc, gc = (_chunks_first(x, c) for x in (q, k, v, a, b, g))  # (n, B, C, ·)
-    check_dense_budget((*gc.shape[:2], d_k, c, c), q.dtype, "dplr_attention's per-channel (n, B, d_k, C, C) decays",
-                       "use a smaller chunk_size")
+    check_dense_budget((gc.shape[1], gc.shape[0] * c, max(-(-c // 16), min(c, 16)), d_k), q.dtype,
+                       "dplr_attention's per-channel decays (B, N, max(C/16, 16), d_k)", "use fewer heads per call")
     cum = gc.cumsum(-2)  # (n, B, C, d_k): B_t, chunk-local
     cum_prev = F.pad(cum, (0, 0, 1, 0))[..., :-1, :]  # (n, B, C, d_k): B_{t−1} (0 at the chunk's start), exact
-    decay = segment_sum(gc.transpose(-2, -1)).exp()  # (n, B, d_k, C, C): e^{B_t − B_s}, s <= t; 0 above
-    decay_prev = F.pad(decay, (0, 0, 1, 0))[..., :-1, :]  # (n, B, d_k, C, C): e^{B_{t−1} − B_s}, s < t; 0 else
-    incl = torch.ones(c, c, dtype=torch.bool, device=q.device).tril()  # (C, C): s <= t
-    strict = incl.tril(-1)  # (C, C): s < t
-
-    def pair(x, dec, y, mask):  # Σ_c x_tc dec_cts y_sc, masked with where: (n, B, C, d_k) x2 -> (n, B, C, C)
-        return torch.where(mask, torch.einsum("nbtc,nbcts,nbsc->nbts", x, dec, y), 0.0)
-
-    a_qk, a_qa = pair(qc, decay, kc, incl), pair(qc, decay, ac, incl)  # (n, B, C, C): s <= t
-    a_bk, a_ba = pair(bc, decay_prev, kc, strict), pair(bc, decay_prev, ac, strict)  # (n, B, C, C): s < t
+    a_qk, a_qa = _decayed_pairs(qc, cum, (kc, ac), cum, strict=False)  # (n, B, C, C): s <= t
+    a_bk, a_ba = _decayed_pairs(bc, cum_prev, (kc, ac), cum, strict=True)  # (n, B, C, C): s < t
+    to_end = (cum[..., -1:, :] - cum).exp()  # (n, B, C, d_k): e^{B_C − B_s} <= 1
     eye = torch.eye(c, dtype=q.dtype, device=q.device)  # (C, C)
     t_mat = eye - a_ba  # (n, B, C, C): T = I − A_ba, unit lower triangular
     u_bar = torch.linalg.solve_triangular(t_mat, weighted_sum(a_bk, vc), upper=False,
                                           unitriangular=True)  # (n, B, C, d_v): Ū = T⁻¹ A_bk V
     w = torch.linalg.solve_triangular(t_mat, bc * cum_prev.exp(), upper=False,
                                       unitriangular=True)  # (n, B, C, d_k): W = T⁻¹ B̃, B̃_t = Λ_{t−1} b_t
-    to_end = decay[..., -1, :].transpose(-2, -1)  # (n, B, C, d_k): e^{B_C − B_s}
     k_end, a_end = kc * to_end, ac * to_end  # (n, B, C, d_k): keys and a's decayed to the chunk's end
     keep = cum[..., -1, :].exp().unsqueeze(-1)  # (n, B, d_k, 1): the chunk's total decay per row of S
     s = q.new_zeros(qc.shape[1], d_k, d_v) if s0 is None else s0.reshape(-1, d_k, d_v)  # (B, d_k, d_v)

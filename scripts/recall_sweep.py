@@ -17,7 +17,8 @@ which runs are in it, with CPU seconds) and, with --render, the PNGs beside it.
     python scripts/recall_sweep.py --device cuda --out assets/recall_sweep_h200.json --seeds 0 1 2
     python scripts/recall_sweep.py --render --out assets/recall_sweep_h200.json   # the two PNGs
     OMP_NUM_THREADS=1 python scripts/recall_sweep.py --experiment capacity          # ~10 CPU minutes (30 runs)
-    OMP_NUM_THREADS=1 python scripts/recall_sweep.py --experiment layers            # ~7 CPU minutes
+    OMP_NUM_THREADS=1 python scripts/recall_sweep.py --experiment layers            # ~9 CPU minutes
+    OMP_NUM_THREADS=1 python scripts/recall_sweep.py --experiment layers --epochs 24 --out assets/recall_layers_long.json
 """
 from __future__ import annotations
 
@@ -147,6 +148,7 @@ def main(argv=None):
             "total_seconds": round(sum(x["seconds"] for x in record["runs"]), 1),
             "total_cpu_seconds": round(sum(x.get("cpu_seconds", 0.0) for x in record["runs"]), 1),
             "command": "OMP_NUM_THREADS=1 python scripts/recall_sweep.py --experiment " + args.experiment
+                       + (f" --epochs {args.epochs}" if args.epochs else "")
                        + f" --device {args.device} --threads {args.threads}",
         }
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -334,3 +334,14 @@ def test_run_mqar_records_a_stack_and_its_key_width():
     assert r["mixer"] == "additive+softmax" and r["settings"]["d_key"] == 4
     assert r["cpu_seconds"] > 0 and r["state_bytes"] == state_bytes(("additive", "softmax"), seq_len=16, d_model=8,
                                                                     d_key=4)
+
+
+def test_every_line_of_a_recall_figure_has_its_own_colour():
+    pytest.importorskip("plotly")
+    from linattn_edu.viz.recall import recall_accuracy_figure, recall_pairs_figure
+    runs = [{"mixer": m, "accuracy": 0.5, "state_bytes": 1024, "settings": {"seq_len": 64, "num_kv_pairs": n,
+             "seed": 0, "d_key": 8}} for m in ("softmax", "linear", "linear_nodenom", "additive", "delta")
+            for n in (2, 16)]
+    for fig in (recall_accuracy_figure(runs), recall_pairs_figure(runs)):
+        colours = [t.line.color for t in fig.data]
+        assert len(set(colours)) == len(colours) == 5, colours

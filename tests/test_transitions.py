@@ -230,12 +230,13 @@ def test_dplr_chunkwise_matches_recurrent(chunk, gated, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_dplr_gradients_match_recurrent(dtype):
-    base = [*_dplr_inputs(lead=(2,), n=13, d=3, d_v=2), rand(2, 3, 2, seed=9)]
+@pytest.mark.parametrize("n, chunk", [(13, 4), (37, 64)])  # C = 37 > 16: sub-chunks of 16 (the last padded)
+def test_dplr_gradients_match_recurrent(n, chunk, dtype):
+    base = [*_dplr_inputs(lead=(2,), n=n, d=3, d_v=2), rand(2, 3, 2, seed=9)]
     grads = {}
     for form, dt in (("recurrent", torch.float64), ("chunkwise", dtype)):
         xs = [x.detach().to(dt).clone().requires_grad_(True) for x in base]
-        out, s = dplr_attention(*xs[:6], form=form, chunk_size=4, return_state=True, initial_state=xs[6])
+        out, s = dplr_attention(*xs[:6], form=form, chunk_size=chunk, return_state=True, initial_state=xs[6])
         (out.sin().sum() + s.cos().sum()).backward()
         grads[form] = [x.grad for x in xs]
     for name, ref, got in zip(["q", "k", "v", "a", "b", "log_decay", "S0"], grads["recurrent"], grads["chunkwise"]):
@@ -322,15 +323,15 @@ def test_dplr_two_calls_with_the_state_equal_one_call(form):
         assert_close(f"d{name}", ref, x.grad, 1e-10)
 
 
-@pytest.mark.parametrize("form", ["recurrent", "chunkwise"])
+@pytest.mark.parametrize("form, chunk", [("recurrent", 8), ("chunkwise", 8), ("chunkwise", 64)])
 @pytest.mark.parametrize("where", ["q", "k", "v", "a", "b"])
-def test_dplr_nan_at_token_t_never_reaches_earlier_rows(where, form):
-    n, t = 13, 7
+def test_dplr_nan_at_token_t_never_reaches_earlier_rows(where, form, chunk):
+    n, t = 37, 20  # C = 64 -> one chunk of 37 in sub-chunks of 16: t sits in the second one
     xs = dict(zip("q k v a b g".split(), _dplr_inputs(n=n)))
-    clean = dplr_attention(*xs.values(), form=form, chunk_size=8)
+    clean = dplr_attention(*xs.values(), form=form, chunk_size=chunk)
     xs[where] = xs[where].clone()
     xs[where][..., t, :] = math.nan
-    out = dplr_attention(*xs.values(), form=form, chunk_size=8)
+    out = dplr_attention(*xs.values(), form=form, chunk_size=chunk)
     assert_close(f"NaN in {where}[{t}]: rows < t", clean[..., :t, :], out[..., :t, :], 1e-12)
     assert torch.isnan(out[..., t, :]).any()  # a_t, b_t act through b_tᵀS_{t−1} != 0: row t sees the NaN
 
@@ -344,11 +345,12 @@ def test_dplr_half_inputs_are_computed_in_float32(half):
     assert_close("out", ref.to(half).float(), out.float(), 1e-2)
 
 
-def test_dplr_extreme_valid_gates_stay_finite():
-    q, k, v, a, b = (x.float() for x in _dplr_inputs(lead=(2,), n=21, gated=False)[:5])
-    g = torch.full((2, 21, 5), -1e30)
+@pytest.mark.parametrize("chunk", [8, 64])
+def test_dplr_extreme_valid_gates_stay_finite(chunk):
+    q, k, v, a, b = (x.float() for x in _dplr_inputs(lead=(2,), n=37, gated=False)[:5])
+    g = torch.full((2, 37, 5), -1e30)
     g[..., 0] = 0.0  # one channel never decays, the others forget everything at once
-    outs = [dplr_attention(q, k, v, a, b, g, form=f, chunk_size=8) for f in ("recurrent", "chunkwise")]
+    outs = [dplr_attention(q, k, v, a, b, g, form=f, chunk_size=chunk) for f in ("recurrent", "chunkwise")]
     assert all(torch.isfinite(o).all() for o in outs)
     assert_close("chunkwise vs recurrent", outs[0], outs[1], 1e-5)
 

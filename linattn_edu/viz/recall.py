@@ -11,7 +11,7 @@ from typing import Sequence
 
 import plotly.graph_objects as go
 
-from ._style import FONT, MARKERS, THEORY_COLOUR, colour, finish, subplots
+from ._style import CYCLE, FONT, MARKERS, THEORY_COLOUR, colour, finish, subplots
 
 __all__ = ["recall_capacity_figure", "recall_accuracy_figure", "recall_frontier_figure", "recall_pairs_figure",
            "mixer_label"]
@@ -29,6 +29,16 @@ def mixer_label(mixer: str) -> str:
 
 def _mixer_colour(mixer: str, index: int) -> str:
     return colour(mixer, index)
+
+
+def _palette(mixers) -> dict[str, str]:
+    """One colour per mixer of a figure: the course colour of a named rule, else a cycle colour no other line uses."""
+    known: dict[str, str] = {}
+    for m in mixers:  # a named colour (the same at any index), unless an earlier line of the figure has it
+        if colour(m, 0) == colour(m, 1) and colour(m, 0) not in known.values():
+            known[m] = colour(m, 0)
+    free = iter([c for c in CYCLE if c not in known.values()] * 2)
+    return {m: known[m] if m in known else next(free) for m in mixers}
 
 
 def _check_runs(runs) -> list[dict]:
@@ -74,6 +84,7 @@ def recall_accuracy_figure(runs, *, title: str = "MQAR accuracy vs number of key
                            height: int = 420) -> go.Figure:
     """Test accuracy vs KV pairs, one line per mixer through the mean over seeds; a bar spans min to max."""
     table = _group(_check_runs(runs))
+    palette = _palette(table)
     fig = subplots(1, 1)
     for i, (mixer, cells) in enumerate(table.items()):
         keys = sorted(cells, key=lambda k: k[1])
@@ -83,7 +94,7 @@ def recall_accuracy_figure(runs, *, title: str = "MQAR accuracy vs number of key
         spread = any(len(cells[k]) > 1 for k in keys)
         fig.add_trace(go.Scatter(
             x=[k[1] for k in keys], y=first, mode="lines+markers", name=mixer_label(mixer),
-            line=dict(color=_mixer_colour(mixer, i)), marker=dict(symbol=MARKERS[i % len(MARKERS)], size=9),
+            line=dict(color=palette[mixer]), marker=dict(symbol=MARKERS[i % len(MARKERS)], size=9),
             error_y=dict(type="data", symmetric=False, array=hi, arrayminus=lo, visible=spread),
             customdata=[f"L = {k[0]}, seeds: {', '.join(f'{a:.3f}' for a in cells[k])}" for k in keys],
             hovertemplate=f"{mixer}<br>%{{x}} pairs, %{{customdata}}<extra></extra>"))
@@ -101,6 +112,7 @@ def recall_frontier_figure(runs, *, title: str = "Recall vs the memory a decoder
     table = _group(runs)
     size = {(r["mixer"], r["settings"]["seq_len"], r["settings"]["num_kv_pairs"]): r["state_bytes"] for r in runs}
     settings = sorted({k for c in table.values() for k in c}, key=lambda k: k[1])
+    palette = _palette(table)
     fig = subplots(1, len(settings), [f"L = {L}, {n} pairs" for L, n in settings], shared_yaxes=True)
     for i, (mixer, cells) in enumerate(table.items()):
         for col, key in enumerate(settings, start=1):
@@ -109,7 +121,7 @@ def recall_frontier_figure(runs, *, title: str = "Recall vs the memory a decoder
             fig.add_trace(go.Scatter(
                 x=[size[(mixer, *key)] / 1024], y=[cells[key][0]], mode="markers",
                 name=mixer_label(mixer), legendgroup=mixer, showlegend=col == 1,
-                marker=dict(color=_mixer_colour(mixer, i), symbol=MARKERS[i % len(MARKERS)], size=11),
+                marker=dict(color=palette[mixer], symbol=MARKERS[i % len(MARKERS)], size=11),
                 hovertemplate=f"{mixer}<br>%{{x:.1f}} KiB<br>accuracy %{{y:.3f}}<extra></extra>"), row=1, col=col)
         fig.update_xaxes(type="log", tickvals=[4, 8, 16, 32, 64, 128], title_text="state bytes (KiB, float32)")
     fig.update_yaxes(range=[-0.03, 1.03])
@@ -131,12 +143,13 @@ def recall_pairs_figure(runs, *, title: str = "MQAR accuracy as the pairs pass t
     for r in runs:
         cells[r["mixer"]][r["settings"]["num_kv_pairs"] / r["settings"]["d_key"]].append(r["accuracy"])
     fig = subplots(1, 1)
+    palette = _palette(dict.fromkeys(r["mixer"] for r in runs))
     for i, mixer in enumerate(dict.fromkeys(r["mixer"] for r in runs)):
         xs = sorted(cells[mixer])
         mean = [sum(cells[mixer][x]) / len(cells[mixer][x]) for x in xs]
         fig.add_trace(go.Scatter(
             x=xs, y=mean, mode="lines+markers", name=mixer_label(mixer),
-            line=dict(color=_mixer_colour(mixer, i)), marker=dict(symbol=MARKERS[i % len(MARKERS)], size=9),
+            line=dict(color=palette[mixer]), marker=dict(symbol=MARKERS[i % len(MARKERS)], size=9),
             error_y=dict(type="data", symmetric=False, visible=True,
                          array=[max(cells[mixer][x]) - m for x, m in zip(xs, mean)],
                          arrayminus=[m - min(cells[mixer][x]) for x, m in zip(xs, mean)]),
