@@ -46,7 +46,7 @@ import torch
 
 from ._checks import (check_bool, check_dense_budget, check_number, check_positive_int, check_qkv, check_tensor,
                       compute_dtype, weighted_sum)
-from ._blocks import segment_sum
+from ._blocks import chunks_first, segment_sum
 
 __all__ = ["mesa_attention", "MESA_FORMS", "mesa_step", "mesa_readout", "mesa_recurrent_form",
            "mesa_chunkwise_form"]
@@ -106,13 +106,6 @@ def _all_finite(*xs) -> bool:
         return all(bool(torch.isfinite(x).all()) for x in xs)
 
 
-def _chunks_first(x: torch.Tensor, c: int) -> torch.Tensor:
-    """(..., N, e) -> (n, B, C, e): leading dims flattened to B, zero-padded to a multiple of C, chunks first."""
-    x = x.reshape(-1, *x.shape[-2:])  # (B, N, e)
-    x = torch.nn.functional.pad(x, (0, 0, 0, -x.shape[1] % c))  # (B, n·C, e): padded tokens have β = g = 0
-    return x.unflatten(1, (-1, c)).transpose(0, 1).contiguous()  # (n, B, C, e)
-
-
 def mesa_chunkwise_form(q, k, v, beta, g, ridge_diag, h0=None, *, chunk_size=64):
     """Every token's H's without a loop over tokens: a loop over chunks, one batched solve per chunk.
 
@@ -139,9 +132,9 @@ def mesa_chunkwise_form(q, k, v, beta, g, ridge_diag, h0=None, *, chunk_size=64)
     check_dense_budget((batch, n if keeps_all else c, d, d + d_v), q.dtype,
                        f"mesa_attention's per-token (B, {'N' if keeps_all else 'C'}, d, d + d_v) statistics",
                        "use a shorter sequence or fewer heads per call" + (", or no autograd" if keeps_all else ""))
-    qc, kc, vc = (_chunks_first(x, c) for x in (q, k, v))  # (n, B, C, d | d_v)
-    bc = _chunks_first(beta.unsqueeze(-1), c)  # (n, B, C, 1)
-    gc = _chunks_first((beta.new_zeros(beta.shape) if g is None else g).unsqueeze(-1), c)  # (n, B, C, 1)
+    qc, kc, vc = (chunks_first(x, c) for x in (q, k, v))  # (n, B, C, d | d_v)
+    bc = chunks_first(beta.unsqueeze(-1), c)  # (n, B, C, 1)
+    gc = chunks_first((beta.new_zeros(beta.shape) if g is None else g).unsqueeze(-1), c)  # (n, B, C, 1)
     weights = segment_sum(gc.squeeze(-1)).exp() * bc.transpose(-2, -1)  # (n, B, C, C): e^{b_t − b_s} β_s; 0 above
     gamma = gc.cumsum(-2).exp().unsqueeze(-1)  # (n, B, C, 1, 1): e^{b_t} <= 1, the entry state's decay at token t
     ridge = torch.diag_embed(ridge_diag)  # (d, d): λI

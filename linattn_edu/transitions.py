@@ -68,6 +68,7 @@ import inspect
 import torch
 import torch.nn.functional as F
 
+from ._blocks import chunks_first
 from ._checks import (check_bool, check_dense_budget, check_positive_int, check_tensor, compute_dtype,
                       weighted_sum)
 from .delta import delta_rule_attention
@@ -326,14 +327,6 @@ def dplr_recurrent_form(q, k, v, a, b, g=None, s0=None):
     return torch.stack(outs, dim=-2), s  # (..., N, d_v), (..., d_k, d_v)
 
 
-def _chunks_first(x: torch.Tensor, c: int) -> torch.Tensor:
-    """(..., N, e) -> (n, B, C, e): leading dims flattened to B, zero-padded to a multiple of C, chunks first."""
-    x = x.reshape(-1, *x.shape[-2:])  # (B, N, e)
-    pad = -x.shape[1] % c
-    x = F.pad(x, (0, 0, 0, pad))  # (B, n·C, e); padded rows are 0: they write nothing and decay nothing
-    return x.unflatten(1, (-1, c)).transpose(0, 1).contiguous()  # (n, B, C, e)
-
-
 def _decayed_pairs(x, x_cum, ys, y_cum, *, strict: bool, sub: int = 16):
     """A[t, s] = Σ_c x_tc e^{X_tc − Y_sc} y_sc for s <= t (s < t when ``strict``), 0 elsewhere, for each y.
 
@@ -390,7 +383,7 @@ def dplr_chunkwise_form(q, k, v, a, b, g=None, s0=None, *, chunk_size=64):
     c = min(chunk_size, n)
     if g is None:
         g = q.new_zeros(q.shape)
-    qc, kc, vc, ac, bc, gc = (_chunks_first(x, c) for x in (q, k, v, a, b, g))  # (n, B, C, ·)
+    qc, kc, vc, ac, bc, gc = (chunks_first(x, c) for x in (q, k, v, a, b, g))  # (n, B, C, ·)
     check_dense_budget((gc.shape[1], gc.shape[0] * c, max(-(-c // 16), min(c, 16)), d_k), q.dtype,
                        "dplr_attention's per-channel decays (B, N, max(C/16, 16), d_k)", "use fewer heads per call")
     cum = gc.cumsum(-2)  # (n, B, C, d_k): B_t, chunk-local
