@@ -33,25 +33,16 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_dense_budget, check_number, check_qkv, check_tensor, compute_dtype, weighted_sum
+from ._checks import (check_dense_budget, check_log_decay, check_number, check_qkv, check_tensor, compute_dtype,
+                      weighted_sum)
 from ._blocks import segment_sum
 
 __all__ = ["forgetting_attention", "forgetting_bias", "output_gate"]
 
 
 def _check_log_forget(log_forget, q) -> None:
-    """log_forget must be (..., N) == q.shape[:-1], on q's device, finite and <= 0."""
-    check_tensor(log_forget, "log_forget", min_rank=1)
-    if tuple(log_forget.shape) != tuple(q.shape[:-1]):
-        raise ValueError(f"log_forget must have shape {tuple(q.shape[:-1])} (q.shape[:-1], one log f_t per "
-                         f"token); got {tuple(log_forget.shape)}")
-    if log_forget.device != q.device:
-        raise ValueError(f"log_forget must be on {q.device}; got {log_forget.device}")
-    with torch.no_grad():
-        bad = ~torch.isfinite(log_forget) | (log_forget > 0)
-        if bool(bad.any()):
-            raise ValueError("log_forget must be finite and <= 0 (a forget gate f = exp(log f) in (0, 1]); "
-                             f"got an entry {log_forget[bad].flatten()[0].item()!r}")
+    """log_forget must be (..., N) == q.shape[:-1], on q's device, finite and <= 0 (the library's log-decay check)."""
+    check_log_decay(log_forget, q.shape[:-1], None, q.device, "log_forget")
 
 
 def forgetting_bias(log_forget: torch.Tensor) -> torch.Tensor:

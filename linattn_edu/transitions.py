@@ -69,8 +69,8 @@ import torch
 import torch.nn.functional as F
 
 from ._blocks import chunks_first
-from ._checks import (check_bool, check_dense_budget, check_positive_int, check_tensor, compute_dtype,
-                      weighted_sum)
+from ._checks import (check_bool, check_dense_budget, check_gate_values, check_positive_int, check_tensor,
+                      compute_dtype, weighted_sum)
 from .delta import delta_rule_attention
 
 __all__ = [
@@ -101,16 +101,12 @@ def _check_shape(x, shape: tuple, name: str, what: str) -> None:
 
 
 def _check_log_decay(g, shape: tuple, q, what: str) -> None:
-    """log_decay must be a floating tensor of ``shape`` on q's device, finite and <= 0."""
+    """log_decay must be a floating tensor of ``shape`` on q's device, finite and <= 0 (one fused value check)."""
     check_tensor(g, "log_decay", min_rank=1)
     _check_shape(g, shape, "log_decay", what)
     if g.device != q.device:
         raise ValueError(f"log_decay must be on {q.device}; got {g.device}")
-    with torch.no_grad():
-        bad = ~torch.isfinite(g) | (g > 0)
-        if bool(bad.any()):
-            raise ValueError("log_decay must be finite and <= 0 (a decay exp(g) in (0, 1]); "
-                             f"got an entry {g[bad].flatten()[0].item()!r}")
+    check_gate_values(log_decay=(g, "log_decay"))
 
 
 def _check_initial_state(s0, shape: tuple, q) -> None:
