@@ -22,7 +22,7 @@ import math
 import torch
 
 __all__ = [
-    "chunk_len", "chunk", "unchunk", "chunks_first", "segment_sum", "floor_log_decay", "tril_product",
+    "chunk_len", "chunk", "unchunk", "chunks_first", "zero_state", "segment_sum", "floor_log_decay", "tril_product",
     "surely_finite", "matmul_add", "CARRIES", "carry", "carry_mode", "scan", "decayed_scan",
 ]
 
@@ -54,6 +54,15 @@ def chunks_first(x: torch.Tensor, c: int) -> torch.Tensor:
     build one zero-filled, full-size gradient per chunk: a backward quadratic in N).
     """
     return chunk(x.reshape(-1, *x.shape[-2:]), c).transpose(0, 1).contiguous()  # (n, B, C, e)
+
+
+def zero_state(fq: torch.Tensor, v: torch.Tensor, *, z: bool = True):
+    """The empty state (S, z) = (0, 0) for features fq (..., N, d_φ) and values v (..., N, d_v).
+
+    -> S (..., d_φ, d_v), z (..., d_φ) (None when ``z`` is False: a rule without a normaliser).
+    """
+    s = fq.new_zeros(*fq.shape[:-2], fq.shape[-1], v.shape[-1])  # (..., d_φ, d_v)
+    return s, (fq.new_zeros(*fq.shape[:-2], fq.shape[-1]) if z else None)  # (..., d_φ)
 
 
 # Decay math --------------------------------------------------------------------------------------------

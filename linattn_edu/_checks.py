@@ -337,8 +337,10 @@ def check_initial_state(state, shapes: dict, device: torch.device, name: str = "
         raise TypeError(f"{name} must be a tuple {want} (what return_state=True returns); "
                         f"got {type(state).__name__}")
     for part, field in zip(parts, names):
-        check_tensor(part, f"{name}'s {field}", min_rank=1)
+        label = name if len(names) == 1 else f"{name}'s {field}"  # one tensor is the state itself
+        check_tensor(part, label, min_rank=1)
         if tuple(part.shape) != tuple(shapes[field]):
-            raise ValueError(f"{name}'s {field} must have shape {tuple(shapes[field])}; got {tuple(part.shape)}")
-        check_on_device(part, f"{name}'s {field}", device)
+            raise ValueError(f"{label} must have shape {tuple(shapes[field])} ({field}, as return_state=True "
+                             f"returns it); got {tuple(part.shape)}")
+        check_on_device(part, label, device)
     return tuple(parts)

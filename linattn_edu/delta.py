@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._blocks import chunk_len, chunks_first, floor_log_decay, segment_sum, tril_product
+from ._blocks import chunk_len, chunks_first, floor_log_decay, segment_sum, tril_product, zero_state
 from ._checks import (check_beta, check_bool, check_gate_values, check_initial_state, check_log_decay, check_positive_int,
                       check_qkv, compute_dtype)
 from ._state import RecurrentState, Rule, check_token, register_rule
@@ -60,7 +60,7 @@ def delta_recurrent_form(q, k, v, beta, g=None, *, initial_state=None):
     q, k (..., N, d), v (..., N, d_v), beta (..., N), g (..., N) or None, initial_state (..., d, d_v)
     or None -> out (..., N, d_v), S (..., d, d_v).
     """
-    s = q.new_zeros(*q.shape[:-2], q.shape[-1], v.shape[-1]) if initial_state is None else initial_state
+    s = zero_state(q, v, z=False)[0] if initial_state is None else initial_state  # (..., d, d_v)
     outs = []
     for t in range(q.shape[-2]):
         s = delta_step(s, k[..., t, :], v[..., t, :], beta[..., t], None if g is None else g[..., t])

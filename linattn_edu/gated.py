@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 
 from ._blocks import (chunk, chunk_len, chunks_first, decayed_scan, floor_log_decay, segment_sum,
-                      tril_product)
+                      tril_product, zero_state)
 from ._checks import (check_bool, check_dense_budget, check_eps, check_initial_state, check_log_decay,
                       check_positive_int, check_qkv, compute_dtype, parse_dtype, safe_divide)
 from ._state import RecurrentState, Rule, register_rule
@@ -81,19 +81,13 @@ def gated_readout(fq_t, s, z, *, eps=1e-6, normalize=False):
     return safe_divide(num, (fq_t * z).sum(-1, keepdim=True), eps)  # (..., d_v)
 
 
-def _zero_state(fq, v, normalize):
-    """(S, z) = (0, 0), z only when normalising: (..., d_φ, d_v), (..., d_φ) or None."""
-    s = fq.new_zeros(*fq.shape[:-2], fq.shape[-1], v.shape[-1])  # (..., d_φ, d_v)
-    return s, (fq.new_zeros(*fq.shape[:-2], fq.shape[-1]) if normalize else None)  # (..., d_φ)
-
-
 def gated_recurrent_form(fq, fk, v, g, *, eps=1e-6, normalize=False, initial_state=None):
     """The reference: a loop over tokens applying :func:`gated_step` then :func:`gated_readout`.
 
     fq, fk (..., N, d_φ), v (..., N, d_v), g (..., N, 1 | d_φ), initial_state (S₀, z₀ or None) or None
     -> out (..., N, d_v), final (S, z) (z None when not normalising).
     """
-    s, z = initial_state or _zero_state(fq, v, normalize)
+    s, z = initial_state or zero_state(fq, v, z=normalize)
     outs = []
     for t in range(fq.shape[-2]):
         s, z = gated_step(s, z, fk[..., t, :], v[..., t, :], g[..., t, :])
@@ -205,7 +199,7 @@ def gated_chunkwise_form(fq, fk, v, g, *, chunk_size=64, eps=1e-6, normalize=Fal
     lead, n, d_phi, d_v = fq.shape[:-2], fq.shape[-2], fq.shape[-1], v.shape[-1]
     c = chunk_len(n, chunk_size)
     check_gated_chunk_budget(fq, g, c)
-    s0, z0 = initial_state or _zero_state(fq, v, normalize)
+    s0, z0 = initial_state or zero_state(fq, v, z=normalize)
     if normalize:  # the denominator is the same product with v -> 1: carry [S, z] together
         v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # (..., N, d_v + 1)
         s0 = torch.cat([s0, z0.unsqueeze(-1)], dim=-1)  # (..., d_φ, d_v + 1)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._blocks import chunk_len, tril_product
+from ._blocks import chunk_len, tril_product, zero_state
 from ._checks import (check_bool, check_dense_budget, check_eps, check_initial_state, check_positive_int, check_qkv,
                       safe_divide)
 from ._state import RecurrentState, Rule, register_rule
@@ -106,11 +106,6 @@ def readout(fq_t, s, z, *, eps=1e-6, normalize=True):
     num = (fq_t.unsqueeze(-2) @ s).squeeze(-2)  # (..., 1, d_φ) @ (..., d_φ, d_v) -> (..., d_v)
     den = (fq_t * z).sum(-1)  # (..., d_φ) -> (...)
     return _ratio(num, den, eps, normalize)  # (..., d_v)
-
-
-def zero_state(fq, v):
-    """The empty state (S, z) = (0, 0): fq (..., N, d_φ), v (..., N, d_v) -> (..., d_φ, d_v), (..., d_φ)."""
-    return fq.new_zeros(*fq.shape[:-2], fq.shape[-1], v.shape[-1]), fq.new_zeros(*fq.shape[:-2], fq.shape[-1])
 
 
 def recurrent_form(fq, fk, v, *, eps=1e-6, normalize=True, initial_state=None):

@@ -69,8 +69,8 @@ import torch
 import torch.nn.functional as F
 
 from ._blocks import chunks_first
-from ._checks import (check_bool, check_dense_budget, check_gate_values, check_positive_int, check_tensor,
-                      compute_dtype, weighted_sum)
+from ._checks import (check_bool, check_dense_budget, check_gate_values, check_initial_state, check_positive_int,
+                      check_tensor, compute_dtype, weighted_sum)
 from .delta import delta_rule_attention
 
 __all__ = [
@@ -107,16 +107,6 @@ def _check_log_decay(g, shape: tuple, q, what: str) -> None:
     if g.device != q.device:
         raise ValueError(f"log_decay must be on {q.device}; got {g.device}")
     check_gate_values(log_decay=(g, "log_decay"))
-
-
-def _check_initial_state(s0, shape: tuple, q) -> None:
-    """initial_state must be None or a floating tensor of ``shape`` on q's device (any float dtype)."""
-    if s0 is None:
-        return
-    check_tensor(s0, "initial_state", min_rank=2)
-    _check_shape(s0, shape, "initial_state", "S: (..., d_k, d_v), e.g. the state a previous call returned")
-    if s0.device != q.device:
-        raise ValueError(f"initial_state must be on {q.device}; got {s0.device}")
 
 
 def _check_form(form, chunk_size, return_state) -> None:
@@ -226,7 +216,7 @@ def _check_delta_product_args(q, k, v, beta, log_decay, normalize_keys, form, ch
         _check_log_decay(log_decay, (*lead, n), q, "q.shape[:-1], one log-decay per token")
     check_bool(normalize_keys, "normalize_keys")
     _check_form(form, chunk_size, return_state)
-    _check_initial_state(initial_state, (*lead, d, v.shape[-1]), q)
+    check_initial_state(initial_state, {"S": (*lead, d, v.shape[-1])}, q.device)
 
 
 def delta_product_attention(q, k, v, beta, *, log_decay=None, normalize_keys=True, form="auto", chunk_size=64,
@@ -423,7 +413,7 @@ def _check_dplr_args(q, k, v, a, b, log_decay, form, chunk_size, return_state, i
     if log_decay is not None:
         _check_log_decay(log_decay, q.shape, q, "q's shape (..., N, d_k): one log-decay per token and key channel")
     _check_form(form, chunk_size, return_state)
-    _check_initial_state(initial_state, (*lead, d_k, v.shape[-1]), q)
+    check_initial_state(initial_state, {"S": (*lead, d_k, v.shape[-1])}, q.device)
 
 
 def dplr_attention(q, k, v, a, b, log_decay, *, form="auto", chunk_size=64, return_state=False,
