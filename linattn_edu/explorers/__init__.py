@@ -37,7 +37,10 @@ _ENTRY_POINTS = {
     "decay_explorer": ".decay",
     "gated_stepper": ".gated_stepper",
     "retrieval_explorer": ".retrieval",
+    "transition_zoo_explorer": ".transition_zoo",
 }
+# (the two newest are not in __all__ until the browser test's own list of explorers builds them:
+#  tests/test_browser_frontier.py drives them in a real browser meanwhile)
 
 
 def __getattr__(name: str):
