@@ -11,6 +11,13 @@ one step of gradient descent (learning rate β_t) on ½‖Sᵀk_t − v_t‖²: 
 
     S_t = exp(g_t) (I − β_t k_t k_tᵀ) S_{t−1} + β_t k_t v_tᵀ,      g_t <= 0.
 
+Kimi Delta Attention (KDA) gives every key channel its own decay, g_t (d,), applied to the rows of
+S before the delta step (the order of flash-linear-attention's ``naive_recurrent_kda``):
+
+    S_t = (I − β_t k_t k_tᵀ) Diag(exp(g_t)) S_{t−1} + β_t k_t v_tᵀ
+
+(with one g on every channel the two factors commute: Gated DeltaNet).
+
 With L2-normalised keys and β ∈ (0, 1], I − β k kᵀ is a contraction, so the state stays
 bounded; with raw keys ‖k‖² β > 2 makes it grow without limit (normalize_keys=False shows it).
 
@@ -18,7 +25,10 @@ Chunkwise (the WY/UT form): inside a chunk, S_t = Γ_t S₀ + Σ_{s<=t} exp(b_t 
 b the chunk-local cumsum of g, Γ_t = exp(b_t) and "pseudo-values" u_t that solve a small unit
 lower-triangular system T U = diag(β)(V − diag(Γ) K S₀), T = I + strict_tril(diag(β) (KKᵀ ⊙ D)),
 D_ts = exp(b_t − b_s). So U = Ū − W S₀ with Ū = T⁻¹ diag(β) V and W = T⁻¹ diag(βΓ) K, both
-independent of S₀, solved for every chunk at once by torch.linalg.solve_triangular.
+independent of S₀, solved for every chunk at once by torch.linalg.solve_triangular. KDA's
+per-channel gate changes only the decays: b_t is a (d,) vector, KKᵀ ⊙ D becomes
+A_ts = Σ_c k_tc k_sc exp(b_tc − b_sc) (and Q Kᵀ likewise), Γ_t = Diag(exp(b_t)); the pairwise weights are
+built by a binary tree of blocks (every exponent <= 0, :func:`channel_decayed_scores`).
 
 Every product with a lower-triangular matrix goes through ``_blocks.tril_product``, so a NaN or inf
 at token t reaches only rows i >= t, as in the recurrence; gates are clamped at log(tiny) of the
@@ -29,25 +39,28 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._blocks import chunk_len, chunks_first, floor_log_decay, segment_sum, tril_product, zero_state
-from ._checks import (check_beta, check_bool, check_gate_values, check_initial_state, check_log_decay, check_positive_int,
-                      check_qkv, compute_dtype)
+from ._blocks import chunk, chunk_len, chunks_first, floor_log_decay, segment_sum, tril_product, zero_state
+from ._checks import (check_beta, check_bool, check_dense_budget, check_gate_values, check_initial_state,
+                      check_log_decay, check_positive_int, check_qkv, compute_dtype)
 from ._state import RecurrentState, Rule, check_token, register_rule
 
 __all__ = [
     "delta_rule_attention", "DELTA_FORMS", "delta_step", "delta_recurrent_form", "delta_chunkwise_form",
-    "DeltaState",
+    "DeltaState", "channel_decayed_scores",
 ]
 
 DELTA_FORMS = ("auto", "recurrent", "chunkwise")
 
 
 def delta_step(s, k_t, v_t, beta_t, g_t=None):
-    """One delta-rule write: S ← exp(g_t) S, then S ← S + β_t k_t (v_t − Sᵀ k_t)ᵀ.
+    """One delta-rule write: S ← Diag(exp(g_t)) S, then S ← S + β_t k_t (v_t − Sᵀ k_t)ᵀ.
 
-    s (..., d, d_v), k_t (..., d), v_t (..., d_v), beta_t (...), g_t (...) or None -> new S.
+    s (..., d, d_v), k_t (..., d), v_t (..., d_v), beta_t (...), g_t (...) [one gate, Gated DeltaNet] or
+    (..., d) [one per key channel, KDA] or None -> new S.
     """
-    if g_t is not None:
+    if g_t is not None and g_t.dim() == k_t.dim():
+        s = g_t.exp().unsqueeze(-1) * s  # (..., d, 1) ⊙ (..., d, d_v): row c decays by exp(g_c) first (KDA)
+    elif g_t is not None:
         s = g_t.exp()[..., None, None] * s  # (..., d, d_v): decay first (Gated DeltaNet)
     recalled = (k_t.unsqueeze(-2) @ s).squeeze(-2)  # (..., 1, d) @ (..., d, d_v) -> (..., d_v): Sᵀk
     error = beta_t.unsqueeze(-1) * (v_t - recalled)  # (..., d_v): β (v − Sᵀk)
@@ -57,15 +70,51 @@ def delta_step(s, k_t, v_t, beta_t, g_t=None):
 def delta_recurrent_form(q, k, v, beta, g=None, *, initial_state=None):
     """The reference: a loop over tokens of :func:`delta_step`, out_t = S_tᵀ q_t, from S₀ (or zeros).
 
-    q, k (..., N, d), v (..., N, d_v), beta (..., N), g (..., N) or None, initial_state (..., d, d_v)
-    or None -> out (..., N, d_v), S (..., d, d_v).
+    q, k (..., N, d), v (..., N, d_v), beta (..., N), g (..., N) or (..., N, d) or None, initial_state
+    (..., d, d_v) or None -> out (..., N, d_v), S (..., d, d_v).
     """
     s = zero_state(q, v, z=False)[0] if initial_state is None else initial_state  # (..., d, d_v)
+    per_channel = g is not None and g.dim() == q.dim()
     outs = []
     for t in range(q.shape[-2]):
-        s = delta_step(s, k[..., t, :], v[..., t, :], beta[..., t], None if g is None else g[..., t])
+        g_t = None if g is None else (g[..., t, :] if per_channel else g[..., t])  # (..., d) or (...)
+        s = delta_step(s, k[..., t, :], v[..., t, :], beta[..., t], g_t)
         outs.append((q[..., t, :].unsqueeze(-2) @ s).squeeze(-2))  # (..., 1, d) @ (..., d, d_v) -> (..., d_v)
     return torch.stack(outs, dim=-2), s  # (..., N, d_v)
+
+
+def channel_decayed_scores(x, y, b):
+    """Pairwise weights under a per-channel decay: A_ts = Σ_c x_tc y_sc exp(b_tc − b_sc) for t >= s, 0 above.
+
+    x, y (..., C, d), b (..., C, d) a chunk-local cumulative log-decay (non-increasing along C)
+    -> A (..., C, C). A binary tree of blocks over the chunk (C padded to a power of two): at level s,
+    every block of s rows splits into a top half T and a bottom half B, and for t in B, s' in T,
+    through the last row r of T, exp(b_t − b_s') = exp(b_t − b_r) · exp(b_r − b_s') (both exponents
+    <= 0), so A[B, T] is one matmul (X_B ⊙ exp(b_B − b_r)) (Y_T ⊙ exp(b_r − b_T))ᵀ; the diagonal is
+    x_t · y_t. Nothing overflows, the work is C·d multiply-adds a weight like a plain matmul, and the
+    weights are written into their blocks, never multiplied by 0 (a NaN at s reaches no row t < s).
+    The same tree as :func:`linattn_edu.gated.channel_gated_scores` (GLA's q-k weights), here for any
+    pair (x, y): the delta rule needs K Kᵀ and Q Kᵀ.
+    """
+    c = x.shape[-2]
+    cp = 1 << max(c - 1, 0).bit_length()  # C rounded up to a power of two
+    if cp != c:  # padded rows: x = y = 0 and b constant (decay 1): they add nothing and are cut off
+        x, y = chunk(x, cp).squeeze(-3), chunk(y, cp).squeeze(-3)  # (..., Cp, d)
+        b = torch.cat([b, b[..., -1:, :].expand(*b.shape[:-2], cp - c, b.shape[-1])], dim=-2)  # (..., Cp, d)
+    a = x.new_zeros(*x.shape[:-2], cp, cp)  # (..., Cp, Cp)
+    a.diagonal(dim1=-2, dim2=-1).copy_((x * y).sum(-1))  # A_tt = x_t · y_t
+    s = cp
+    while s >= 2:
+        h = s // 2
+        xs, ys, bs = (z.unflatten(-2, (cp // s, 2, h)) for z in (x, y, b))  # (..., Cp/s, 2, s/2, d)
+        b_r = bs[..., 0, -1:, :]  # (..., Cp/s, 1, d): b at the last row of each top half
+        x_b = xs[..., 1, :, :] * (bs[..., 1, :, :] - b_r).exp()  # (..., Cp/s, s/2, d): exp(b_t − b_r) <= 1
+        y_t = ys[..., 0, :, :] * (b_r - bs[..., 0, :, :]).exp()  # (..., Cp/s, s/2, d): exp(b_r − b_s) <= 1
+        block = x_b @ y_t.transpose(-2, -1)  # (..., Cp/s, s/2, d) @ (..., Cp/s, d, s/2) -> (..., Cp/s, s/2, s/2)
+        grid = a.unflatten(-1, (cp // s, 2, h)).unflatten(-4, (cp // s, 2, h))  # (..., Cp/s, 2, s/2, Cp/s, 2, s/2)
+        grid.diagonal(dim1=-6, dim2=-3)[..., 1, :, 0, :, :].copy_(block.movedim(-3, -1))  # rows B, cols T of block p
+        s = h
+    return a[..., :c, :c]  # (..., C, C)
 
 
 def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64, initial_state=None):
@@ -82,17 +131,35 @@ def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64, initial_state=
     Cost per token and head: ≈ 6d² (the state work, as in the recurrent loop) + 10·C·d (the C×C
     blocks, Ū, W) + C (the solve) FLOPs — more than the loop, but in a few large matmuls
     instead of ~10 small ops per token.
-    q, k (..., N, d), v (..., N, d_v), beta (..., N), g (..., N) or None, initial_state (..., d, d_v) or None
-    -> out (..., N, d_v), S (..., d, d_v).
+    KDA (g per key channel): b_t (d,), the C×C products by :func:`channel_decayed_scores`, Γ = Diag(exp(b)),
+    and the state's rows decay separately, S ← Diag(exp(b_C)) S + ….
+    q, k (..., N, d), v (..., N, d_v), beta (..., N), g (..., N) or (..., N, d) or None, initial_state
+    (..., d, d_v) or None -> out (..., N, d_v), S (..., d, d_v).
     """
     lead, n = q.shape[:-2], q.shape[-2]
     c = chunk_len(n, chunk_size)
+    per_channel = g is not None and g.dim() == q.dim()
+    if per_channel:  # the tree pads each chunk to a power of two: (..., N, 2C) weights at most
+        c_blocks = 1 << max(c - 1, 0).bit_length()
+        check_dense_budget((*lead, -(-n // c) * c_blocks, c_blocks), q.dtype,
+                           "the KDA chunkwise form's (..., N, C) intra-chunk blocks", "use a smaller chunk_size")
     qc, kc, vc = (chunks_first(x, c) for x in (q, k, v))  # (n, B, C, d | d_v); padded k = v = 0
     bc = chunks_first(beta.unsqueeze(-1), c)  # (n, B, C, 1); padded β = 0: those rows write nothing
-    kk = kc @ kc.transpose(-2, -1)  # (n, B, C, d) @ (n, B, d, C) -> (n, B, C, C)
-    qk = qc @ kc.transpose(-2, -1)  # (n, B, C, d) @ (n, B, d, C) -> (n, B, C, C)
     q_in, k_out, kw, keep = qc, kc, kc, None  # ungated: no decay anywhere
-    if g is not None:  # Gated DeltaNet: decay every product by exp(b_t − b_s) <= 1
+    if per_channel:  # KDA: row c of S decays by exp(b_tc − b_sc) <= 1, each channel its own
+        gc = chunks_first(g, c)  # (n, B, C, d); padded g = 0
+        b = gc.cumsum(-2)  # (n, B, C, d): chunk-local cumulative log-decay per channel
+        kk = channel_decayed_scores(kc, kc, b)  # (n, B, C, C): Σ_c k_tc k_sc exp(b_tc − b_sc), t >= s
+        qk = channel_decayed_scores(qc, kc, b)  # (n, B, C, C): Σ_c q_tc k_sc exp(b_tc − b_sc), t >= s
+        b_last = b[..., -1:, :]  # (n, B, 1, d)
+        q_in = qc * b.exp()  # (n, B, C, d): queries read S decayed to their step, Γ_t q_t
+        kw = kc * b.exp()  # (n, B, C, d): Γ_t k_t, the keys W is built from
+        k_out = kc * (b_last - b).exp()  # (n, B, C, d): keys written, decayed to the chunk's end
+        keep = b_last.transpose(-2, -1).exp()  # (n, B, d, 1): the chunk's total decay, one per row of S
+    else:
+        kk = kc @ kc.transpose(-2, -1)  # (n, B, C, d) @ (n, B, d, C) -> (n, B, C, C)
+        qk = qc @ kc.transpose(-2, -1)  # (n, B, C, d) @ (n, B, d, C) -> (n, B, C, C)
+    if g is not None and not per_channel:  # Gated DeltaNet: decay every product by exp(b_t − b_s) <= 1
         gc = chunks_first(g.unsqueeze(-1), c)  # (n, B, C, 1); padded g = 0
         b = gc.cumsum(-2)  # (n, B, C, 1): chunk-local cumulative log-decay
         dmask = segment_sum(gc.squeeze(-1)).exp()  # (n, B, C, C): D_ts = exp(b_t − b_s), t >= s, else 0
@@ -117,7 +184,7 @@ def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64, initial_state=
                                                          q_in.unbind(0), qk.tril_().unbind(0)):  # the state recursion
         u = torch.baddbmm(u_bar_i, w_i, s, alpha=-1)  # Ū − W S: (B, C, d) @ (B, d, d_v) -> (B, C, d_v)
         outs.append(tril_product(qk_i, u, acc=q_i @ s))  # the past through S + this chunk: (B, C, d_v)
-        s = s if keep_i is None else keep_i * s  # (B, d, d_v)
+        s = s if keep_i is None else keep_i * s  # (B, 1 | d, 1) ⊙ (B, d, d_v)
         s = torch.baddbmm(s, k_out_i.transpose(-2, -1), u)  # S + K'ᵀU: (B, d, C) @ (B, C, d_v) -> (B, d, d_v)
     out = torch.stack(outs).transpose(0, 1).flatten(1, 2)[:, :n]  # (n, B, C, d_v) -> (B, N, d_v)
     return out.reshape(*lead, n, v.shape[-1]), s.reshape(*lead, *s.shape[-2:])  # (..., N, d_v), (..., d, d_v)
@@ -134,19 +201,21 @@ def _check_delta_args(q, k, v, beta, log_decay, normalize_keys, form, chunk_size
     check_bool(allow_negative_eigenvalues, "allow_negative_eigenvalues")
     check_beta(beta, q.shape[:-1], q.device, maximum=2.0 if allow_negative_eigenvalues else 1.0)
     if log_decay is not None:
-        check_log_decay(log_decay, q.shape[:-1], None, q.device)
+        check_log_decay(log_decay, q.shape[:-1], q.shape[-1], q.device)
     state = check_initial_state(initial_state, {"S": (*q.shape[:-2], q.shape[-1], v.shape[-1])}, q.device)
     return None if state is None else state[0]
 
 
 def delta_rule_attention(q, k, v, beta, *, log_decay=None, normalize_keys=True, form="auto", chunk_size=64,
                          return_state=False, initial_state=None, allow_negative_eigenvalues=False):
-    """DeltaNet (and Gated DeltaNet with log_decay): S_t = exp(g_t)(I − β_t k_t k_tᵀ)S_{t−1} + β_t k_t v_tᵀ.
+    """DeltaNet, Gated DeltaNet and KDA: S_t = (I − β_t k_t k_tᵀ) Diag(exp(g_t)) S_{t−1} + β_t k_t v_tᵀ.
 
     Args:
         q, k: (..., N, d); v: (..., N, d_v).
         beta: (..., N), each in (0, 1] (or (0, 2], see below): the write strength (learning rate) per token.
-        log_decay: None (DeltaNet) or (..., N) with entries <= 0 (Gated DeltaNet's exp(g_t)).
+        log_decay: None (DeltaNet), (..., N) with entries <= 0 (Gated DeltaNet's exp(g_t), one per token), or
+            (..., N, d) with entries <= 0 (Kimi Delta Attention: one decay per key channel, the rows of S
+            decay separately before the delta step).
         normalize_keys: L2-normalise keys (the state stays bounded); False shows it blow up.
         form: "recurrent" (the reference loop), "chunkwise" (WY/UT), or "auto" (chunkwise).
         chunk_size: C for the chunkwise form (any N; clamped to N).
@@ -177,7 +246,7 @@ class DeltaState(RecurrentState):
     """Running delta-rule state S (*batch_shape, d, d_v), one token at a time (the protocol of linattn_edu._state).
 
     ``step(q_t, k_t, v_t, beta_t, g_t=None)`` writes β_t k_t (v_t − Sᵀk_t)ᵀ (after decaying by
-    exp(g_t)) and returns S_tᵀ q_t; a repeated key overwrites its value. ``prefill(q, k, v, beta,
+    exp(g_t): g_t (*batch_shape,) one gate, or (*batch_shape, d) one per key channel, KDA) and returns S_tᵀ q_t; a repeated key overwrites its value. ``prefill(q, k, v, beta,
     log_decay=None)`` runs the chunkwise form from the current state; ``recall(k)`` reads what S
     holds for a key. A call that fails its checks leaves the state untouched.
     """
@@ -195,7 +264,7 @@ class DeltaState(RecurrentState):
     def _check_gates(self, beta_t, g_t=None):
         check_beta(beta_t, self.batch_shape, self.device, "beta_t", values=False)
         if g_t is not None:
-            check_log_decay(g_t, self.batch_shape, None, self.device, "g_t", values=False)
+            check_log_decay(g_t, self.batch_shape, self.d, self.device, "g_t", values=False)
         check_gate_values(beta=(beta_t, "beta_t", self.beta_max), log_decay=None if g_t is None else (g_t, "g_t"))  # one sync
         return (beta_t, g_t)
 
@@ -239,7 +308,15 @@ def _gated_delta_gates(lead, d, generator, dtype, device) -> dict:
     return _delta_gates(lead, d, generator, dtype, device) | {"log_decay": g.to(dtype=dtype, device=device)}
 
 
+def _kda_gates(lead, d, generator, dtype, device) -> dict:
+    """β ∈ [0.1, 1] per token and one log-decay g ∈ [−0.5, −0.01] per token and key channel."""
+    g = -(0.01 + 0.49 * torch.rand(*lead, d, generator=generator, dtype=torch.float64))  # (..., N, d)
+    return _delta_gates(lead, d, generator, dtype, device) | {"log_decay": g.to(dtype=dtype, device=device)}
+
+
 register_rule(Rule("delta", "delta rule (DeltaNet)", delta_rule_attention, DeltaState, ("recurrent", "chunkwise"),
                    _delta_gates))
 register_rule(Rule("gated_delta", "gated delta rule (Gated DeltaNet)", delta_rule_attention, DeltaState,
                    ("recurrent", "chunkwise"), _gated_delta_gates))
+register_rule(Rule("kda", "KDA, gated delta with one gate per key channel", delta_rule_attention, DeltaState,
+                   ("recurrent", "chunkwise"), _kda_gates))

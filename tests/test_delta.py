@@ -141,8 +141,8 @@ def test_shape_and_flag_errors():
     q, k, v, beta, g = _inputs(lead=(1,), n=5, gated=True)
     with pytest.raises(ValueError, match=r"beta must have shape \(1, 5\).*got \(1, 4\)"):
         delta_rule_attention(q, k, v, beta[:, :4])
-    with pytest.raises(ValueError, match=r"log_decay must have shape \(1, 5\).*got \(1, 5, 5\)"):
-        delta_rule_attention(q, k, v, beta, log_decay=g.unsqueeze(-1).expand(1, 5, 5))
+    with pytest.raises(ValueError, match=r"log_decay must have shape \(1, 5\) or \(1, 5, 5\).*got \(1, 5, 4\)"):
+        delta_rule_attention(q, k, v, beta, log_decay=g.unsqueeze(-1).expand(1, 5, 4))
     with pytest.raises(ValueError, match="<= 0"):
         delta_rule_attention(q, k, v, beta, log_decay=-g)
     with pytest.raises(TypeError, match="normalize_keys must be True or False"):
@@ -219,3 +219,113 @@ def test_a_beta_of_two_flips_the_stored_value():
                                   form="recurrent")
     assert out[0, 0] == -3.0 and out[1, 0] == 3.0  # read along k: −3 after one reflection, +3 after two
     assert torch.equal(s, s0)  # exact by construction: two reflections are the identity
+
+
+# KDA: one log-decay per key channel ------------------------------------------------------------
+def _kda_inputs(lead=(2, 3), n=37, d=5, d_v=4, dtype=torch.float64, seed=0):
+    q, k, v, beta, _ = _inputs(lead=lead, n=n, d=d, d_v=d_v, dtype=dtype, seed=seed)
+    g = -rand(*lead, n, d, seed=seed + 5).abs().to(dtype)  # (..., N, d): each channel its own decay
+    return q, k, v, beta, g
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("chunk", [1, 8, 16, 64])
+def test_kda_chunkwise_matches_recurrent(chunk, dtype):
+    q, k, v, beta, g = _kda_inputs(dtype=dtype)  # N = 37: C ∤ N for 8 and 16, C > N for 64
+    ref, s_ref = delta_rule_attention(q, k, v, beta, log_decay=g, form="recurrent", return_state=True)
+    out, s = delta_rule_attention(q, k, v, beta, log_decay=g, form="chunkwise", chunk_size=chunk, return_state=True)
+    assert out.dtype == dtype and s.shape == (2, 3, 5, 4)
+    assert_close("KDA out", ref, out, TOL[dtype])
+    assert_close("KDA S", s_ref, s, TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_kda_gradients_match_recurrent(dtype):
+    base = _kda_inputs(lead=(2,), n=19, d=4, d_v=3, dtype=dtype)
+    s0 = rand(2, 4, 3, seed=9).to(dtype)
+    grads = {}
+    for form in ("recurrent", "chunkwise"):
+        xs = [x.clone().requires_grad_(True) for x in (*base, s0)]
+        out, s = delta_rule_attention(*xs[:4], log_decay=xs[4], initial_state=xs[5], form=form, chunk_size=8,
+                                      return_state=True)
+        (out.sin().sum() + s.cos().sum()).backward()
+        grads[form] = [x.grad for x in xs]
+    for name, ref, got in zip(["q", "k", "v", "beta", "log_decay", "S0"], grads["recurrent"], grads["chunkwise"]):
+        assert_close(f"KDA d{name}", ref, got, TOL[dtype])
+
+
+@pytest.mark.parametrize("lead", [(), (2, 1, 3)])
+def test_kda_no_or_many_leading_dims(lead):
+    q, k, v, beta, g = _kda_inputs(lead=lead, n=21)
+    ref, s_ref = delta_rule_attention(q, k, v, beta, log_decay=g, form="recurrent", return_state=True)
+    out, s = delta_rule_attention(q, k, v, beta, log_decay=g, chunk_size=8, return_state=True)
+    assert out.shape == (*lead, 21, 4) and s.shape == (*lead, 5, 4)
+    assert_close("KDA out", ref, out, 1e-10)
+    assert_close("KDA S", s_ref, s, 1e-10)
+
+
+def test_kda_step_is_the_formula():
+    """FLA's naive_recurrent_kda order: decay the rows of S first, then the delta step:
+    S_t = (I − β k kᵀ) Diag(exp(g)) S + β k vᵀ, written with explicit matrices."""
+    s, k, v = rand(4, 3, seed=1), torch.nn.functional.normalize(rand(4, seed=2), dim=0), rand(3, seed=3)
+    beta, g = torch.tensor(0.7, dtype=torch.float64), -rand(4, seed=4).abs()
+    eye = torch.eye(4, dtype=torch.float64)
+    ref = (eye - beta * torch.outer(k, k)) @ torch.diag(g.exp()) @ s + beta * torch.outer(k, v)
+    assert_close("KDA delta_step", ref, delta_step(s, k, v, beta, g), 1e-12)
+    other_order = torch.diag(g.exp()) @ (eye - beta * torch.outer(k, k)) @ s + beta * torch.outer(k, v)
+    assert (other_order - ref).abs().max() > 1e-3  # the order matters once the channels decay differently
+
+
+@pytest.mark.parametrize("form", ["recurrent", "chunkwise"])
+def test_kda_with_one_gate_on_every_channel_is_gated_deltanet(form):
+    q, k, v, beta, g = _inputs(lead=(2,), n=41, gated=True)
+    ref, s_ref = delta_rule_attention(q, k, v, beta, log_decay=g, form=form, chunk_size=8, return_state=True)
+    out, s = delta_rule_attention(q, k, v, beta, log_decay=g.unsqueeze(-1).expand(2, 41, 5), form=form, chunk_size=8,
+                                  return_state=True)
+    assert_close("KDA with a scalar gate", ref, out, 1e-12)
+    assert_close("state", s_ref, s, 1e-12)
+
+
+def test_kda_extreme_gates_stay_finite():
+    """A channel gate of −3e38 (float32) or −1e300 (float64) forgets that channel at once; nothing overflows."""
+    for dtype, huge in ((torch.float32, -3e38), (torch.float64, -1e300)):
+        q, k, v, beta, g = _kda_inputs(lead=(2,), n=40, dtype=dtype)
+        g[:, 7, :2] = huge
+        g[:, 20:23, 3] = -torch.finfo(dtype).max
+        ref = delta_rule_attention(q.double(), k.double(), v.double(), beta.double(), log_decay=g.double(),
+                                   form="recurrent")
+        for form in ("recurrent", "chunkwise"):
+            out = delta_rule_attention(q, k, v, beta, log_decay=g, form=form, chunk_size=16)
+            assert torch.isfinite(out).all()
+            assert_close(f"KDA {form} {dtype}", ref, out, TOL[dtype])
+
+
+def test_kda_state_steps_with_a_per_channel_gate():
+    q, k, v, beta, g = _kda_inputs(lead=(2,), n=15)
+    full, s_full = delta_rule_attention(q, k, v, beta, log_decay=g, form="recurrent", return_state=True)
+    st = DeltaState(5, 4, batch_shape=(2,), dtype=torch.float64)
+    head = st.prefill(q[:, :9], k[:, :9], v[:, :9], beta[:, :9], log_decay=g[:, :9], chunk_size=4)
+    tail = [st.step(q[:, t], k[:, t], v[:, t], beta[:, t], g[:, t]) for t in range(9, 15)]
+    assert_close("KDA prefill + step", full, torch.cat([head, torch.stack(tail, 1)], 1), 1e-10)
+    assert_close("KDA state", s_full, st.S, 1e-10)
+    before = st.snapshot()
+    with pytest.raises(ValueError, match=r"g_t must have shape \(2,\) or \(2, 5\).*got \(2, 4\)"):
+        st.step(q[:, 0], k[:, 0], v[:, 0], beta[:, 0], g[:, 0, :4])
+    with pytest.raises(ValueError, match=r"g_t must be finite and <= 0"):
+        st.step(q[:, 0], k[:, 0], v[:, 0], beta[:, 0], -g[:, 0])
+    assert st.t == 15 and torch.equal(before[0], st.S)
+
+
+def test_kda_bad_gates_get_clear_errors():
+    q, k, v, beta, g = _kda_inputs(lead=(1,), n=6)
+    with pytest.raises(ValueError, match=r"log_decay must have shape \(1, 6\) or \(1, 6, 5\).*got \(1, 6, 3\)"):
+        delta_rule_attention(q, k, v, beta, log_decay=g[..., :3])
+    with pytest.raises(ValueError, match=r"log_decay must have shape .*got \(6, 5\)"):
+        delta_rule_attention(q, k, v, beta, log_decay=g[0])
+    bad = g.clone()
+    bad[0, 2, 1] = 0.25
+    with pytest.raises(ValueError, match=r"log_decay must be finite and <= 0 .*got an entry 0.25"):
+        delta_rule_attention(q, k, v, beta, log_decay=bad)
+    bad[0, 2, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"log_decay must be finite and <= 0"):
+        delta_rule_attention(q, k, v, beta, log_decay=bad, form="recurrent")

@@ -28,14 +28,21 @@ def call(rule, form, q, k, v, kwargs, **extra):
     return r.attention(q, k, v, form=form, chunk_size=8, **kwargs, **extra)
 
 
-def split(kwargs, a, b):
-    """The per-token gates of tokens a:b (every gate is (..., N) or, per key channel, (..., N, d_φ) with d_φ = 6)."""
+def split(kwargs, a, b, token_axis):
+    """The per-token gates of tokens a:b. Every gate has the token axis right after the leading dims
+    (q.dim() − 2): (..., N), per key channel (..., N, d), per micro-step (..., N, n_h)."""
     def cut(x):
         if not isinstance(x, torch.Tensor):
             return x
-        per_channel = x.shape[-1] == 6 and x.shape[-2] != 6  # the inputs' d = 6 and N never is 6
-        return x[..., a:b, :] if per_channel else x[..., a:b]
+        return x.narrow(token_axis, a, (x.shape[token_axis] if b is None else b) - a)
     return {key: cut(x) for key, x in kwargs.items()}
+
+
+def gate_names(rule):
+    """The rule's per-token gates in the order its state's ``step`` takes them (the order ``gates`` draws them)."""
+    g = torch.Generator().manual_seed(0)
+    return [name for name, x in RULES[rule].gates((1, 2), 6, g, torch.float64, "cpu").items()
+            if isinstance(x, torch.Tensor)]
 
 
 def flat(state):
@@ -49,8 +56,10 @@ def test_two_calls_equal_one_call(rule, form, dtype):
     q64, k64, v64, kw64 = inputs(rule)
     full, s_full = call(rule, "recurrent" if form == "quadratic" else form, q64, k64, v64, kw64, return_state=True)
     cut = 21  # not a multiple of the chunk (8)
-    out1, s1 = call(rule, form, q[..., :cut, :], k[..., :cut, :], v[..., :cut, :], split(kw, 0, cut), return_state=True)
-    out2, s2 = call(rule, form, q[..., cut:, :], k[..., cut:, :], v[..., cut:, :], split(kw, cut, None),
+    axis = q.dim() - 2  # the token axis
+    out1, s1 = call(rule, form, q[..., :cut, :], k[..., :cut, :], v[..., :cut, :], split(kw, 0, cut, axis),
+                    return_state=True)
+    out2, s2 = call(rule, form, q[..., cut:, :], k[..., cut:, :], v[..., cut:, :], split(kw, cut, None, axis),
                     initial_state=s1, return_state=True)
     assert_close(f"{rule}/{form} outputs", full, torch.cat([out1, out2], -2).double(), TOL[dtype])
     for ref, got in zip(flat(s_full), flat(s2)):
@@ -60,13 +69,13 @@ def test_two_calls_equal_one_call(rule, form, dtype):
 @pytest.mark.parametrize("rule,form", CASES)
 def test_gradients_flow_through_the_initial_state(rule, form):
     q, k, v, kw = inputs(rule, lead=(2,), n=19)
-    _, s0 = call(rule, "recurrent", q[..., :7, :], k[..., :7, :], v[..., :7, :], split(kw, 0, 7), return_state=True)
+    _, s0 = call(rule, "recurrent", q[..., :7, :], k[..., :7, :], v[..., :7, :], split(kw, 0, 7, 1), return_state=True)
     s0 = tuple(x.detach().requires_grad_() for x in flat(s0))
     rest = [x[..., 7:, :].detach().requires_grad_() for x in (q, k, v)]
     grads = {}
     for name in ("recurrent", form):
         init = s0[0] if len(s0) == 1 else s0
-        out, s = call(rule, name, *rest, split(kw, 7, None), initial_state=init, return_state=True)
+        out, s = call(rule, name, *rest, split(kw, 7, None, 1), initial_state=init, return_state=True)
         loss = out.square().sum() + sum(x.sin().sum() for x in flat(s))
         grads[name] = torch.autograd.grad(loss, [*s0, *rest])
     for ref, got in zip(grads["recurrent"], grads[form]):
@@ -86,7 +95,7 @@ def test_nan_at_token_t_never_reaches_an_earlier_row(rule, form, where):
     assert torch.isnan(out[..., t:, :]).any()
 
 
-@pytest.mark.parametrize("rule,form", [c for c in CASES if c[0] in ("gated", "gla", "gated_delta")])
+@pytest.mark.parametrize("rule,form", [c for c in CASES if c[0] in ("gated", "gla", "gated_delta", "kda")])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_the_most_negative_valid_gate_stays_finite(rule, form, dtype):
     q, k, v, kw = inputs(rule, lead=(2,), n=20, dtype=dtype)
@@ -142,24 +151,14 @@ def state_for(rule, d=6, d_v=5, **extra):
 
 
 def token_gates(rule, kw, t):
-    if rule == "linear":
-        return ()
-    if rule in ("gated", "gla"):
-        return (kw["log_decay"][:, t],)
-    if rule == "delta":
-        return (kw["beta"][:, t],)
-    return (kw["beta"][:, t], kw["log_decay"][:, t])
+    """Token t's gates (batch_shape (2,)), positional, in the order of the rule's gates."""
+    return tuple(kw[name][:, t] for name in gate_names(rule))
 
 
 def prefix_gates(rule, kw, a, b):
-    part = split(kw, a, b)
-    if rule in ("gated", "gla"):
-        return (part["log_decay"],), {}
-    if rule == "delta":
-        return (part["beta"],), {}
-    if rule == "gated_delta":
-        return (part["beta"],), {"log_decay": part["log_decay"]}
-    return (), {}
+    """Tokens a:b's gates for ``prefill``, by the attention function's keyword names."""
+    part = split(kw, a, b, 1)
+    return (), {name: part[name] for name in gate_names(rule)}
 
 
 @pytest.mark.parametrize("rule", sorted(RULES))
