@@ -38,6 +38,7 @@ _ENTRY_POINTS = {
     "gated_stepper": ".gated_stepper",
     "retrieval_explorer": ".retrieval",
     "transition_zoo_explorer": ".transition_zoo",
+    "mesa_solvers_explorer": ".mesa_solvers",
 }
 # (the two newest are not in __all__ until the browser test's own list of explorers builds them:
 #  tests/test_browser_frontier.py drives them in a real browser meanwhile)
