@@ -19,7 +19,7 @@ from .gated import GatedState, gated_linear_attention, retnet_log_decay
 from .forgetting import forgetting_attention, output_gate
 from .kernel import kernel_smoother
 from .linear import FORMS, LinearAttentionState, linear_attention
-from .mesa import mesa_attention
+from .mesa import MesaState, mesa_attention
 from .softmax import softmax_attention
 from .transitions import delta_product_attention, dplr_attention
 from .window import sliding_window_attention, window_linear_attention
@@ -32,5 +32,5 @@ __all__ = [
     "MemoryBudgetError", "set_memory_budget", "memory_budget", "carry",
     "gated_linear_attention", "GatedState", "retnet_log_decay", "delta_rule_attention", "DeltaState",
     "window_linear_attention", "RULES", "Rule", "register_rule", "RecurrentState",
-    "mesa_attention", "delta_product_attention", "dplr_attention", "forgetting_attention", "output_gate",
+    "mesa_attention", "MesaState", "delta_product_attention", "dplr_attention", "forgetting_attention", "output_gate",
 ]

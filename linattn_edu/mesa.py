@@ -44,12 +44,13 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import (check_bool, check_dense_budget, check_number, check_positive_int, check_qkv, check_tensor,
-                      compute_dtype, weighted_sum)
-from ._blocks import chunks_first, segment_sum
+from ._blocks import chunks_first, floor_log_decay, segment_sum, tril_product
+from ._checks import (check_bool, check_dense_budget, check_gate_values, check_number, check_positive_int, check_qkv,
+                      check_tensor, compute_dtype)
+from ._state import RecurrentState, Rule, register_rule
 
 __all__ = ["mesa_attention", "MESA_FORMS", "mesa_step", "mesa_readout", "mesa_recurrent_form",
-           "mesa_chunkwise_form"]
+           "mesa_chunkwise_form", "MesaState"]
 
 MESA_FORMS = ("auto", "recurrent", "chunkwise")
 
@@ -98,14 +99,6 @@ def mesa_recurrent_form(q, k, v, beta, g, ridge_diag, h0=None):
     return torch.stack(outs, dim=-2), (h_kk, h_kv)  # (..., N, d_v)
 
 
-def _all_finite(*xs) -> bool:
-    """True when every tensor is finite (read-only, eager mode); False under torch.compile (take the safe path)."""
-    if torch.compiler.is_compiling():
-        return False
-    with torch.no_grad():
-        return all(bool(torch.isfinite(x).all()) for x in xs)
-
-
 def mesa_chunkwise_form(q, k, v, beta, g, ridge_diag, h0=None, *, chunk_size=64):
     """Every token's H's without a loop over tokens: a loop over chunks, one batched solve per chunk.
 
@@ -114,7 +107,8 @@ def mesa_chunkwise_form(q, k, v, beta, g, ridge_diag, h0=None, *, chunk_size=64)
 
         H_kk,t = e^{b_t} E_kk + Σ_s W_ts k_s k_sᵀ,    H_kv,t = e^{b_t} E_kv + Σ_s W_ts k_s v_sᵀ
 
-    (each sum is one (C, C) @ (C, d·d) product; ``weighted_sum`` keeps a NaN at token t out of rows < t),
+    (each sum is one (C, C) @ (C, d·d) product through ``tril_product``, which keeps a NaN at token t out of
+    rows < t),
     o_t = H_kv,tᵀ (H_kk,t + λI)⁻¹ q_t for the chunk's C tokens is one batched solve, and the chunk's last
     H's are the next chunk's entry state. C is clamped to N. Cost per token: C·d·(d + d_v) for the sums
     plus d³/3 for the solve. Memory: C·d·(d + d_v) per batch row at a time without autograd; with
@@ -138,20 +132,18 @@ def mesa_chunkwise_form(q, k, v, beta, g, ridge_diag, h0=None, *, chunk_size=64)
     weights = segment_sum(gc.squeeze(-1)).exp() * bc.transpose(-2, -1)  # (n, B, C, C): e^{b_t − b_s} β_s; 0 above
     gamma = gc.cumsum(-2).exp().unsqueeze(-1)  # (n, B, C, 1, 1): e^{b_t} <= 1, the entry state's decay at token t
     ridge = torch.diag_embed(ridge_diag)  # (d, d): λI
-    # one read-only finiteness check on k and v (not on the d-times larger products): a plain matmul when
-    # they are finite; weighted_sum otherwise, so that 0·NaN never carries a NaN at token t to a row < t
-    causal_sum = torch.matmul if _all_finite(kc, vc) else weighted_sum
     if h0 is None:
         e_kk, e_kv = q.new_zeros(qc.shape[1], d, d), q.new_zeros(qc.shape[1], d, d_v)  # (B, d, d), (B, d, d_v)
     else:
         e_kk, e_kv = h0[0].reshape(-1, d, d), h0[1].reshape(-1, d, d_v)
     outs = []
-    for i in range(qc.shape[0]):  # a loop over chunks; inside a chunk, no loop over tokens
-        p_kk = (kc[i].unsqueeze(-1) * kc[i].unsqueeze(-2)).flatten(-2)  # (B, C, d·d): k_s k_sᵀ
-        p_kv = (kc[i].unsqueeze(-1) * vc[i].unsqueeze(-2)).flatten(-2)  # (B, C, d·d_v): k_s v_sᵀ
-        h_kk = gamma[i] * e_kk.unsqueeze(1) + causal_sum(weights[i], p_kk).unflatten(-1, (d, d))  # (B, C, d, d)
-        h_kv = gamma[i] * e_kv.unsqueeze(1) + causal_sum(weights[i], p_kv).unflatten(-1, (d, d_v))  # (B, C, d, d_v)
-        x = _solve(h_kk + ridge, qc[i].unsqueeze(-1))  # (B, C, d, 1): (H_kk + λI)⁻¹ q, C systems at once
+    for q_i, k_i, v_i, w_i, gamma_i in zip(qc.unbind(0), kc.unbind(0), vc.unbind(0), weights.unbind(0),
+                                           gamma.unbind(0)):  # a loop over chunks (unbind views: a linear backward)
+        p_kk = (k_i.unsqueeze(-1) * k_i.unsqueeze(-2)).flatten(-2)  # (B, C, d·d): k_s k_sᵀ
+        p_kv = (k_i.unsqueeze(-1) * v_i.unsqueeze(-2)).flatten(-2)  # (B, C, d·d_v): k_s v_sᵀ
+        h_kk = gamma_i * e_kk.unsqueeze(1) + tril_product(w_i, p_kk).unflatten(-1, (d, d))  # (B, C, d, d)
+        h_kv = gamma_i * e_kv.unsqueeze(1) + tril_product(w_i, p_kv).unflatten(-1, (d, d_v))  # (B, C, d, d_v)
+        x = _solve(h_kk + ridge, q_i.unsqueeze(-1))  # (B, C, d, 1): (H_kk + λI)⁻¹ q, C systems at once
         outs.append((h_kv.transpose(-2, -1) @ x).squeeze(-1))  # (B, C, d_v, d) @ (B, C, d, 1) -> (B, C, d_v)
         e_kk, e_kv = h_kk[:, -1], h_kv[:, -1]  # the chunk's last token (padded tokens write and decay nothing)
     out = torch.stack(outs).transpose(0, 1).flatten(1, 2)[:, :n]  # (n, B, C, d_v) -> (B, N, d_v)
@@ -175,6 +167,19 @@ def _check_ridge(ridge, d: int, q):
     check_number(ridge, "ridge", minimum=0, exclusive_minimum=True)
 
 
+def _check_gate(x, name: str, what: str) -> None:
+    """The values of β (in [0, 1]) or a log-decay (finite, <= 0); a meta tensor has no values to check."""
+    if x.is_meta:
+        return
+    if name.startswith("beta"):
+        with torch.no_grad():
+            bad = ~((x >= 0) & (x <= 1))  # NaN is bad
+            if bool(bad.any()):
+                raise ValueError(f"{name} must be in [0, 1] ({what}); got an entry {x[bad].flatten()[0].item()!r}")
+    else:
+        check_gate_values(log_decay=(x, name))
+
+
 def _check_mesa_args(q, k, v, ridge, beta, log_decay, form, chunk_size, return_state, initial_state):
     check_qkv(q, k, v, causal=True)
     lead, d, d_v = tuple(q.shape[:-2]), q.shape[-1], v.shape[-1]
@@ -188,11 +193,7 @@ def _check_mesa_args(q, k, v, ridge, beta, log_decay, form, chunk_size, return_s
                              f"got {tuple(x.shape)}")
         if x.device != q.device:
             raise ValueError(f"{name} must be on {q.device}; got {x.device}")
-        with torch.no_grad():
-            bad = ~((x >= 0) & (x <= 1)) if name == "beta" else (~torch.isfinite(x) | (x > 0))  # NaN is bad
-            if bool(bad.any()):
-                rule = "in [0, 1]" if name == "beta" else "finite and <= 0"
-                raise ValueError(f"{name} must be {rule} ({what}); got an entry {x[bad].flatten()[0].item()!r}")
+        _check_gate(x, name, what)
     if form not in MESA_FORMS:
         raise ValueError(f"form must be one of {MESA_FORMS}; got {form!r}")
     check_positive_int(chunk_size, "chunk_size")
@@ -240,7 +241,7 @@ def mesa_attention(q, k, v, *, ridge=1.0, beta=None, log_decay=None, form="auto"
     work = compute_dtype(q.dtype)
     qw, kw, vw = q.to(work), k.to(work), v.to(work)
     bw = qw.new_ones(q.shape[:-1]) if beta is None else beta.to(work)  # (..., N)
-    g = None if log_decay is None else log_decay.to(work)  # (..., N)
+    g = None if log_decay is None else floor_log_decay(log_decay.to(work))  # (..., N); a decay below log(tiny) is 0
     lam = ridge.to(work) if isinstance(ridge, torch.Tensor) else qw.new_full((q.shape[-1],), float(ridge))  # (d,)
     h0 = None if initial_state is None else (initial_state[0].to(work), initial_state[1].to(work))
     if form == "recurrent":
@@ -249,3 +250,72 @@ def mesa_attention(q, k, v, *, ridge=1.0, beta=None, log_decay=None, form="auto"
         out, h = mesa_chunkwise_form(qw, kw, vw, bw, g, lam, h0, chunk_size=chunk_size)
     out = out.to(q.dtype)
     return (out, h) if return_state else out
+
+
+class MesaState(RecurrentState):
+    """Running MesaNet statistics (H_kk (*batch_shape, d, d), H_kv (*batch_shape, d, d_v)), one token at a time.
+
+    ``step(q_t, k_t, v_t, beta_t=None, g_t=None)`` decays both statistics by e^{g_t}, adds β_t k_t k_tᵀ and
+    β_t k_t v_tᵀ, and returns H_kvᵀ (H_kk + λI)⁻¹ q_t; ``prefill(q, k, v, beta=None, log_decay=None)``
+    runs the chunkwise form from the current statistics; ``state`` is the pair ``mesa_attention`` takes as
+    ``initial_state``. ``ridge``: λ > 0, a number or a (d,) tensor, as in :func:`mesa_attention`. A call
+    that fails its checks leaves the state untouched.
+    """
+
+    fields = ("H_kk", "H_kv")
+
+    def __init__(self, d, d_v, *, ridge=1.0, batch_shape=(), dtype=torch.float32, device=None, record=False):
+        super().__init__(d, d_v, batch_shape=batch_shape, dtype=dtype, device=device, record=record)
+        _check_ridge(ridge, d, self.H_kk)
+        self.ridge = ridge
+
+    def _field_shapes(self):
+        return {"H_kk": (self.d, self.d), "H_kv": (self.d, self.d_v)}
+
+    def _ridge_diag(self):
+        if isinstance(self.ridge, torch.Tensor):
+            return self.ridge.to(self.dtype)  # (d,)
+        return self.H_kk.new_full((self.d,), float(self.ridge))  # (d,)
+
+    def _check_gates(self, beta_t=None, g_t=None):
+        for x, name, what in ((beta_t, "beta_t", "a write weight in [0, 1]"), (g_t, "g_t", "a decay exp(g) in (0, 1]")):
+            if x is None:
+                continue
+            check_tensor(x, name, min_rank=0)
+            if tuple(x.shape) != self.batch_shape:
+                raise ValueError(f"{name} must have shape {self.batch_shape} (batch_shape, one per token); "
+                                 f"got {tuple(x.shape)}")
+            if x.device != self.device:
+                raise ValueError(f"{name} must be on {self.device}; got {x.device}")
+            _check_gate(x, name, what)
+        return (beta_t, g_t)
+
+    def _update(self, tensors, q_t, k_t, v_t, beta_t, g_t):
+        beta_t = k_t.new_ones(k_t.shape[:-1]) if beta_t is None else beta_t  # (...)
+        return mesa_step(*tensors, k_t, v_t, beta_t, None if g_t is None else floor_log_decay(g_t))
+
+    def _read(self, tensors, q_t):
+        return mesa_readout(*tensors, q_t, self._ridge_diag())  # (..., d_v)
+
+    def _attend(self, q, k, v, beta=None, log_decay=None, *, chunk_size):
+        return mesa_attention(q, k, v, ridge=self.ridge, beta=beta, log_decay=log_decay, form="chunkwise",
+                              chunk_size=chunk_size, initial_state=self.state, return_state=True)
+
+    def step(self, q_t, k_t, v_t, beta_t=None, g_t=None):
+        """Write token t, then solve for its read-out -> (*batch_shape, d_v)."""
+        return super().step(q_t, k_t, v_t, beta_t, g_t)
+
+    def prefill(self, q, k, v, *, beta=None, log_decay=None, chunk_size=64):
+        """Absorb N tokens with the chunkwise form from the current statistics -> out (*batch_shape, N, d_v)."""
+        return super().prefill(q, k, v, beta, log_decay, chunk_size=chunk_size)
+
+
+def _mesa_gates(lead, d, generator, dtype, device) -> dict:
+    """β ∈ [0.1, 1] and one log-decay g ∈ [−0.5, −0.01] per token (λ = 1, the default)."""
+    beta = 0.1 + 0.9 * torch.rand(*lead, generator=generator, dtype=torch.float64)  # (..., N)
+    g = -(0.01 + 0.49 * torch.rand(*lead, generator=generator, dtype=torch.float64))  # (..., N)
+    return {"beta": beta.to(dtype=dtype, device=device), "log_decay": g.to(dtype=dtype, device=device)}
+
+
+register_rule(Rule("mesa", "MesaNet, exact ridge regression", mesa_attention, MesaState, ("recurrent", "chunkwise"),
+                   _mesa_gates))

@@ -227,3 +227,30 @@ def test_bad_qkv_name_the_shapes():
         mesa_attention(Q, K[:, :5], V[:, :5])
     with pytest.raises(TypeError, match=r"q, k, v must share one dtype"):
         mesa_attention(Q.float(), K, V)
+
+
+def test_state_steps_with_a_per_channel_ridge_equal_one_call():
+    """MesaState: steps and a prefill from the middle reproduce one call, with a (d,) ridge; bad gates change nothing."""
+    from linattn_edu import MesaState
+    q, k, v, beta, g = _inputs(lead=(2,), n=17)
+    ridge = torch.tensor([0.5, 1.0, 2.0, 0.25, 3.0], dtype=torch.float64)
+    full, (kk, kv) = mesa_attention(q, k, v, ridge=ridge, beta=beta, log_decay=g, form="recurrent", return_state=True)
+    st = MesaState(5, 4, ridge=ridge, batch_shape=(2,), dtype=torch.float64)
+    head = [st.step(q[:, t], k[:, t], v[:, t], beta[:, t], g[:, t]) for t in range(6)]
+    mid = st.prefill(q[:, 6:13], k[:, 6:13], v[:, 6:13], beta=beta[:, 6:13], log_decay=g[:, 6:13], chunk_size=4)
+    tail = [st.step(q[:, t], k[:, t], v[:, t], beta[:, t], g[:, t]) for t in range(13, 17)]
+    assert_close("MesaState", full, torch.cat([torch.stack(head, 1), mid, torch.stack(tail, 1)], 1), 1e-10)
+    assert_close("H_kk", kk, st.H_kk, 1e-10)
+    assert_close("H_kv", kv, st.H_kv, 1e-10)
+    assert isinstance(st.state, tuple) and st.nbytes() == 2 * (25 + 20) * 8
+    before = st.snapshot()
+    with pytest.raises(ValueError, match=r"beta_t must be in \[0, 1\].*1.5"):
+        st.step(q[:, 0], k[:, 0], v[:, 0], torch.full((2,), 1.5, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"g_t must have shape \(2,\)"):
+        st.step(q[:, 0], k[:, 0], v[:, 0], beta[:, 0], g[:, :2])
+    with pytest.raises(ValueError, match=r"ridge must be a number > 0 or a tensor of shape \(5,\)"):
+        MesaState(5, 4, ridge=torch.ones(3))
+    assert st.t == 17 and all(torch.equal(a, b) for a, b in zip(before, st.tensors))
+    unit = MesaState(5, 4, dtype=torch.float64)  # β defaults to 1: the statistics of plain pairs
+    unit.step(q[0, 0], k[0, 0], v[0, 0])
+    assert_close("β = 1", torch.outer(k[0, 0], k[0, 0]), unit.H_kk, 1e-15)
