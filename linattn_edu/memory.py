@@ -233,6 +233,13 @@ PRESETS: dict[str, AttentionShape] = {
         latent_dim=512, rope_dim=64,
         source="DeepSeek-V2 paper (arXiv:2405.04434) and config.json: num_hidden_layers 60, "
                "num_attention_heads 128, kv_lora_rank 512, qk_rope_head_dim 64, v_head_dim 128"),
+    # MiniMax went back from the 7:1 lightning hybrid (MiniMax-01, HYBRID_PRESETS) to full attention in every
+    # layer: attn_type_list is 62 × 1 (softmax) in the MiniMax-M2 family's config.json.
+    "minimax-m2": AttentionShape(
+        "MiniMax-M2 (full attention)", layers=62, heads=48, kv_heads=8, head_dim=128, kind="GQA",
+        source="https://huggingface.co/MiniMaxAI/MiniMax-M2 config.json: num_hidden_layers 62, attn_type_list "
+               "all 1 (full attention), num_attention_heads 48, num_key_value_heads 8, head_dim 128 (read from "
+               "the M2.1/M2.7 releases' config.json, which share these numbers)"),
 }
 
 
@@ -428,6 +435,51 @@ HYBRID_PRESETS: dict[str, HybridShape] = {
                        latent_dim=512, rope_dim=64),
         linear_layers=20, state_elements=32 * 128 * 128, linear_kind="Kimi Delta Attention",
         source="arXiv:2510.26692 and moonshotai/Kimi-Linear-48B-A3B-Instruct config.json"),
+    # Qwen3.5 (2026) keeps Qwen3-Next's layout: layer_types = (3 × linear_attention, full_attention) × 8,
+    # full_attention_interval 4, attn_output_gate true (gated attention: a sigmoid gate on each head's output);
+    # attention: num_attention_heads 16, num_key_value_heads 4, head_dim 256; Gated DeltaNet:
+    # linear_num_key_heads 16, linear_num_value_heads 32, linear_key_head_dim = linear_value_head_dim = 128.
+    "qwen3.5-9b": HybridShape(
+        "Qwen3.5-9B (3 Gated DeltaNet : 1 gated attention)",
+        AttentionShape("Qwen3.5-9B gated attention", layers=32, heads=16, kv_heads=4, head_dim=256, kind="GQA"),
+        linear_layers=24, state_elements=32 * 128 * 128, linear_kind="Gated DeltaNet",
+        source="https://huggingface.co/Qwen/Qwen3.5-9B config.json (text_config): num_hidden_layers 32, "
+               "full_attention_interval 4, attn_output_gate true, num_attention_heads 16, num_key_value_heads 4, "
+               "head_dim 256, linear_num_value_heads 32, linear_key/value_head_dim 128. Note: these numbers were "
+               "read from public code that checks its inputs against this config, not from Qwen's repository "
+               "itself"),
+    # MiniMax, "MiniMax-01: Scaling Foundation Models with Lightning Attention" (arXiv:2501.08313) and
+    # MiniMaxAI/MiniMax-Text-01 config.json: attn_type_list = (7 × 0, 1) × 10 over num_hidden_layers 80
+    # (70 lightning-attention layers, 10 softmax), num_attention_heads 64, head_dim 128, hidden_size 6144.
+    "minimax-text-01": HybridShape(
+        "MiniMax-Text-01 (7 lightning : 1 softmax)",
+        AttentionShape("MiniMax-Text-01 softmax attention", layers=80, heads=64, kv_heads=8, head_dim=128,
+                       kind="GQA"),
+        linear_layers=70, state_elements=64 * 128 * 128, linear_kind="lightning attention (linear)",
+        source="https://huggingface.co/MiniMaxAI/MiniMax-Text-01/blob/main/config.json and arXiv:2501.08313. "
+               "Note: num_key_value_heads 8 is the config class's default and the paper's GQA group count; the "
+               "excerpt of config.json read here ends before that field"),
+    # NVIDIA, "Nemotron-H" (arXiv:2504.03624) and nvidia/Nemotron-H-8B-Base-8K config.json: 52 blocks,
+    # hybrid_override_pattern "M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M-" = 24 Mamba-2 (M),
+    # 4 attention (*), 24 MLP-only (-); attention 32 heads, 8 kv heads, head_dim 128; Mamba-2
+    # mamba_num_heads 128 × mamba_head_dim 64 × ssm_state_size 128. The MLP-only blocks keep no state and
+    # are left out of the layer count here (28 = 24 + 4).
+    "nemotron-h-8b": HybridShape(
+        "Nemotron-H-8B (24 Mamba-2 : 4 attention)",
+        AttentionShape("Nemotron-H-8B attention", layers=28, heads=32, kv_heads=8, head_dim=128, kind="GQA"),
+        linear_layers=24, state_elements=128 * 64 * 128, linear_kind="Mamba-2",
+        source="https://huggingface.co/nvidia/Nemotron-H-8B-Base-8K/blob/main/config.json and arXiv:2504.03624 "
+               "(layer count: Mamba-2 and attention blocks only; the 24 MLP-only blocks hold no cache)"),
+    # IBM Granite 4.0 hybrids (2025): 9 Mamba-2 blocks to 1 attention block. GraniteMoeHybrid config.json:
+    # layer_types with "attention" at 5, 15, 25, 35 of num_hidden_layers 40, num_attention_heads 32,
+    # num_key_value_heads 8, hidden_size 2048 (head_dim 64), mamba_n_heads 64, mamba_d_head 64, mamba_d_state 128.
+    "granite-4.0-h-micro": HybridShape(
+        "Granite-4.0-H-Micro (36 Mamba-2 : 4 attention)",
+        AttentionShape("Granite-4.0-H-Micro attention", layers=40, heads=32, kv_heads=8, head_dim=64, kind="GQA"),
+        linear_layers=36, state_elements=64 * 64 * 128, linear_kind="Mamba-2",
+        source="https://huggingface.co/ibm-granite/granite-4.0-h-micro config.json. Note: read from a public "
+               "GraniteMoeHybrid config.json with H-Micro's published shape (3B dense hybrid: 40 layers, 4 attention, "
+               "no experts), not from IBM's repository itself; head_dim 64 = hidden_size 2048 / 32 heads"),
 }
 
 

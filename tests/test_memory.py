@@ -177,6 +177,39 @@ def test_hybrid_presets_match_their_published_numbers():
         assert isinstance(h, HybridShape) and h.source and 0 < h.linear_layers < h.layers, key
 
 
+def test_released_hybrids_2025_2026_match_their_configs():
+    """Qwen3.5, MiniMax-01, Nemotron-H and Granite 4.0: layer ratios and per-token caches from their config.json."""
+    qwen35 = HYBRID_PRESETS["qwen3.5-9b"]  # (3 Gated DeltaNet, 1 gated attention) × 8
+    assert qwen35.ratio == "24:8" and qwen35.linear_kind == "Gated DeltaNet"
+    assert hybrid_bytes(qwen35, 1, dtype="bf16").kv_cache == 8 * 2 * 4 * 256 * 2 == 32 * KiB
+    assert hybrid_bytes(qwen35, 1, dtype="bf16").state == 24 * 32 * 128 * 128 * 2 == 24 * MiB
+    minimax = HYBRID_PRESETS["minimax-text-01"]  # (7 lightning, 1 softmax) × 10
+    assert minimax.ratio == "70:10" and minimax.linear_layers == 7 * minimax.attention_layers
+    assert hybrid_bytes(minimax, 1, dtype="bf16").kv_cache == 10 * 2 * 8 * 128 * 2 == 40 * KiB
+    assert hybrid_bytes(minimax, 1, dtype="bf16").state == 70 * 64 * 128 * 128 * 2 == 140 * MiB
+    nemotron = HYBRID_PRESETS["nemotron-h-8b"]  # 24 M + 4 * in the 52-character pattern (24 MLP-only '-')
+    pattern = "M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M*-M-M-M-M-M-"
+    assert len(pattern) == 52 and (nemotron.linear_layers, nemotron.attention_layers) == (
+        pattern.count("M"), pattern.count("*"))
+    assert nemotron.state_elements == 8192 * 128  # d_inner = 128 heads × 64, ssm_state_size 128
+    granite = HYBRID_PRESETS["granite-4.0-h-micro"]  # 9 Mamba-2 : 1 attention over 40 layers
+    assert (granite.linear_layers, granite.attention_layers) == (36, 4)
+    assert hybrid_bytes(granite, 128 * 1024, dtype="bf16").kv_cache == 4 * 2 * 8 * 64 * 128 * 1024 * 2 == GiB
+    m2 = PRESETS["minimax-m2"]  # back to full attention: a plain KV cache in all 62 layers
+    assert cache_bytes(m2, 1, dtype="bf16") == 2 * 62 * 8 * 128 * 2 == 248 * KiB
+    # each of the released configs is cited, and what could not be read from the vendor's own file is said
+    for key in ("qwen3.5-9b", "minimax-text-01", "nemotron-h-8b", "granite-4.0-h-micro"):
+        assert "https://huggingface.co/" in HYBRID_PRESETS[key].source, key
+    assert "https://huggingface.co/MiniMaxAI/" in m2.source
+    for key in ("qwen3.5-9b", "minimax-text-01", "granite-4.0-h-micro"):
+        assert "Note:" in HYBRID_PRESETS[key].source, key
+    # the 3:1 hybrids keep a quarter of an all-attention cache; 7:1 an eighth; 9:1 a tenth
+    for key, fraction in (("qwen3.5-9b", 4), ("qwen3-next-80b-a3b", 4), ("minimax-text-01", 8),
+                          ("granite-4.0-h-micro", 10)):
+        h = HYBRID_PRESETS[key]
+        assert cache_bytes(h.attention, 1000) == fraction * hybrid_bytes(h, 1000).kv_cache, key
+
+
 @pytest.mark.parametrize(
     ("call", "error", "words"),
     [

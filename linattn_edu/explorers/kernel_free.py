@@ -21,7 +21,8 @@ import plotly.graph_objects as go
 
 from ._base import Explorer
 
-__all__ = ["kernel_free", "frame_layout", "FIGURES", "decay_figure", "stepper_figure", "window_figure"]
+__all__ = ["kernel_free", "frame_layout", "FIGURES", "decay_figure", "stepper_figure", "window_figure",
+           "transition_zoo_figure", "mesa_solvers_figure", "ZOO_BETAS", "MESA_PAIRS"]
 
 #: layout keys a frame carries: what changes with the control (titles, panel titles, axis ranges, shapes)
 _FRAME_KEYS = ("title", "annotations", "shapes")
@@ -117,9 +118,37 @@ def window_figure(**settings) -> go.Figure:
     return kernel_free(sliding_window_explorer(**settings), "window", range(1, 17), label="window w")
 
 
+#: the β positions of the transition zoo's slider: 0.1 … 2.0 (past 1 the eigenvalue along k turns negative)
+ZOO_BETAS = tuple(round(0.1 * i, 1) for i in range(1, 21))
+#: the n positions of the solvers' slider: 1 … 32 pairs (n/d up to 4 at the default d = 8)
+MESA_PAIRS = tuple(range(1, 33))
+
+
+def transition_zoo_figure(**settings) -> go.Figure:
+    """The transition zoo (one rule, chosen by ``rule=``) with a slider over β = 0.1 … 2.0.
+
+    A pure decay (rule "gla") writes without a β: its slider is over the token t instead.
+    """
+    from .transition_zoo import STREAM_N, transition_zoo_explorer
+
+    ex = transition_zoo_explorer(**settings)
+    if ex.values()["rule"] == "gla":
+        return kernel_free(ex, "t", range(STREAM_N), label="token t")
+    return kernel_free(ex, "beta", ZOO_BETAS, label="β")
+
+
+def mesa_solvers_figure(**settings) -> go.Figure:
+    """The five solvers of one regression objective with a slider over the number of pairs n = 1 … 32."""
+    from .mesa_solvers import mesa_solvers_explorer
+
+    return kernel_free(mesa_solvers_explorer(**settings), "n", MESA_PAIRS, label="pairs n")
+
+
 #: explorer factory name (as a notebook cell calls it) -> (**the cell's keyword arguments) -> figure
 FIGURES: dict[str, Callable[..., go.Figure]] = {
     "decay_explorer": decay_figure,
     "gated_stepper": stepper_figure,
     "sliding_window_explorer": window_figure,
+    "transition_zoo_explorer": transition_zoo_figure,
+    "mesa_solvers_explorer": mesa_solvers_figure,
 }
