@@ -21,7 +21,7 @@ from .kernel import kernel_smoother
 from .linear import FORMS, LinearAttentionState, linear_attention
 from .mesa import MesaState, mesa_attention
 from .softmax import softmax_attention
-from .transitions import delta_product_attention, dplr_attention
+from .transitions import DeltaProductState, DPLRState, delta_product_attention, dplr_attention
 from .window import sliding_window_attention, window_linear_attention
 
 __version__ = "0.1.0"
@@ -32,5 +32,6 @@ __all__ = [
     "MemoryBudgetError", "set_memory_budget", "memory_budget", "carry",
     "gated_linear_attention", "GatedState", "retnet_log_decay", "delta_rule_attention", "DeltaState",
     "window_linear_attention", "RULES", "Rule", "register_rule", "RecurrentState",
-    "mesa_attention", "MesaState", "delta_product_attention", "dplr_attention", "forgetting_attention", "output_gate",
+    "mesa_attention", "MesaState", "delta_product_attention", "DeltaProductState", "dplr_attention", "DPLRState",
+    "forgetting_attention", "output_gate",
 ]

@@ -94,6 +94,20 @@ class RecurrentState:
         """Run the rule's attention function from the current state: -> (out, state in function format)."""
         raise NotImplementedError
 
+    def _check_tokens(self, q_t, k_t, v_t) -> None:
+        """One token's q_t, k_t (*batch_shape, d) and v_t (*batch_shape, d_v); a rule with several keys per
+        token (DeltaProduct) overrides this."""
+        for x, name, dim in ((q_t, "q_t", self.d), (k_t, "k_t", self.d), (v_t, "v_t", self.d_v)):
+            check_token(self, x, name, dim)
+
+    def _check_prefix(self, q, k, v) -> None:
+        """A prefix's q, k (*batch_shape, N, d) and v (*batch_shape, N, d_v) (the attention function checks
+        that the N's agree)."""
+        for x, name, dim in ((q, "q", self.d), (k, "k", self.d), (v, "v", self.d_v)):
+            check_tensor(x, name)
+            if tuple(x.shape[:-2]) != self.batch_shape or x.shape[-1] != dim:
+                raise ValueError(f"{name} must be (*{self.batch_shape}, N, {dim}); got {tuple(x.shape)}")
+
     # The protocol -------------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
@@ -123,8 +137,7 @@ class RecurrentState:
 
     def step(self, q_t, k_t, v_t, *gates):
         """Write token t (k_t, v_t and the rule's gates), then read it with q_t -> (*batch_shape, d_v)."""
-        for x, name, dim in ((q_t, "q_t", self.d), (k_t, "k_t", self.d), (v_t, "v_t", self.d_v)):
-            check_token(self, x, name, dim)
+        self._check_tokens(q_t, k_t, v_t)
         gates = self._check_gates(*gates)
         dt = self.dtype
         cast = [x.to(dt) if isinstance(x, torch.Tensor) and x.dtype != dt else x for x in (q_t, k_t, v_t, *gates)]
@@ -144,10 +157,7 @@ class RecurrentState:
         q, k (*batch_shape, N, d), v (*batch_shape, N, d_v) -> out (*batch_shape, N, d_v); the
         state then equals N calls of ``step``.
         """
-        for x, name, dim in ((q, "q", self.d), (k, "k", self.d), (v, "v", self.d_v)):
-            check_tensor(x, name)
-            if tuple(x.shape[:-2]) != self.batch_shape or x.shape[-1] != dim:
-                raise ValueError(f"{name} must be (*{self.batch_shape}, N, {dim}); got {tuple(x.shape)}")
+        self._check_prefix(q, k, v)
         out, state = self._attend(q, k, v, *gates, chunk_size=chunk_size)
         self._commit(state if isinstance(state, tuple) else (state,), q.shape[-2])
         return out

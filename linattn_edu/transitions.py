@@ -68,9 +68,10 @@ import inspect
 import torch
 import torch.nn.functional as F
 
-from ._blocks import chunks_first
+from ._blocks import chunks_first, floor_log_decay, tril_product
 from ._checks import (check_bool, check_dense_budget, check_gate_values, check_initial_state, check_positive_int,
-                      check_tensor, compute_dtype, weighted_sum)
+                      check_tensor, compute_dtype)
+from ._state import RecurrentState, Rule, check_token, register_rule
 from .delta import delta_rule_attention
 
 __all__ = [
@@ -78,7 +79,7 @@ __all__ = [
     "delta_product_attention", "delta_product_step", "delta_product_recurrent_form",
     "delta_product_chunkwise_form",
     "dplr_attention", "dplr_step", "dplr_recurrent_form", "dplr_chunkwise_form",
-    "delta_product_transition", "dplr_transition",
+    "delta_product_transition", "dplr_transition", "DeltaProductState", "DPLRState",
 ]
 
 TRANSITION_FORMS = ("auto", "recurrent", "chunkwise")
@@ -114,14 +115,6 @@ def _check_form(form, chunk_size, return_state) -> None:
         raise ValueError(f"form must be one of {TRANSITION_FORMS}; got {form!r}")
     check_positive_int(chunk_size, "chunk_size")
     check_bool(return_state, "return_state")
-
-
-def _all_finite(*xs) -> bool:
-    """True when every tensor is finite (a read-only check, eager mode; True under torch.compile)."""
-    if torch.compiler.is_compiling():
-        return True
-    with torch.no_grad():
-        return all(bool(torch.isfinite(x).all()) for x in xs if x is not None)
 
 
 # -- DeltaProduct --------------------------------------------------------------------------------
@@ -207,11 +200,7 @@ def _check_delta_product_args(q, k, v, beta, log_decay, normalize_keys, form, ch
         raise ValueError(f"v must be (..., N, n_h, d_v) with (..., N, n_h) == {tuple(k.shape[:-1])}; "
                          f"got {tuple(v.shape)}")
     _check_shape(beta, (*lead, n, n_h), "beta", "one β per token and micro-step")
-    with torch.no_grad():
-        bad = ~((beta > 0) & (beta <= 1))  # NaN fails both comparisons
-        if bool(bad.any()):
-            raise ValueError(f"beta must lie in (0, 1] (a learning rate); got an entry "
-                             f"{beta[bad].flatten()[0].item()!r}")
+    check_gate_values(beta=(beta, "beta", 1.0))  # in (0, 1]; NaN fails; a meta tensor has no values
     if log_decay is not None:
         _check_log_decay(log_decay, (*lead, n), q, "q.shape[:-1], one log-decay per token")
     check_bool(normalize_keys, "normalize_keys")
@@ -237,9 +226,8 @@ def delta_product_attention(q, k, v, beta, *, log_decay=None, normalize_keys=Tru
         initial_state: S₀ (..., d, d_v) to start from (e.g. a previous call's state), or None (zeros).
 
     Returns out (..., N, d_v) in q's dtype, or (out, S). n_h = 1 is the delta rule. A NaN or inf in
-    q, k or v at token t never reaches rows < t: while the delta rule's chunkwise form does not
-    guarantee that, inputs that are not all finite take the recurrent form (a read-only check in
-    eager mode).
+    q, k or v at token t never reaches rows < t, in both forms (the delta rule's chunkwise form keeps a
+    NaN at micro-step (t, j) in rows >= (t, j)).
     """
     _check_delta_product_args(q, k, v, beta, log_decay, normalize_keys, form, chunk_size, return_state,
                               initial_state)
@@ -247,9 +235,9 @@ def delta_product_attention(q, k, v, beta, *, log_decay=None, normalize_keys=Tru
     qw, kw, vw, bw = q.to(work), k.to(work), v.to(work), beta.to(work)
     if normalize_keys:
         kw = F.normalize(kw, dim=-1)  # (..., N, n_h, d): each micro-step key unit length (0 stays 0)
-    g = None if log_decay is None else log_decay.to(work)  # (..., N)
+    g = None if log_decay is None else floor_log_decay(log_decay.to(work))  # (..., N)
     s0 = None if initial_state is None else initial_state.to(work)  # (..., d, d_v)
-    if form == "recurrent" or not _all_finite(qw, kw, vw):
+    if form == "recurrent":
         out, s = delta_product_recurrent_form(qw, kw, vw, bw, g, s0)
     else:
         out, s = delta_product_chunkwise_form(qw, kw, vw, bw, g, s0, chunk_size=min(chunk_size, q.shape[-2]))
@@ -362,7 +350,7 @@ def dplr_chunkwise_form(q, k, v, a, b, g=None, s0=None, *, chunk_size=64):
     sub-chunks of 16 (:func:`_decayed_pairs`: one matmul per pair of sub-chunks, a (16, 16, d_k) decay
     only on the diagonal), memory ≈ N·max(C/16, 16)·d_k per batch row (checked against the budget).
     All exponents are <= 0. C is clamped to N. The blocks are masked with ``where`` and multiplied with
-    ``weighted_sum``, so a NaN at token t stays in rows >= t. Shapes as :func:`dplr_recurrent_form`.
+    ``tril_product``, so a NaN at token t stays in rows >= t. Shapes as :func:`dplr_recurrent_form`.
     """
     lead, n = q.shape[:-2], q.shape[-2]
     d_k, d_v = q.shape[-1], v.shape[-1]
@@ -379,7 +367,7 @@ def dplr_chunkwise_form(q, k, v, a, b, g=None, s0=None, *, chunk_size=64):
     to_end = (cum[..., -1:, :] - cum).exp()  # (n, B, C, d_k): e^{B_C − B_s} <= 1
     eye = torch.eye(c, dtype=q.dtype, device=q.device)  # (C, C)
     t_mat = eye - a_ba  # (n, B, C, C): T = I − A_ba, unit lower triangular
-    u_bar = torch.linalg.solve_triangular(t_mat, weighted_sum(a_bk, vc), upper=False,
+    u_bar = torch.linalg.solve_triangular(t_mat, tril_product(a_bk, vc), upper=False,
                                           unitriangular=True)  # (n, B, C, d_v): Ū = T⁻¹ A_bk V
     w = torch.linalg.solve_triangular(t_mat, bc * cum_prev.exp(), upper=False,
                                       unitriangular=True)  # (n, B, C, d_k): W = T⁻¹ B̃, B̃_t = Λ_{t−1} b_t
@@ -387,13 +375,15 @@ def dplr_chunkwise_form(q, k, v, a, b, g=None, s0=None, *, chunk_size=64):
     keep = cum[..., -1, :].exp().unsqueeze(-1)  # (n, B, d_k, 1): the chunk's total decay per row of S
     s = q.new_zeros(qc.shape[1], d_k, d_v) if s0 is None else s0.reshape(-1, d_k, d_v)  # (B, d_k, d_v)
     starts, us = [], []
-    for i in range(qc.shape[0]):  # only the state recursion is sequential
-        u = torch.baddbmm(u_bar[i], w[i], s)  # Ū + W S: (B, C, d_k) @ (B, d_k, d_v) -> (B, C, d_v)
+    for u_bar_i, w_i, keep_i, k_end_i, v_i, a_end_i in zip(u_bar.unbind(0), w.unbind(0), keep.unbind(0),
+                                                          k_end.unbind(0), vc.unbind(0), a_end.unbind(0)):
+        # only the state recursion is sequential; unbind views keep the backward linear in N
+        u = torch.baddbmm(u_bar_i, w_i, s)  # Ū + W S: (B, C, d_k) @ (B, d_k, d_v) -> (B, C, d_v)
         starts.append(s)
         us.append(u)
-        s = keep[i] * s + k_end[i].transpose(-2, -1) @ vc[i] + a_end[i].transpose(-2, -1) @ u  # (B, d_k, d_v)
+        s = keep_i * s + k_end_i.transpose(-2, -1) @ v_i + a_end_i.transpose(-2, -1) @ u  # (B, d_k, d_v)
     out = (qc * cum.exp()) @ torch.stack(starts)  # through the state: (n, B, C, d_k) @ (n, B, d_k, d_v) -> (n, B, C, d_v)
-    out = out + weighted_sum(a_qk, vc) + weighted_sum(a_qa, torch.stack(us))  # + this chunk: (n, B, C, d_v)
+    out = out + tril_product(a_qk, vc) + tril_product(a_qa, torch.stack(us))  # + this chunk: (n, B, C, d_v)
     out = out.transpose(0, 1).flatten(1, 2)[:, :n]  # (B, N, d_v)
     return out.reshape(*lead, n, d_v), s.reshape(*lead, d_k, d_v)  # (..., N, d_v), (..., d_k, d_v)
 
@@ -424,8 +414,8 @@ def dplr_attention(q, k, v, a, b, log_decay, *, form="auto", chunk_size=64, retu
 
     Args:
         q, k: (..., N, d_k); v: (..., N, d_v).
-        a, b: (..., N, d_k): the low-rank term a_t b_tᵀ (RWKV-7: a = −κ̂, b = κ̂ ⊙ a_rwkv; the delta rule:
-            a = −βk, b = k). No constraint is imposed: with ‖I + a bᵀ‖ > 1 the state can grow.
+        a, b: (..., N, d_k): the low-rank term a_t b_tᵀ: b reads S (u = Sᵀb), a is where it is written
+            (RWKV-7, whose state is our Sᵀ: a = κ̂ ⊙ a_rwkv, b = −κ̂; the delta rule: a = −βk, b = k). No constraint is imposed: with ‖I + a bᵀ‖ > 1 the state can grow.
         log_decay: (..., N, d_k), finite and <= 0 (one decay per key channel), or None (no decay).
         form: "recurrent" (the reference loop), "chunkwise" (the WY form), or "auto" (chunkwise).
         chunk_size: C for the chunkwise form, clamped to N.
@@ -437,7 +427,7 @@ def dplr_attention(q, k, v, a, b, log_decay, *, form="auto", chunk_size=64, retu
     _check_dplr_args(q, k, v, a, b, log_decay, form, chunk_size, return_state, initial_state)
     work = compute_dtype(q.dtype)
     qw, kw, vw, aw, bw = (x.to(work) for x in (q, k, v, a, b))
-    g = None if log_decay is None else log_decay.to(work)  # (..., N, d_k)
+    g = None if log_decay is None else floor_log_decay(log_decay.to(work))  # (..., N, d_k); below log(tiny): 0
     s0 = None if initial_state is None else initial_state.to(work)  # (..., d_k, d_v)
     if form == "recurrent":
         out, s = dplr_recurrent_form(qw, kw, vw, aw, bw, g, s0)
@@ -445,3 +435,174 @@ def dplr_attention(q, k, v, a, b, log_decay, *, form="auto", chunk_size=64, retu
         out, s = dplr_chunkwise_form(qw, kw, vw, aw, bw, g, s0, chunk_size=chunk_size)
     out = out.to(q.dtype)
     return (out, s) if return_state else out
+
+
+# -- running states (the protocol of linattn_edu._state) -------------------------------------------
+class DeltaProductState(RecurrentState):
+    """Running DeltaProduct state S (*batch_shape, d, d_v), one token (n_h micro-steps) at a time.
+
+    ``step(q_t, k_t, v_t, beta_t, g_t=None)`` with k_t (*batch_shape, n_h, d), v_t (*batch_shape, n_h, d_v),
+    beta_t (*batch_shape, n_h), g_t (*batch_shape,) or None: decay once, n_h delta writes, read S_tᵀ q_t.
+    ``prefill(q, k, v, beta, log_decay=None)`` runs the chunkwise form from the current state. A call that
+    fails its checks leaves the state untouched.
+    """
+
+    def __init__(self, d, d_v, *, n_h, normalize_keys=True, batch_shape=(), dtype=torch.float32, device=None,
+                 record=False):
+        check_positive_int(n_h, "n_h")
+        check_bool(normalize_keys, "normalize_keys")
+        self.n_h, self.normalize_keys = n_h, normalize_keys
+        super().__init__(d, d_v, batch_shape=batch_shape, dtype=dtype, device=device, record=record)
+
+    def _field_shapes(self):
+        return {"S": (self.d, self.d_v)}
+
+    def _check_tokens(self, q_t, k_t, v_t):
+        check_token(self, q_t, "q_t", self.d)
+        for x, name, dim in ((k_t, "k_t", self.d), (v_t, "v_t", self.d_v)):
+            check_tensor(x, name, min_rank=2)
+            want = (*self.batch_shape, self.n_h, dim)
+            if tuple(x.shape) != want:
+                raise ValueError(f"{name} must be {want} (batch_shape + (n_h, {dim})); got {tuple(x.shape)}")
+            if x.device != self.device:
+                raise ValueError(f"{name} must be on {self.device}; got {x.device}")
+
+    def _check_prefix(self, q, k, v):
+        check_tensor(q, "q")
+        if tuple(q.shape[:-2]) != self.batch_shape or q.shape[-1] != self.d:
+            raise ValueError(f"q must be (*{self.batch_shape}, N, {self.d}); got {tuple(q.shape)}")
+        for x, name, dim in ((k, "k", self.d), (v, "v", self.d_v)):
+            check_tensor(x, name, min_rank=3)
+            if tuple(x.shape[:-3]) != self.batch_shape or tuple(x.shape[-2:]) != (self.n_h, dim):
+                raise ValueError(f"{name} must be (*{self.batch_shape}, N, {self.n_h}, {dim}); got {tuple(x.shape)}")
+
+    def _check_gates(self, beta_t, g_t=None):
+        check_tensor(beta_t, "beta_t", min_rank=1)
+        _check_shape(beta_t, (*self.batch_shape, self.n_h), "beta_t", "batch_shape + (n_h,), one β per micro-step")
+        if beta_t.device != self.device:
+            raise ValueError(f"beta_t must be on {self.device}; got {beta_t.device}")
+        if g_t is not None:
+            check_tensor(g_t, "g_t", min_rank=0)
+            _check_shape(g_t, self.batch_shape, "g_t", "batch_shape, one log-decay per token")
+            if g_t.device != self.device:
+                raise ValueError(f"g_t must be on {self.device}; got {g_t.device}")
+        check_gate_values(beta=(beta_t, "beta_t", 1.0), log_decay=None if g_t is None else (g_t, "g_t"))
+        return (beta_t, g_t)
+
+    def _update(self, tensors, q_t, k_t, v_t, beta_t, g_t):
+        k_t = F.normalize(k_t, dim=-1) if self.normalize_keys else k_t  # (..., n_h, d)
+        return (delta_product_step(tensors[0], k_t, v_t, beta_t, None if g_t is None else floor_log_decay(g_t)),)
+
+    def _read(self, tensors, q_t):
+        return (q_t.unsqueeze(-2) @ tensors[0]).squeeze(-2)  # (..., 1, d) @ (..., d, d_v) -> (..., d_v)
+
+    def _attend(self, q, k, v, beta, log_decay=None, *, chunk_size):
+        return delta_product_attention(q, k, v, beta, log_decay=log_decay, normalize_keys=self.normalize_keys,
+                                       form="chunkwise", chunk_size=chunk_size, initial_state=self.S,
+                                       return_state=True)
+
+    def step(self, q_t, k_t, v_t, beta_t, g_t=None):
+        """Decay once, write the token's n_h pairs, read S_tᵀ q_t -> (*batch_shape, d_v)."""
+        return super().step(q_t, k_t, v_t, beta_t, g_t)
+
+    def prefill(self, q, k, v, beta, *, log_decay=None, chunk_size=64):
+        """Absorb N tokens with the chunkwise form from the current state -> out (*batch_shape, N, d_v)."""
+        return super().prefill(q, k, v, beta, log_decay, chunk_size=chunk_size)
+
+
+class DPLRState(RecurrentState):
+    """Running DPLR state S (*batch_shape, d_k, d_v), one token at a time.
+
+    ``step(q_t, k_t, v_t, a_t, b_t, g_t=None)`` with a_t, b_t, g_t (*batch_shape, d_k):
+    S ← Diag(e^{g_t}) S + a_t (b_tᵀ S) + k_t v_tᵀ, then S_tᵀ q_t. ``prefill(q, k, v, a, b, log_decay)`` runs
+    the chunkwise form from the current state. A call that fails its checks leaves the state untouched.
+    """
+
+    def _field_shapes(self):
+        return {"S": (self.d, self.d_v)}
+
+    def _check_gates(self, a_t, b_t, g_t=None):
+        for x, name in ((a_t, "a_t"), (b_t, "b_t")):
+            check_token(self, x, name, self.d)
+        if g_t is not None:
+            check_token(self, g_t, "g_t", self.d)
+            check_gate_values(log_decay=(g_t, "g_t"))
+        return (a_t, b_t, g_t)
+
+    def _update(self, tensors, q_t, k_t, v_t, a_t, b_t, g_t):
+        return (dplr_step(tensors[0], k_t, v_t, a_t, b_t, None if g_t is None else floor_log_decay(g_t)),)
+
+    def _read(self, tensors, q_t):
+        return (q_t.unsqueeze(-2) @ tensors[0]).squeeze(-2)  # (..., 1, d_k) @ (..., d_k, d_v) -> (..., d_v)
+
+    def _attend(self, q, k, v, a, b, log_decay=None, *, chunk_size):
+        return dplr_attention(q, k, v, a, b, log_decay, form="chunkwise", chunk_size=chunk_size, initial_state=self.S,
+                              return_state=True)
+
+    def step(self, q_t, k_t, v_t, a_t, b_t, g_t=None):
+        """One DPLR step, then S_tᵀ q_t -> (*batch_shape, d_v)."""
+        return super().step(q_t, k_t, v_t, a_t, b_t, g_t)
+
+    def prefill(self, q, k, v, *, a, b, log_decay=None, chunk_size=64):
+        """Absorb N tokens with the chunkwise form from the current state -> out (*batch_shape, N, d_v)."""
+        return super().prefill(q, k, v, a, b, log_decay, chunk_size=chunk_size)
+
+
+# -- the registry's views ----------------------------------------------------------------------------
+# The registry (tests, bench) calls every rule as f(q, k, v, **gates) with k (..., N, d). DeltaProduct takes
+# n_h keys and values per token; its registered view builds them from the token's own k and v with the
+# channels cyclically shifted by j = 0..n_h−1 (micro-step projections W_j = P^j W, P a cyclic shift):
+# distinct keys, so the protocol tests exercise a genuine product of Householders, and every micro-step of
+# token t depends on token t alone (NaN causality and two calls = one call mean what they mean for the
+# public function).
+def shifted_micro_steps(x, n_h: int):
+    """(..., N, e) -> (..., N, n_h, e): micro-step j holds x with its channels rolled by j."""
+    return torch.stack([x.roll(j, dims=-1) for j in range(n_h)], dim=-2)  # (..., N, n_h, e)
+
+
+def _delta_product_shifted(q, k, v, beta, *, log_decay=None, **kwargs):
+    """delta_product_attention with n_h = beta.shape[-1] micro-steps built by :func:`shifted_micro_steps`."""
+    if not isinstance(beta, torch.Tensor) or beta.dim() < 1:
+        return delta_product_attention(q, k, v, beta, log_decay=log_decay, **kwargs)  # its own error message
+    n_h = beta.shape[-1]
+    return delta_product_attention(q, shifted_micro_steps(k, n_h), shifted_micro_steps(v, n_h), beta,
+                                   log_decay=log_decay, **kwargs)
+
+
+class _ShiftedDeltaProductState(DeltaProductState):
+    """DeltaProductState fed one k_t, v_t per token, expanded as :func:`_delta_product_shifted` does (n_h = 2)."""
+
+    def __init__(self, d, d_v, *, n_h=2, **kwargs):
+        super().__init__(d, d_v, n_h=n_h, **kwargs)
+
+    def _expand(self, x):
+        return shifted_micro_steps(x.unsqueeze(-2), self.n_h).squeeze(-3) if isinstance(x, torch.Tensor) else x
+
+    def step(self, q_t, k_t, v_t, beta_t, g_t=None):
+        return super().step(q_t, self._expand(k_t), self._expand(v_t), beta_t, g_t)
+
+    def prefill(self, q, k, v, beta, *, log_decay=None, chunk_size=64):
+        k, v = (shifted_micro_steps(x, self.n_h) if isinstance(x, torch.Tensor) else x for x in (k, v))
+        return super().prefill(q, k, v, beta, log_decay=log_decay, chunk_size=chunk_size)
+
+
+def _delta_product_gates(lead, d, generator, dtype, device) -> dict:
+    """β ∈ [0.1, 1] per token and micro-step (n_h = 2), one log-decay g ∈ [−0.5, −0.01] per token."""
+    beta = 0.1 + 0.9 * torch.rand(*lead, 2, generator=generator, dtype=torch.float64)  # (..., N, 2)
+    g = -(0.01 + 0.49 * torch.rand(*lead, generator=generator, dtype=torch.float64))  # (..., N)
+    return {"beta": beta.to(dtype=dtype, device=device), "log_decay": g.to(dtype=dtype, device=device)}
+
+
+def _dplr_gates(lead, d, generator, dtype, device) -> dict:
+    """RWKV-7's terms: a unit κ̂ and an in-context rate α ∈ [0.1, 1] per channel, a = κ̂ ⊙ α, b = −κ̂
+    (A = Diag(e^g) − (κ̂ ⊙ α) κ̂ᵀ), and one log-decay g ∈ [−0.5, −0.01] per token and key channel."""
+    kappa = F.normalize(torch.randn(*lead, d, generator=generator, dtype=torch.float64), dim=-1)  # (..., N, d)
+    alpha = 0.1 + 0.9 * torch.rand(*lead, d, generator=generator, dtype=torch.float64)  # (..., N, d)
+    g = -(0.01 + 0.49 * torch.rand(*lead, d, generator=generator, dtype=torch.float64))  # (..., N, d)
+    return {name: x.to(dtype=dtype, device=device) for name, x in (("a", kappa * alpha), ("b", -kappa), ("log_decay", g))}
+
+
+register_rule(Rule("gated_delta_product", "Gated DeltaProduct, n_h = 2", _delta_product_shifted,
+                   _ShiftedDeltaProductState, ("recurrent", "chunkwise"), _delta_product_gates))
+register_rule(Rule("dplr", "DPLR, diagonal plus low rank (RWKV-7)", dplr_attention, DPLRState,
+                   ("recurrent", "chunkwise"), _dplr_gates))

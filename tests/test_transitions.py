@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from conftest import assert_close, rand
 
 from linattn_edu import delta_rule_attention, transitions
+from linattn_edu import DeltaProductState, DPLRState
 from linattn_edu.transitions import (delta_product_attention, delta_product_step, delta_product_transition,
-                                     dplr_attention, dplr_step, dplr_transition)
+                                     dplr_attention, dplr_step, dplr_transition, shifted_micro_steps)
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 
@@ -205,7 +206,7 @@ def test_delta_product_bad_arguments(kwargs, exc, match):
 # -- DPLR ------------------------------------------------------------------------------------------
 def _dplr_inputs(lead=(2, 3), n=37, d=5, d_v=4, gated=True, seed=0):
     q, k, v = rand(*lead, n, d, seed=seed), rand(*lead, n, d, seed=seed + 1), rand(*lead, n, d_v, seed=seed + 2)
-    kk = F.normalize(rand(*lead, n, d, seed=seed + 3), dim=-1)  # RWKV-7's shape: a = −κ̂, b = κ̂ ⊙ a_rwkv
+    kk = F.normalize(rand(*lead, n, d, seed=seed + 3), dim=-1)  # A = Diag(w) − κ̂ (κ̂ ⊙ σ)ᵀ: RWKV-7's A transposed
     a, b = -kk, kk * torch.sigmoid(rand(*lead, n, d, seed=seed + 4))
     g = -0.5 * rand(*lead, n, d, seed=seed + 5).abs() if gated else None
     return q, k, v, a, b, g
@@ -413,3 +414,78 @@ def test_transition_eigenvalues():
     assert sorted(eig.real.tolist()) == pytest.approx([0.0, 1.0, 1.0], abs=1e-14)
     with pytest.raises(ValueError, match=r"b_t must have shape \(3,\)"):
         dplr_transition(k1, k1[:2])
+
+
+# -- running states and the registry's views -----------------------------------------------------------
+def test_delta_product_state_steps_and_prefills_equal_one_call():
+    q, k, v, beta, g = _dp_inputs(lead=(2,), n=17, n_h=3)
+    full, s_full = delta_product_attention(q, k, v, beta, log_decay=g, form="recurrent", return_state=True)
+    st = DeltaProductState(5, 4, n_h=3, batch_shape=(2,), dtype=torch.float64, record=True)
+    head = [st.step(q[:, t], k[:, t], v[:, t], beta[:, t], g[:, t]) for t in range(5)]
+    mid = st.prefill(q[:, 5:12], k[:, 5:12], v[:, 5:12], beta[:, 5:12], log_decay=g[:, 5:12], chunk_size=3)
+    tail = [st.step(q[:, t], k[:, t], v[:, t], beta[:, t], g[:, t]) for t in range(12, 17)]
+    assert_close("DeltaProductState", full, torch.cat([torch.stack(head, 1), mid, torch.stack(tail, 1)], 1), 1e-10)
+    assert_close("S", s_full, st.S, 1e-10)
+    assert st.t == 17 and len(st.history) == 11
+    before = st.snapshot()
+    with pytest.raises(ValueError, match=r"k_t must be \(2, 3, 5\) \(batch_shape \+ \(n_h, 5\)\); got \(2, 2, 5\)"):
+        st.step(q[:, 0], k[:, 0, :2], v[:, 0], beta[:, 0])
+    with pytest.raises(ValueError, match=r"beta_t must lie in \(0, 1\]"):
+        st.step(q[:, 0], k[:, 0], v[:, 0], beta[:, 0] + 1)
+    with pytest.raises(ValueError, match=r"beta_t must have shape \(2, 3\)"):
+        st.step(q[:, 0], k[:, 0], v[:, 0], beta[:, 0, :2])
+    with pytest.raises(ValueError, match=r"g_t must be finite and <= 0"):
+        st.step(q[:, 0], k[:, 0], v[:, 0], beta[:, 0], -g[:, 0] + 0.1)
+    with pytest.raises(ValueError, match=r"v must be \(\*\(2,\), N, 3, 4\)"):
+        st.prefill(q, k, v[..., :2, :], beta)
+    with pytest.raises(ValueError, match=r"n_h must be an int >= 1"):
+        DeltaProductState(5, 4, n_h=0)
+    assert st.t == 17 and torch.equal(before[0], st.S)
+
+
+def test_dplr_state_steps_and_prefills_equal_one_call():
+    q, k, v, a, b, g = _dplr_inputs(lead=(2,), n=15)
+    full, s_full = dplr_attention(q, k, v, a, b, g, form="recurrent", return_state=True)
+    st = DPLRState(5, 4, batch_shape=(2,), dtype=torch.float64)
+    head = [st.step(q[:, t], k[:, t], v[:, t], a[:, t], b[:, t], g[:, t]) for t in range(4)]
+    mid = st.prefill(q[:, 4:11], k[:, 4:11], v[:, 4:11], a=a[:, 4:11], b=b[:, 4:11], log_decay=g[:, 4:11], chunk_size=4)
+    tail = [st.step(q[:, t], k[:, t], v[:, t], a[:, t], b[:, t], g[:, t]) for t in range(11, 15)]
+    assert_close("DPLRState", full, torch.cat([torch.stack(head, 1), mid, torch.stack(tail, 1)], 1), 1e-10)
+    assert_close("S", s_full, st.S, 1e-10)
+    before = st.snapshot()
+    with pytest.raises(ValueError, match=r"g_t must be finite and <= 0"):
+        st.step(q[:, 0], k[:, 0], v[:, 0], a[:, 0], b[:, 0], -g[:, 0] + 0.1)
+    with pytest.raises(ValueError, match=r"b_t must be \(2, 5\)"):
+        st.step(q[:, 0], k[:, 0], v[:, 0], a[:, 0], b[:, 0, :3])
+    assert st.t == 15 and torch.equal(before[0], st.S)
+
+
+def test_the_registry_view_of_delta_product_is_a_product_of_distinct_householders():
+    """The registered 'gated_delta_product' writes (k, v) and (k, v) rolled by one channel: the public
+    function with those micro-steps, and not the delta rule (the second key differs from the first)."""
+    from linattn_edu import RULES
+    rule = RULES["gated_delta_product"]
+    q, k, v = rand(2, 19, 5, seed=1), rand(2, 19, 5, seed=2), rand(2, 19, 4, seed=3)
+    gates = rule.gates((2, 19), 5, torch.Generator().manual_seed(0), torch.float64, "cpu")
+    assert gates["beta"].shape == (2, 19, 2) and gates["log_decay"].shape == (2, 19)
+    out = rule.attention(q, k, v, **gates, form="chunkwise", chunk_size=4)
+    steps_k, steps_v = shifted_micro_steps(k, 2), shifted_micro_steps(v, 2)
+    assert torch.equal(steps_k[..., 1, :], k.roll(1, -1)) and torch.equal(steps_v[..., 0, :], v)
+    ref = delta_product_attention(q, steps_k, steps_v, gates["beta"], log_decay=gates["log_decay"], form="recurrent")
+    assert_close("registry view", ref, out, 1e-10)
+    one = delta_product_attention(q, steps_k[..., :1, :], steps_v[..., :1, :], gates["beta"][..., :1],
+                                  log_decay=gates["log_decay"], form="recurrent")
+    assert (one - out).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("form", ["recurrent", "chunkwise"])
+def test_kda_of_the_delta_rule_is_dplr_with_kda_terms(form):
+    """delta_rule_attention with a per-channel log_decay (KDA) = DPLR with a = −βk, b = e^{g} ⊙ k, βk written."""
+    q, k, v, _, _, g = _dplr_inputs(lead=(2,), n=23)
+    beta = torch.sigmoid(rand(2, 23, seed=7))
+    kda, s_kda = delta_rule_attention(q, k, v, beta, log_decay=g, form=form, chunk_size=8, return_state=True)
+    kn = F.normalize(k, dim=-1)  # delta_rule_attention normalises keys; DPLR takes them as given
+    bk = beta[..., None] * kn
+    out, s = dplr_attention(q, bk, v, -bk, g.exp() * kn, g, form=form, chunk_size=8, return_state=True)
+    assert_close("KDA = DPLR", out, kda, 1e-10)
+    assert_close("state", s, s_kda, 1e-10)
