@@ -273,3 +273,137 @@ def test_chunk_tiling_rejects_bad_sizes():
         viz.chunk_tiling(0, 4)
     with pytest.raises(TypeError):
         viz.chunk_tiling(8, 2.5)
+
+
+# ----------------------------------------------------------------------------- accessible styles, every builder
+
+
+def _every_figure() -> dict:
+    """{builder: figure} for every figure builder of linattn_edu.viz, with every named method, rule, mixer,
+    feature map and model it can draw at once (the most crowded legends the notebooks can produce)."""
+    from linattn_edu import RULES
+    from linattn_edu.bench import METHODS, Results
+    from linattn_edu.memory import PRESETS
+    from linattn_edu.recall import MIXERS
+    from linattn_edu.viz import recall as vrecall
+
+    gen = torch.Generator().manual_seed(0)
+    p, a = _weights(8, 0), _weights(8, 1)
+    ns = [256, 512, 1024]
+    rows = [dict(method=m, n=n, mode="forward", status="ok", d=64, median_s=1e-6 * n * (i + 1),
+                 iqr_s=1e-7 * n, peak_bytes=1000 * n) for i, m in enumerate(METHODS) for n in ns]
+    rows.append(dict(method="softmax", n=2048, mode="forward", status="skipped: would need 4 GiB > budget",
+                     median_s=None, predicted_bytes=4 * 2**30, d=64))
+    decode = [dict(method=m, n=n, mode="decode", status="ok", median_s=1e-5, iqr_s=1e-6, state_bytes=100 * n)
+              for m in ("kv_cache", "recurrent") for n in ns]
+    runs = [dict(mixer=m, accuracy=0.5, state_bytes=4096 * (i + 1), settings=dict(seq_len=64, num_kv_pairs=k,
+                 seed=0, d_key=8)) for i, m in enumerate([*MIXERS, "linear+softmax"]) for k in (4, 8)]
+    rules = {r: np.linspace(1, 0, 6) + i for i, r in enumerate(["additive", "gated", "delta", "gated delta"])}
+    decay = {f"map {i}": np.tril(np.full((6, 6), 0.5 + 0.1 * i)) for i in range(3)}
+    figs = {
+        "attention_rows": viz.attention_rows(p, a, rows=range(6)),
+        "state_step": viz.state_step(torch.randn(4, 3, generator=gen), torch.rand(4, generator=gen),
+                                     torch.randn(5, 3, generator=gen), torch.randn(5, 3, generator=gen), 2),
+        "kernel_smoother_1d": viz.kernel_smoother_1d(np.arange(5.0), np.ones(5), np.arange(5.0), np.ones(5),
+                                                     np.full(5, 0.2), 1.0, truth=np.ones(5)),
+        "kernel_smoother_2d": viz.kernel_smoother_2d(np.random.default_rng(0).random((6, 2)), np.ones(6),
+                                                     np.linspace(0, 1, 4), np.ones((4, 4)), np.full(6, 1 / 6),
+                                                     (0.5, 0.5)),
+        "feature_map_approximation": viz.feature_map_approximation(
+            torch.rand(4, 4, generator=gen), torch.rand(4, 4, generator=gen), [4, 8, 16],
+            {"orthogonal": [0.3, 0.2, 0.1], "iid": [0.4, 0.3, 0.2]}, 8, this_draw=0.2),
+        "window_pattern": viz.window_pattern(torch.ones(8, 8, dtype=torch.bool), _weights(8), window=3,
+                                             global_tokens=(0,)),
+        "timing_figure": viz.timing_figure(Results(records=rows)),
+        "decode_figure": viz.decode_figure(Results(records=decode)),
+        "kv_cache_figure": viz.kv_cache_figure(list(PRESETS.values()), tokens=4096),
+        "chunk_tiling": viz.chunk_tiling(8, 4),
+        "message_figure": viz.message_figure("nothing"),
+        "associativity_diagram": viz.associativity_diagram(),
+        "retrieval_error": viz.retrieval_error(rules, {r: e[:4] for r, e in rules.items()}, d=4, n=4),
+        "decay_maps": viz.decay_maps(decay),
+        "gated_delta_step": viz.gated_delta_step({r: torch.randn(3, 3, generator=gen) for r in rules}, rules, 3,
+                                                 repeat_at=(1,)),
+        "recall_capacity_figure": viz.recall_capacity_figure([1, 2, 4, 8], [0.1, 0.2, 0.5, 1.0], d=4),
+        "recall_accuracy_figure": viz.recall_accuracy_figure(runs),
+        "recall_frontier_figure": viz.recall_frontier_figure(runs),
+        "recall_pairs_figure": vrecall.recall_pairs_figure(runs),
+    }
+    assert set(RULES) <= {k.replace(" ", "_") for k in viz.METHOD_COLOURS}, "a registered rule has no style"
+    return figs
+
+
+def _trace_colour(trace) -> list:
+    """The fixed colours a Scatter or Bar trace draws with (line, marker; arrays of values are colour scales)."""
+    out = []
+    line = getattr(trace, "line", None)
+    if line is not None and getattr(line, "color", None) is not None:
+        out.append(line.color)
+    marker = getattr(trace, "marker", None)
+    if marker is not None and isinstance(marker.color, str):
+        out.append(marker.color)
+    return out
+
+
+def _shape(trace) -> tuple:
+    """What tells a line apart without colour: its dash (if drawn as a line) and marker (if drawn with markers)."""
+    mode = trace.mode or "lines+markers"
+    dash = (trace.line.dash or "solid") if "lines" in mode else None
+    symbol = (trace.marker.symbol or "circle") if "markers" in mode else None
+    return dash, symbol
+
+
+def test_every_trace_of_every_figure_uses_the_palette():
+    """Okabe–Ito and one grey only (plus the masked cells' light grey): no plotly default colour, no red/green."""
+    from linattn_edu.viz import _style
+
+    allowed = {c.lower() for c in _style.PALETTE} | {_style.MASKED_COLOUR}
+    figs = _every_figure()
+    assert set(figs) >= {name for name in viz.__all__ if name.endswith(("_figure", "_step", "_maps", "_error",
+                                                                          "_pattern", "_tiling", "_rows"))}
+    for name, fig in figs.items():
+        for trace in fig.data:
+            if trace.type not in ("scatter", "scattergl", "bar"):
+                continue
+            colours = _trace_colour(trace)
+            if not colours and trace.marker.colorscale is not None and trace.marker.color is not None:
+                continue  # coloured by value through a colour scale (Viridis, RdBu)
+            assert colours, f"{name}: trace {trace.name!r} has no colour of its own (plotly's default cycle)"
+            bad = [c for c in colours if str(c).lower() not in allowed]
+            assert not bad, f"{name}: trace {trace.name!r} draws in {bad}, not in the course palette"
+
+
+def test_methods_in_one_figure_differ_by_more_than_colour():
+    """Every legend entry of a figure has its own (colour, dash, marker), and its own (dash, marker) too:
+    two methods can be told apart in greyscale or under any colour-vision deficiency."""
+    for name, fig in _every_figure().items():
+        if fig.layout.showlegend is False:  # no legend: panels and titles name what is drawn
+            continue
+        entries = [t for t in fig.data if t.type in ("scatter", "scattergl") and t.showlegend is not False
+                   and t.name and not (t.x is not None and len(t.x) and t.x[0] is None)]
+        looks = {}
+        for t in entries:
+            look = (str((_trace_colour(t) or ["by value"])[0]).lower(), *_shape(t))
+            looks.setdefault(_shape(t), []).append((t.name, look))
+        same = {k: v for k, v in looks.items() if len(v) > 1}
+        assert not same, f"{name}: legend entries drawn alike without colour: {same}"
+    timing = _every_figure()["timing_figure"]
+    symbols = [t.marker.symbol for t in timing.data if t.legendgroup and t.showlegend is not False
+               and "theory" not in t.legendgroup and t.legendgroup != "skipped"]
+    assert len(symbols) >= 10 and len(set(symbols)) == len(symbols), symbols  # 06: one marker per method
+
+
+def test_bars_of_two_rules_differ_by_fill_pattern():
+    fig = _every_figure()["retrieval_error"]
+    patterns = [t.marker.pattern.shape or "" for t in fig.data if t.type == "bar"]
+    assert len(patterns) == 4 and len(set(patterns)) == 4, patterns
+
+
+def test_distinct_styles_never_repeat_a_style_in_one_figure():
+    from linattn_edu.viz import _style
+
+    names = ["softmax", "kv_cache", "sdpa", "nobody", "nobody else", *(f"x{i}" for i in range(30))]
+    looks = _style.distinct_styles(names)
+    assert len(set(looks.values())) == len(names)
+    assert looks["softmax"] == _style.METHOD_STYLES["softmax"] and looks["kv_cache"] != looks["softmax"]
+    assert all(s.colour in _style.PALETTE for s in looks.values())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from .._checks import check_number
-from ._style import FONT, LINEAR_COLOUR, METHOD_COLOURS, NEUTRAL_COLOUR, SOFTMAX_COLOUR, finish, subplots
+from ._style import FONT, LINEAR_COLOUR, MASKED_COLOUR, METHOD_COLOURS, NEUTRAL_COLOUR, SOFTMAX_COLOUR, finish, subplots
 
 __all__ = ["associativity_diagram", "chunk_tiling", "message_figure"]
 
@@ -111,7 +111,7 @@ def chunk_tiling(n: int, chunk_size: int) -> go.Figure:
     z = [[masked if j > i else (intra if chunk[i] == chunk[j] else inter) for j in range(n)] for i in range(n)]
     n_chunks = chunk[-1] + 1
     quad = sum(sum(1 for v in row if v == intra) for row in z)
-    colours = {masked: "#f4f4f4", intra: METHOD_COLOURS["softmax"], inter: METHOD_COLOURS["recurrent"]}
+    colours = {masked: MASKED_COLOUR, intra: METHOD_COLOURS["softmax"], inter: METHOD_COLOURS["recurrent"]}
     scale = [[0.0, colours[masked]], [1 / 3, colours[masked]], [1 / 3, colours[intra]], [2 / 3, colours[intra]],
              [2 / 3, colours[inter]], [1.0, colours[inter]]]
     names = {masked: "future key (masked)", intra: "intra-chunk: quadratic C × C block",

@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ._arrays import as_array
-from ._style import NEUTRAL_COLOUR, colour, finish, subplots
+from ._style import NEUTRAL_COLOUR, OKABE_ITO, colour, distinct_styles, finish, subplots
 
 __all__ = ["feature_map_approximation", "scatter_range", "clip_to_range"]
 
@@ -80,22 +80,25 @@ def feature_map_approximation(
                            xref="x domain", yref="y domain", x=0.02, y=0.98, xanchor="left", yanchor="top",
                            showarrow=False, font=dict(size=11), bgcolor="rgba(255,255,255,0.8)")
     fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="exact (y = x)", showlegend=False,
-                             line=dict(color="black", dash="dash", width=1)), 1, 1)
+                             line=dict(color=OKABE_ITO["black"], dash="dash", width=1)), 1, 1)
     first = None
+    looks = distinct_styles(errors)  # orthogonal and iid: their own colour, dash and marker
     for idx, (label, errs) in enumerate(errors.items()):
         e = as_array(errs, f"errors[{label!r}]", 1)
         if e.shape != ms_arr.shape:
             raise ValueError(f"errors[{label!r}] must have one value per m ({ms_arr.size}); got {e.size}")
         first = e[0] if first is None else max(first, e[0])
+        look = looks[label]
         fig.add_trace(go.Scatter(x=ms_arr, y=e, mode="lines+markers", name=label,
-                                 line=dict(color=colour(label, idx))), 1, 2)
+                                 line=dict(color=look.colour, dash=look.dash),
+                                 marker=dict(color=look.colour, symbol=look.marker, size=7)), 1, 2)
     if first is not None:
         guide = first * np.sqrt(ms_arr[0] / ms_arr)  # (len(ms),) ∝ 1/√m
         fig.add_trace(go.Scatter(x=ms_arr, y=guide, mode="lines", name="∝ 1/√m",
                                  line=dict(color=NEUTRAL_COLOUR, dash="dot")), 1, 2)
     if this_draw is not None:
         fig.add_trace(go.Scatter(x=[m], y=[this_draw], mode="markers", name="this draw",
-                                 marker=dict(symbol="x", size=11, color="black")), 1, 2)
+                                 marker=dict(symbol="x", size=11, color=OKABE_ITO["black"])), 1, 2)
     fig.add_vline(x=m, line=dict(color="black", dash="dash", width=1), row=1, col=2)
     fig.update_xaxes(title_text="exact exp(qᵀk/√d)", range=[lo, hi], row=1, col=1)
     fig.update_yaxes(title_text="estimate φ(q)ᵀφ(k)", range=[lo, hi], row=1, col=1)

@@ -8,7 +8,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ._arrays import as_array, max_abs
-from ._style import CYCLE, DIFF_SCALE, MARKERS, NEUTRAL_COLOUR, STATE_DASHES, WEIGHT_SCALE, colour, finish, subplots
+from ._style import (DIFF_SCALE, FALLBACK, NEUTRAL_COLOUR, OKABE_ITO, WEIGHT_SCALE, bar_marker, distinct_styles,
+                     finish, subplots)
 from .heatmaps import colorbar_at_right, heatmap_trace, square_cells
 
 __all__ = ["retrieval_error", "decay_maps", "gated_delta_step"]
@@ -26,19 +27,22 @@ def retrieval_error(errors: Mapping[str, Sequence[float]], per_pair: Mapping[str
         raise ValueError("errors must name at least one update rule; got none")
     fig = subplots(1, 2, [f"mean recall error vs pairs stored (state {d} × {d})",
                           f"each pair's recall error at n = {n}"], horizontal_spacing=0.12)
-    for i, (name, errs) in enumerate(errors.items()):
-        col = colour(name, i)
+    looks = distinct_styles(errors)  # each rule its colour, dash and marker; its bars the dash's fill pattern
+    for name, errs in errors.items():
+        look = looks[name]
         e = as_array(errs, f"errors[{name!r}]", ndim=1)
-        fig.add_trace(go.Scatter(x=list(range(1, len(e) + 1)), y=e, mode="lines", name=name,
-                                 line=dict(color=col), legendgroup=name), 1, 1)
+        fig.add_trace(go.Scatter(x=list(range(1, len(e) + 1)), y=e, mode="lines+markers", name=name,
+                                 line=dict(color=look.colour, dash=look.dash, width=2),
+                                 marker=dict(color=look.colour, symbol=look.marker, size=7, maxdisplayed=16),
+                                 legendgroup=name), 1, 1)
         p = as_array(per_pair[name], f"per_pair[{name!r}]", ndim=1)
-        fig.add_trace(go.Bar(x=list(range(len(p))), y=p, name=name, marker_color=col, legendgroup=name,
+        fig.add_trace(go.Bar(x=list(range(len(p))), y=p, name=name, marker=bar_marker(look), legendgroup=name,
                              showlegend=False), 1, 2)
     top = max(max_abs(as_array(e, "errors", ndim=1)) for e in errors.values())
     fig.add_trace(go.Scatter(x=[d, d], y=[0, max(top, 1e-3) * 1.05], mode="lines", name="n = d (capacity)",
                              line=dict(color=NEUTRAL_COLOUR, dash="dash")), 1, 1)
     fig.add_trace(go.Scatter(x=[n], y=[0], mode="markers", name="chosen n",
-                             marker=dict(color="black", symbol="triangle-up", size=11)), 1, 1)
+                             marker=dict(color=OKABE_ITO["black"], symbol="triangle-up", size=11)), 1, 1)
     fig.update_xaxes(title_text="pairs stored n", row=1, col=1)
     fig.update_yaxes(title_text="‖Sᵀk − v‖ / ‖v‖", rangemode="tozero", row=1, col=1)
     fig.update_xaxes(title_text="pair i (0 = oldest)", row=1, col=2)
@@ -48,9 +52,6 @@ def retrieval_error(errors: Mapping[str, Sequence[float]], per_pair: Mapping[str
     return finish(fig, f"Storing n = {n} pairs in a {d} × {d} state: mean recall error {summary}", height)
 
 
-#: one line style per update rule, so curves that coincide stay apparent (distinct dash and marker)
-RULE_STYLES = {"additive": ("solid", "circle"), "gated": ("dash", "square"), "delta": ("dot", "diamond"),
-               "gated delta": ("dashdot", "x")}
 
 
 def decay_maps(maps: Mapping[str, object], *, height: int = 440) -> go.Figure:
@@ -79,10 +80,10 @@ def decay_maps(maps: Mapping[str, object], *, height: int = 440) -> go.Figure:
     square_cells(fig, cols - 1, (n, n))
     colorbar_at_right(fig.data[0].colorbar, fig, 1, cols, "weight exp(Gᵢ − Gⱼ)")
     for i, (name, m) in enumerate(arrays.items()):
-        dash, symbol = STATE_DASHES[i % len(STATE_DASHES)] if i else "solid", MARKERS[i % len(MARKERS)]
+        look = FALLBACK[i]  # map i: colour, dash and marker i of the course's fallback sequence
         fig.add_trace(go.Scatter(x=list(range(m.shape[1])), y=m[-1], mode="lines+markers", name=name,
-                                 line=dict(color=CYCLE[i % len(CYCLE)], dash=dash),
-                                 marker=dict(size=5, symbol=symbol)), 1, cols)
+                                 line=dict(color=look.colour, dash=look.dash),
+                                 marker=dict(size=5, symbol=look.marker, color=look.colour)), 1, cols)
     fig.update_xaxes(title_text="key j", range=[-0.5, n - 0.5], autorange=False, row=1, col=cols)
     fig.update_yaxes(title_text="weight for the last query", range=[0, 1.05], autorange=False, row=1, col=cols)
     fig.update_layout(legend=dict(orientation="h", y=-0.2))
@@ -98,7 +99,7 @@ def gated_delta_step(states: Mapping[str, object], recall_error: Mapping[str, Se
     states: {rule: S_t (d, d_v)}; recall_error: {rule: ‖S_sᵀk_A − v_A(s)‖ for every step s} where
     v_A(s) is the value most recently written under the repeated key A; repeat_at: the steps that
     write key A (drawn as dotted lines). ``s_range`` fixes the colour range (e.g. over all t).
-    Each rule's curve has its own dash and marker (:data:`RULE_STYLES`): gated and gated delta coincide
+    Each rule's curve has its own colour, dash and marker (:func:`._style.style`): gated and gated delta coincide
     until the repeat.  Every axis has an explicit range (key dim 0 at the top).
     """
     if not states:
@@ -118,20 +119,22 @@ def gated_delta_step(states: Mapping[str, object], recall_error: Mapping[str, Se
         fig.update_xaxes(range=[-0.5, s.shape[1] - 0.5], autorange=False, row=1, col=c)
     colorbar_at_right(fig.data[0].colorbar, fig, 1, cols, "entry of Sₜ (heatmaps)")
     top, steps = 0.0, 1
-    for i, (name, errs) in enumerate(recall_error.items()):
+    looks = distinct_styles(recall_error)
+    for name, errs in recall_error.items():
         e = as_array(errs, f"recall_error[{name!r}]", ndim=1)
         top, steps = max(top, max_abs(e)), max(steps, len(e))
-        dash, symbol = RULE_STYLES.get(name, (STATE_DASHES[i % len(STATE_DASHES)], MARKERS[i % len(MARKERS)]))
+        look = looks[name]
         fig.add_trace(go.Scatter(x=list(range(len(e))), y=e, mode="lines+markers", name=name,
-                                 line=dict(color=colour(name, i), dash=dash),
-                                 marker=dict(size=7, symbol=symbol, line=dict(width=1))), 1, cols)
+                                 line=dict(color=look.colour, dash=look.dash),
+                                 marker=dict(size=7, symbol=look.marker, color=look.colour, line=dict(width=1))),
+                      1, cols)
     y_top = top * 1.08 + 0.02
     for r in repeat_at:
         fig.add_trace(go.Scatter(x=[r, r], y=[0, y_top], mode="lines", showlegend=False,
                                  line=dict(color=NEUTRAL_COLOUR, dash="dot"), name=f"key A written at {r}"),
                       1, cols)
     fig.add_trace(go.Scatter(x=[t, t], y=[0, y_top], mode="lines", name="now (t)",
-                             line=dict(color="black", width=1)), 1, cols)
+                             line=dict(color=OKABE_ITO["black"], width=1)), 1, cols)
     fig.update_xaxes(title_text="step", range=[-0.5, steps - 0.5], autorange=False, row=1, col=cols)
     fig.update_yaxes(title_text="‖Sᵀk − latest value of A‖", range=[0, y_top], autorange=False, row=1, col=cols)
     fig.update_layout(legend=dict(orientation="h", y=-0.2))

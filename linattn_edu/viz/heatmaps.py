@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ._arrays import as_array, max_abs, position_labels
-from ._style import CYCLE, DIFF_SCALE, WEIGHT_SCALE, colorbar_beside, finish, subplots
+from ._style import CYCLE, DIFF_SCALE, MARKERS, OKABE_ITO, WEIGHT_SCALE, colorbar_beside, finish, subplots
 
 __all__ = ["heatmap", "attention_map", "attention_comparison", "attention_rows", "heatmap_trace", "colorbar_at_right"]
 
@@ -207,13 +207,15 @@ def attention_rows(
     fig = subplots(1, 1)
     keys = list(range(m))
     for idx, i in enumerate(rows):
-        col = CYCLE[idx % len(CYCLE)]
-        fig.add_trace(go.Scatter(x=keys, y=p[i], mode="lines", name=f"row i = {i}: softmax P",
-                                 legendgroup=f"row{i}", line=dict(color=col, width=2)))
-        fig.add_trace(go.Scatter(x=keys, y=a[i], mode="lines", name=f"row i = {i}: {linear_name} A",
-                                 legendgroup=f"row{i}", line=dict(color=col, width=2, dash="dash")))
+        col, symbol = CYCLE[idx % len(CYCLE)], MARKERS[idx % len(MARKERS)]  # a colour and a marker per row
+        marker = dict(color=col, symbol=symbol, size=7, maxdisplayed=12)
+        fig.add_trace(go.Scatter(x=keys, y=p[i], mode="lines+markers", name=f"row i = {i}: softmax P",
+                                 legendgroup=f"row{i}", line=dict(color=col, width=2), marker=marker))
+        fig.add_trace(go.Scatter(x=keys, y=a[i], mode="lines+markers", name=f"row i = {i}: {linear_name} A",
+                                 legendgroup=f"row{i}", line=dict(color=col, width=2, dash="dash"),
+                                 marker={**marker, "symbol": symbol + "-open"}))
     fig.add_trace(go.Scatter(x=[0, m - 1], y=[1.0 / m, 1.0 / m], mode="lines", name="uniform 1/N",
-                             line=dict(color="black", width=1, dash="dot")))
+                             line=dict(color=OKABE_ITO["black"], width=1, dash="dot")))
     fig.update_xaxes(title_text="key position j")
     fig.update_yaxes(title_text="weight", rangemode="tozero")
     fig.update_layout(legend=dict(x=1.01, y=1.0, xanchor="left"))

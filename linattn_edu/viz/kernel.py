@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ._arrays import as_array, max_abs
-from ._style import DIFF_SCALE, LINEAR_COLOUR, NEUTRAL_COLOUR, SOFTMAX_COLOUR, WEIGHT_SCALE, colorbar_beside, \
+from ._style import DIFF_SCALE, LINEAR_COLOUR, NEUTRAL_COLOUR, OKABE_ITO, SOFTMAX_COLOUR, WEIGHT_SCALE, colorbar_beside, \
     finish, subplots
 
 __all__ = ["kernel_smoother_1d", "kernel_smoother_2d"]
@@ -55,14 +55,14 @@ def kernel_smoother_1d(
                              marker=dict(color=w, colorscale=WEIGHT_SCALE, cmin=0.0, cmax=max_abs(w), size=8,
                                          colorbar=dict(title=dict(text="weight")),
                                          line=dict(width=0.5, color="#333"))), 1, 1)
-    fig.add_trace(go.Scatter(x=g, y=f, mode="lines", name="Nadaraya–Watson fit", line=dict(color=LINEAR_COLOUR)),
-                  1, 1)
+    fig.add_trace(go.Scatter(x=g, y=f, mode="lines", name="Nadaraya–Watson fit",
+                             line=dict(color=LINEAR_COLOUR, width=2.5)), 1, 1)
     if truth is not None:
         tr = as_array(truth, "truth", 1)
         fig.add_trace(go.Scatter(x=g, y=tr, mode="lines", name="true function",
                                  line=dict(color=NEUTRAL_COLOUR, dash="dot")), 1, 1)
     fig.add_trace(go.Scatter(x=[query], y=[fq], mode="markers", name="query x*, its output",
-                             marker=dict(symbol="x", size=13, color="black")), 1, 1)
+                             marker=dict(symbol="x", size=13, color=OKABE_ITO["black"])), 1, 1)
     fig.add_trace(go.Bar(x=xs, y=w, name="weight per key", marker_color=SOFTMAX_COLOUR, showlegend=False,
                          width=(xs.max() - xs.min()) / max(4 * len(xs), 1) if len(xs) > 1 else None), 2, 1)
     colorbar_beside(fig, fig.data[0].marker.colorbar, 1, 1)
@@ -119,7 +119,8 @@ def kernel_smoother_2d(
     colorbar_beside(fig, fig.data[2].marker.colorbar, 1, 2)
     for col in (1, 2):
         fig.add_trace(go.Scatter(x=[query[0]], y=[query[1]], mode="markers", name="query",
-                                 marker=dict(symbol="x", size=13, color="black"), showlegend=col == 1), 1, col)
+                                 marker=dict(symbol="x", size=13, color=OKABE_ITO["black"]), showlegend=col == 1),
+                      1, col)
         fig.update_xaxes(title_text="x₁ (key position)", range=[g.min(), g.max()], row=1, col=col)
         fig.update_yaxes(title_text="x₂", range=[g.min(), g.max()], scaleanchor=f"x{'' if col == 1 else col}",
                          constrain="domain", row=1, col=col)

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import plotly.graph_objects as go
 
-from ._style import CYCLE, FONT, MARKERS, THEORY_COLOUR, colour, finish, subplots
+from ._style import FONT, OKABE_ITO, THEORY_COLOUR, Style, colour, distinct_styles, finish, subplots
 
 __all__ = ["recall_capacity_figure", "recall_accuracy_figure", "recall_frontier_figure", "recall_pairs_figure",
            "mixer_label"]
@@ -31,14 +31,10 @@ def _mixer_colour(mixer: str, index: int) -> str:
     return colour(mixer, index)
 
 
-def _palette(mixers) -> dict[str, str]:
-    """One colour per mixer of a figure: the course colour of a named rule, else a cycle colour no other line uses."""
-    known: dict[str, str] = {}
-    for m in mixers:  # a named colour (the same at any index), unless an earlier line of the figure has it
-        if colour(m, 0) == colour(m, 1) and colour(m, 0) not in known.values():
-            known[m] = colour(m, 0)
-    free = iter([c for c in CYCLE if c not in known.values()] * 2)
-    return {m: known[m] if m in known else next(free) for m in mixers}
+def _palette(mixers) -> dict[str, Style]:
+    """One style per mixer of a figure: a named rule's own, else a spare one; no two lines alike in colour,
+    dash and marker (:func:`._style.distinct_styles`)."""
+    return distinct_styles(mixers)
 
 
 def _check_runs(runs) -> list[dict]:
@@ -70,10 +66,10 @@ def recall_capacity_figure(ns: Sequence[int], errors: Sequence[float], *, d: int
         raise ValueError(f"ns and errors must be non-empty and equally long; got {len(ns)} and {len(errors)}")
     fig = subplots(1, 1)
     fig.add_trace(go.Scatter(x=list(ns), y=list(errors), mode="lines+markers", name="measured (mean over j)",
-                             line=dict(color=colour("linear"))))
+                             line=dict(color=colour("linear")), marker=dict(color=colour("linear"))))
     fig.add_trace(go.Scatter(x=list(ns), y=[((n - 1) / d) ** 0.5 for n in ns], mode="lines",
                              name="√((n − 1)/d)", line=dict(color=THEORY_COLOUR, dash="dash")))
-    fig.add_vline(x=d, line=dict(color="black", dash="dot", width=1))
+    fig.add_vline(x=d, line=dict(color=OKABE_ITO["black"], dash="dot", width=1))
     fig.update_xaxes(type="log", title_text="stored pairs n")
     fig.update_yaxes(title_text="relative readout error")
     fig.update_layout(font=FONT)
@@ -94,7 +90,8 @@ def recall_accuracy_figure(runs, *, title: str = "MQAR accuracy vs number of key
         spread = any(len(cells[k]) > 1 for k in keys)
         fig.add_trace(go.Scatter(
             x=[k[1] for k in keys], y=first, mode="lines+markers", name=mixer_label(mixer),
-            line=dict(color=palette[mixer]), marker=dict(symbol=MARKERS[i % len(MARKERS)], size=9),
+            line=dict(color=palette[mixer].colour, dash=palette[mixer].dash),
+            marker=dict(color=palette[mixer].colour, symbol=palette[mixer].marker, size=9),
             error_y=dict(type="data", symmetric=False, array=hi, arrayminus=lo, visible=spread),
             customdata=[f"L = {k[0]}, seeds: {', '.join(f'{a:.3f}' for a in cells[k])}" for k in keys],
             hovertemplate=f"{mixer}<br>%{{x}} pairs, %{{customdata}}<extra></extra>"))
@@ -112,7 +109,7 @@ def recall_frontier_figure(runs, *, title: str = "Recall vs the memory a decoder
     table = _group(runs)
     size = {(r["mixer"], r["settings"]["seq_len"], r["settings"]["num_kv_pairs"]): r["state_bytes"] for r in runs}
     settings = sorted({k for c in table.values() for k in c}, key=lambda k: k[1])
-    palette = _palette(table)
+    palette = distinct_styles(table, markers_only=True)  # points only: the markers alone tell mixers apart
     fig = subplots(1, len(settings), [f"L = {L}, {n} pairs" for L, n in settings], shared_yaxes=True)
     for i, (mixer, cells) in enumerate(table.items()):
         for col, key in enumerate(settings, start=1):
@@ -121,7 +118,7 @@ def recall_frontier_figure(runs, *, title: str = "Recall vs the memory a decoder
             fig.add_trace(go.Scatter(
                 x=[size[(mixer, *key)] / 1024], y=[cells[key][0]], mode="markers",
                 name=mixer_label(mixer), legendgroup=mixer, showlegend=col == 1,
-                marker=dict(color=palette[mixer], symbol=MARKERS[i % len(MARKERS)], size=11),
+                marker=dict(color=palette[mixer].colour, symbol=palette[mixer].marker, size=11),
                 hovertemplate=f"{mixer}<br>%{{x:.1f}} KiB<br>accuracy %{{y:.3f}}<extra></extra>"), row=1, col=col)
         fig.update_xaxes(type="log", tickvals=[4, 8, 16, 32, 64, 128], title_text="state bytes (KiB, float32)")
     fig.update_yaxes(range=[-0.03, 1.03])
@@ -149,13 +146,14 @@ def recall_pairs_figure(runs, *, title: str = "MQAR accuracy as the pairs pass t
         mean = [sum(cells[mixer][x]) / len(cells[mixer][x]) for x in xs]
         fig.add_trace(go.Scatter(
             x=xs, y=mean, mode="lines+markers", name=mixer_label(mixer),
-            line=dict(color=palette[mixer]), marker=dict(symbol=MARKERS[i % len(MARKERS)], size=9),
+            line=dict(color=palette[mixer].colour, dash=palette[mixer].dash),
+            marker=dict(color=palette[mixer].colour, symbol=palette[mixer].marker, size=9),
             error_y=dict(type="data", symmetric=False, visible=True,
                          array=[max(cells[mixer][x]) - m for x, m in zip(xs, mean)],
                          arrayminus=[m - min(cells[mixer][x]) for x, m in zip(xs, mean)]),
             customdata=[", ".join(f"{a:.3f}" for a in cells[mixer][x]) for x in xs],
             hovertemplate=f"{mixer}<br>n/d_k = %{{x}}<br>mean %{{y:.3f}}; seeds %{{customdata}}<extra></extra>"))
-    fig.add_vline(x=1, line=dict(color="black", dash="dot", width=1))
+    fig.add_vline(x=1, line=dict(color=OKABE_ITO["black"], dash="dot", width=1))
     fig.update_xaxes(type="log", tickvals=sorted({x for c in cells.values() for x in c}),
                      title_text="pairs n ÷ key width d_k (mean over seeds, bars: min–max)")
     fig.update_yaxes(range=[-0.03, 1.03], title_text="test accuracy (scored positions)")

@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ._arrays import as_array, max_abs
-from ._style import DIFF_SCALE, LINEAR_COLOUR, NEUTRAL_COLOUR, SOFTMAX_COLOUR, colorbar_beside, finish, subplots
+from ._style import DIFF_SCALE, NEUTRAL_COLOUR, bar_marker, colorbar_beside, finish, style, subplots
 from .heatmaps import heatmap_trace
 
 __all__ = ["state_step"]
@@ -64,8 +64,8 @@ def state_step(
     colorbar_beside(fig, fig.data[2].colorbar, 2, 1)
     dims = list(range(d_v))
     fig.add_trace(go.Bar(x=dims, y=out[t], name="recurrent φ(q_t)ᵀS_t / φ(q_t)ᵀz_t",
-                         marker_color=LINEAR_COLOUR), 2, 2)
-    fig.add_trace(go.Bar(x=dims, y=ref[t], name="quadratic form, row t", marker_color=SOFTMAX_COLOUR), 2, 2)
+                         marker=bar_marker(style("recurrent"))), 2, 2)  # hatched: told apart without colour
+    fig.add_trace(go.Bar(x=dims, y=ref[t], name="quadratic form, row t", marker=bar_marker(style("softmax"))), 2, 2)
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=-0.12, x=0.55))
     fig.update_xaxes(title_text="value dim", row=1, col=1)
     fig.update_yaxes(title_text=f"feature ({feature_name})", range=[d_phi - 0.5, -0.5], row=1, col=1)  # row 0 on top

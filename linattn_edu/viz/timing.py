@@ -14,7 +14,7 @@ from typing import Sequence
 import plotly.graph_objects as go
 
 from ..bench import METHODS, Results, crossover_n, fit_theory_constant
-from ._style import FONT, METHOD_COLOURS, THEORY_COLOUR, subplots
+from ._style import FONT, OKABE_ITO, THEORY_COLOUR, Style, distinct_styles, subplots
 
 __all__ = ["timing_figure", "decode_figure"]
 
@@ -62,21 +62,22 @@ def _theory_trace(res: Results, method: str, mode: str, exponent: int, d: int, t
                       hovertemplate=f"{text}<br>N=%{{x:.0f}}<br>%{{y:.3g}} ms<extra></extra>")
 
 
-def _method_traces(fig: go.Figure, res: Results, method: str, mode: str, memory: bool) -> bool:
-    """The time line (and memory line, ✖ skips) of one method; True when something was skipped."""
-    colour = METHOD_COLOURS.get(method)
+def _method_traces(fig: go.Figure, res: Results, method: str, mode: str, memory: bool, look: Style) -> bool:
+    """The time line (and memory line, ✖ skips) of one method in its style; True when something was skipped."""
+    colour = look.colour
+    line, marker = dict(color=colour, dash=look.dash, width=2), dict(color=colour, symbol=look.marker, size=8)
     rows = sorted(res.select(ok=True, method=method, mode=mode), key=lambda r: r["n"])
     fig.add_trace(go.Scatter(
         x=[r["n"] for r in rows], y=[1e3 * r["median_s"] for r in rows], mode="lines+markers",
         error_y=dict(type="data", array=[1e3 * (r.get("iqr_s") or 0) / 2 for r in rows], thickness=1),
-        name=_label(method), legendgroup=method, line=dict(color=colour),
+        name=_label(method), legendgroup=method, line=line, marker=marker,
         hovertemplate=f"{method}<br>N=%{{x}}<br>%{{y:.3g}} ms<extra></extra>"), row=1, col=1)
     if not memory:
         return False
     measured = [r for r in rows if r.get("peak_bytes") is not None]
     fig.add_trace(go.Scatter(
         x=[r["n"] for r in measured], y=[r["peak_bytes"] / MiB for r in measured], mode="lines+markers",
-        name=_label(method), legendgroup=method, showlegend=False, line=dict(color=colour),
+        name=_label(method), legendgroup=method, showlegend=False, line=line, marker=marker,
         hovertemplate=f"{method}<br>N=%{{x}}<br>%{{y:.3g}} MiB<extra></extra>"), row=1, col=2)
     skipped = [r for r in res.select(method=method, mode=mode)  # the memory guard's skips
                if "would need" in str(r.get("status", "")) and r.get("predicted_bytes")]
@@ -107,11 +108,13 @@ def timing_figure(records, *, mode: str = "forward", methods: Sequence[str] | No
     fig = subplots(1, cols, titles=("time per call (median, IQR bars)", "peak extra memory")[:cols],
                    horizontal_spacing=0.1)
     any_skipped = False
+    looks = distinct_styles(methods, markers_only=True)  # a marker per method (and its dash): not colour alone
     for method in methods:
-        any_skipped |= _method_traces(fig, res, method, mode, memory)
+        any_skipped |= _method_traces(fig, res, method, mode, memory, looks[method])
     if any_skipped:
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=SKIPPED_LEGEND, legendgroup="skipped",
-                                 marker=dict(symbol="x", size=10, color="black"), hoverinfo="skip"), row=1, col=2)
+                                 marker=dict(symbol="x", size=10, color=OKABE_ITO["black"]), hoverinfo="skip"),
+                      row=1, col=2)
     if theory:
         d = next((r["d"] for r in res.records if r.get("d")), 64)
         for method, exponent, text in (("sdpa", 2, "theory c·N²d"), ("chunkwise", 1, "theory c·Nd²")):
@@ -141,17 +144,19 @@ def decode_figure(records, *, title: str | None = None, height: int = 440) -> go
     fig = subplots(1, 2, titles=("time per generated token", "what must be kept (cache or state)"),
                    horizontal_spacing=0.12)
     names = {"kv_cache": "softmax + KV cache", "recurrent": "linear attention state"}
+    looks = distinct_styles(res.methods())
     for method in res.methods():
         ns, ts = res.series(method, "decode")
         _, iqr = res.series(method, "decode", key="iqr_s")
         _, nbytes = res.series(method, "decode", key="state_bytes")
-        colour = METHOD_COLOURS.get(method)
+        look = looks[method]
+        line, marker = dict(color=look.colour, dash=look.dash, width=2), dict(symbol=look.marker, size=8)
         fig.add_trace(go.Scatter(x=ns, y=[1e3 * t for t in ts], mode="lines+markers", legendgroup=method,
                                  error_y=dict(type="data", array=[5e2 * q for q in iqr], thickness=1),
-                                 name=names.get(method, method), line=dict(color=colour),
+                                 name=names.get(method, method), line=line, marker=marker,
                                  hovertemplate="N=%{x}<br>%{y:.3g} ms/token<extra></extra>"), row=1, col=1)
         fig.add_trace(go.Scatter(x=ns, y=[b / MiB for b in nbytes], mode="lines+markers", legendgroup=method,
-                                 name=names.get(method, method), showlegend=False, line=dict(color=colour),
+                                 name=names.get(method, method), showlegend=False, line=line, marker=marker,
                                  hovertemplate="N=%{x}<br>%{y:.3g} MiB<extra></extra>"), row=1, col=2)
     fig.update_xaxes(type="log", title_text="context N (tokens already seen)")
     fig.update_yaxes(type="log", title_text="ms per token", row=1, col=1)

@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ._arrays import as_array, max_abs
-from ._style import METHOD_COLOURS, WEIGHT_SCALE, finish, subplots
+from ._style import OKABE_ITO, WEIGHT_SCALE, finish, style, subplots
 from .heatmaps import colorbar_at_right, heatmap_trace, square_cells
 
 __all__ = ["window_pattern"]
@@ -48,12 +48,12 @@ def window_pattern(
     fig.add_trace(heatmap_trace(w, name="weights", colorscale=WEIGHT_SCALE, zmin=0.0, zmax=max_abs(w),
                                 colorbar_title="weight"), 1, 2)
     colorbar_at_right(fig.data[1].colorbar, fig, 1, 3, "attention weight (panel 2)")
-    fig.add_trace(go.Scatter(x=ns, y=ns ** 2, mode="lines", name="dense N²",
-                             line=dict(color=METHOD_COLOURS["softmax"])), 1, 3)
-    fig.add_trace(go.Scatter(x=ns, y=band, mode="lines", name="window ≈ N·w",
-                             line=dict(color=METHOD_COLOURS["window"])), 1, 3)
+    for y, label, look in ((ns ** 2, "dense N²", style("softmax")), (band, "window ≈ N·w", style("window"))):
+        fig.add_trace(go.Scatter(x=ns, y=y, mode="lines+markers", name=label,
+                                 line=dict(color=look.colour, dash=look.dash),
+                                 marker=dict(color=look.colour, symbol=look.marker, size=6)), 1, 3)
     fig.add_trace(go.Scatter(x=[n, n], y=[n ** 2, allowed], mode="markers", name=f"this N = {n}",
-                             marker=dict(color="black", size=9)), 1, 3)
+                             marker=dict(color=OKABE_ITO["black"], size=9, symbol="x")), 1, 3)
     square_cells(fig, 2, (n, n))
     for col in (1, 2):
         fig.update_xaxes(title_text="key position j", row=1, col=col)
