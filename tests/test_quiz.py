@@ -16,7 +16,7 @@ RIGHT_ORDERS = {
 }
 RIGHT_CHOICES = {
     "finite_features": "c", "bandwidth_limit": "b", "denominator_role": "b", "reorder_buys": "c",
-    "identity_kernel": "c", "aggregated_state": "b", "trig_negative": "b",
+    "identity_kernel": "c", "aggregated_state": "b", "trig_negative": "b", "expressive_power": "b",
     "long_context_latency": "d", "kv_budget": "a", "device_60k": "cde", "multi_tenant": "cd",
     "gqa_states": "b", "kv_crossover": "a",
 }
@@ -230,3 +230,11 @@ def test_kv_crossover_answer_is_the_calculators():
     n = memory.crossover_tokens(memory.get_preset("llama-2-7b"))
     assert ex.QUESTIONS["kv_crossover"].options["a"] == f"{n:,}"
     assert f"after {n} tokens" in ex.QUESTIONS["kv_crossover"].explain()
+
+
+def test_expressive_power_numbers_come_from_the_library():
+    r = qs.self_attention_gap()
+    assert r["linear_rank"] <= r["d"] < r["n"] == r["softmax_rank"]
+    assert r["softmax_gap"] < 0.1 < r["bound"] <= r["linear_gap"] + 1e-9  # Eckart–Young holds for elu+1 too
+    text = ex.QUESTIONS["expressive_power"].explain()
+    assert f"{r['linear_gap']:.2f}" in text and f"{r['bound']:.2f}" in text

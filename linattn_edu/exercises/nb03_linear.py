@@ -9,7 +9,7 @@ from ..softmax import softmax_attention
 from .runner import (CallSpy, Case, Guard, Hint, add_guard, calls_grow_with_n, close, gen, qkv_cases, run_cases,
                      shape_of, state_after)
 
-__all__ = ["check_kv_summary", "check_linear_attention", "check_linear_weights"]
+__all__ = ["check_kv_summary", "check_linear_attention", "check_linear_weights", "check_cross_attention"]
 
 #: Two-tier hints: the idea on a first miss, then code that passes the checker (tests run it).
 HINTS = {
@@ -31,6 +31,15 @@ HINTS = {
         "def my_linear_weights(q, k, phi):\n"
         "    a = phi(q) @ phi(k).transpose(-2, -1)   # (..., N, N)\n"
         "    return a / a.sum(-1, keepdim=True)"),
+    "check_cross_attention": Hint(
+        "cross-attention is non-causal: S and z come from the encoder's keys and values only. Zero the padding "
+        "keys' features (multiply φ(K) by the mask as a column) before building S = φ(K)ᵀV *and* z = φ(K)ᵀ1; "
+        "then every decoder query reads them: φ(Q)S / φ(Q)z.",
+        "def my_cross_attention(q, k, v, key_mask, phi):\n"
+        "    fk = phi(k) * key_mask.unsqueeze(-1).to(k.dtype)   # (..., M, d_φ): padding keys -> 0\n"
+        "    S, z = fk.transpose(-2, -1) @ v, fk.sum(-2)         # (..., d_φ, d_v), (..., d_φ)\n"
+        "    fq = phi(q)                                         # (..., N, d_φ)\n"
+        "    return (fq @ S) / (fq @ z.unsqueeze(-1))            # (..., N, d_v)"),
 }
 
 
@@ -134,6 +143,58 @@ def check_linear_weights(your_fn) -> bool:
         ])
 
 
+def _cross_reference(q, k, v, key_mask, phi):
+    """Cross-attention of every batch row over its real keys only (..., N, d_v): the library, row by row."""
+    lead = q.shape[:-2]
+    qf, kf, vf, mf = (t.reshape(-1, *t.shape[len(lead):]) for t in (q, k, v, key_mask))
+    rows = [linear_attention(qb, kb[mb], vb[mb], phi) for qb, kb, vb, mb in zip(qf, kf, vf, mf)]  # (N, d_v) each
+    return torch.stack(rows).reshape(*lead, q.shape[-2], v.shape[-1])  # (..., N, d_v)
+
+
+def check_cross_attention(your_fn) -> bool:
+    """your_fn(q (..., N, d), k (..., M, d), v (..., M, d_v), key_mask (..., M) bool, phi) -> (..., N, d_v).
+
+    Linear cross-attention: decoder queries q read a state built once from the encoder's keys and values,
+    S = Σ_j m_j φ(k_j) v_jᵀ and z = Σ_j m_j φ(k_j) with m_j = 1 for a real encoder token and 0 for padding;
+    out_i = φ(q_i)ᵀS / φ(q_i)ᵀz. N and M differ; there is no causal mask.
+    """
+    g, cases = gen(), []
+    for batch, n, m, d, dv in (((2,), 5, 9, 4, 3), ((2, 3), 7, 4, 6, 2), ((3,), 1, 6, 8, 4)):
+        q, k, v = next(qkv_cases(g, [(batch, n, m, d, dv)]))
+        lengths = torch.randint(1, m + 1, batch, generator=g)  # (...) real encoder tokens per row
+        lengths.view(-1)[0] = max(1, m - 2)  # at least one row with padding
+        key_mask = torch.arange(m) < lengths.unsqueeze(-1)  # (..., M) True for real tokens
+        cases.append(Case((q, k, v, key_mask, elu_plus_one), _cross_reference(q, k, v, key_mask, elu_plus_one),
+                          f"q {shape_of(q)}, k {shape_of(k)}, real keys per row {lengths.flatten().tolist()}"))
+
+    def parts(c, mask_s=True, mask_z=True):
+        q, k, v, mask, phi = c.args
+        fk, fq = phi(k), phi(q)  # (..., M, d_φ), (..., N, d_φ)
+        col = mask.unsqueeze(-1).to(fk.dtype)  # (..., M, 1)
+        fs, fz = (fk * col if mask_s else fk), (fk * col if mask_z else fk)
+        return (fq @ (fs.transpose(-2, -1) @ v)) / (fq @ fz.sum(-2).unsqueeze(-1))  # (..., N, d_v)
+
+    def causal(c):
+        q, k, v, mask, phi = c.args
+        a = (phi(q) @ phi(k).transpose(-2, -1)) * mask.unsqueeze(-2)  # (..., N, M)
+        a = a * torch.ones(a.shape[-2:], dtype=torch.bool).tril()  # a tril on a non-square matrix
+        return (a @ v) / a.sum(-1, keepdim=True)
+
+    return run_cases(
+        "check_cross_attention", your_fn, cases, names=["out"], hint=HINTS["check_cross_attention"],
+        diagnoses=[
+            (lambda e, g, c: close(g, parts(c, False, False)),
+             "the padding keys got into S and z: zero φ(k_j) for every padding token (key_mask False) before summing."),
+            (lambda e, g, c: close(g, parts(c, True, False)),
+             "you masked S but not z: the padding keys still count in the denominator, so the real keys' weights "
+             "sum to less than 1."),
+            (lambda e, g, c: close(g, parts(c, False, True)),
+             "you masked z but not S: the padding tokens' values still reach the numerator."),
+            (lambda e, g, c: close(g, causal(c)),
+             "cross-attention has no causal mask: every decoder query may read every real encoder token."),
+        ])
+
+
 # --------------------------------------------------------------------------- hidden tests (graded edition)
 
 _BIG_N = 256  # N² = 65 536 elements dwarfs every O(N) intermediate at d = 4, d_v = 3 (<= N·d_φ·d_v = 3 072)
@@ -148,3 +209,11 @@ add_guard("check_kv_summary", Guard(lambda: (*_qkv()[1:], elu_plus_one)))
 add_guard("check_linear_attention", Guard(lambda: (*_qkv(_BIG_N), elu_plus_one),
                                           max_numel=lambda args: args[0].shape[-2] ** 2 // 4))
 add_guard("check_linear_weights", Guard(lambda: (*_qkv()[:2], elu_plus_one)))
+
+
+def _cross_args(n=_BIG_N):
+    q, k, v = next(qkv_cases(gen(), [((2,), n, n + 3, 4, 3)]))
+    return q, k, v, torch.arange(n + 3) < torch.tensor([[n], [n - 5]]), elu_plus_one  # (2, M) key mask
+
+
+add_guard("check_cross_attention", Guard(_cross_args, max_numel=lambda args: args[0].shape[-2] ** 2 // 4))

@@ -5,11 +5,12 @@ import math
 
 import torch
 
-from ..feature_maps import elu_plus_one, favor_plus, taylor
+from ..feature_maps import elu_plus_one, favor_plus, relu, taylor
 from ..kernel import feature_map_kernel
-from .runner import Case, Guard, Hint, add_guard, close, gen, qkv_cases, randn, run_cases, shape_of
+from ..learned_maps import causal_denominators
+from .runner import CallSpy, Case, Guard, Hint, add_guard, calls_grow_with_n, close, gen, qkv_cases, randn, run_cases, shape_of
 
-__all__ = ["check_elu_plus_one", "check_taylor_features", "check_favor_features"]
+__all__ = ["check_elu_plus_one", "check_taylor_features", "check_favor_features", "check_causal_denominators"]
 
 #: Two-tier hints: the idea on a first miss, then code that passes the checker (tests run it).
 HINTS = {
@@ -31,6 +32,12 @@ HINTS = {
         "    xs = x * x.shape[-1] ** -0.25                                    # (..., N, d)\n"
         "    wx = xs @ omega.T                                                # (..., N, m)\n"
         "    return torch.exp(wx - xs.pow(2).sum(-1, keepdim=True) / 2) / math.sqrt(omega.shape[0])"),
+    "check_causal_denominators": Hint(
+        "query i divides by φ(q_i)ᵀz_i with z_i = Σ_{j<=i} φ(k_j), its own key included: a running sum of the "
+        "key features along the token dim (cumsum), then a dot product with each query's features.",
+        "def my_denominators(fq, fk):\n"
+        "    z = fk.cumsum(-2)            # (..., N, d_φ): z_i = Σ_{j<=i} φ(k_j)\n"
+        "    return (fq * z).sum(-1)      # (..., N)"),
 }
 
 
@@ -109,9 +116,62 @@ def check_favor_features(your_fn) -> bool:
         ])
 
 
+def check_causal_denominators(your_fn) -> bool:
+    """your_fn(fq (..., N, d_φ), fk (..., N, d_φ)) -> den (..., N), den_i = φ(q_i)ᵀ Σ_{j<=i} φ(k_j).
+
+    Inputs are features already (φ applied); relu features make some denominators exactly 0. O(N·d_φ):
+    no N × N matrix.
+    """
+    g, cases = gen(), []
+    for batch, n, d, phi in (((), 6, 4, elu_plus_one), ((2, 3), 37, 5, relu), ((2,), 1, 8, elu_plus_one)):
+        fq, fk = phi(randn(g, *batch, n, d)), phi(randn(g, *batch, n, d))  # (..., N, d_φ)
+        cases.append(Case((fq, fk), causal_denominators(fq, fk), f"fq {shape_of(fq)}, φ = {phi.name}"))
+    spy: dict = {}
+
+    def watched(fq, fk):
+        n = fq.shape[-2]
+        with CallSpy(n) as mode:
+            out = your_fn(fq, fk)
+        spy["seen"] = mode.nxn if n > 4 else None
+        return out
+
+    def no_nxn(case, got):
+        if spy.get("seen"):
+            fname, shape = spy["seen"]
+            return (f"right values, but your function built an N×N tensor {shape} (in {fname}): a running sum of "
+                    f"φ(k_j) (cumsum over the tokens) gives every z_i in O(N·d_φ)")
+        n = case.args[0].shape[-2]
+        grows = calls_grow_with_n(your_fn, case.args, n_dims=(0, 1)) if n > 4 else None
+        if grows:
+            return (f"right values, but your function loops over the tokens in Python ({grows[0]} torch calls at "
+                    f"N = {n}, {grows[1]} at N = {2 * n}): use cumsum along the token dim")
+        return None
+
+    def with_z(c, z):
+        return (c.args[0] * z).sum(-1)  # (..., N)
+
+    return run_cases(
+        "check_causal_denominators", watched, cases, names=["den"], after=no_nxn,
+        hint=HINTS["check_causal_denominators"],
+        diagnoses=[
+            (lambda e, g, c: close(g, with_z(c, c.args[1].sum(-2, keepdim=True))),
+             "you summed every key, future ones included: causal query i divides by Σ_{j<=i} only."),
+            (lambda e, g, c: close(g, with_z(c, c.args[1].cumsum(-2) - c.args[1])),
+             "you left key i out: the sum runs over j <= i, so a query's own key is in its denominator "
+             "(and the first query's would otherwise be 0)."),
+            (lambda e, g, c: close(g, with_z(c, c.args[1].flip(-2).cumsum(-2).flip(-2))),
+             "you summed the keys j >= i (a reversed running sum): causal attention reads the past, j <= i."),
+            (lambda e, g, c: close(g, c.args[1].cumsum(-2).sum(-1)),
+             "you summed z_i's entries: the denominator is the dot product φ(q_i)ᵀz_i, with the query's features."),
+        ])
+
+
 # --------------------------------------------------------------------------- hidden tests (graded edition)
 
 add_guard("check_elu_plus_one", Guard(lambda: (randn(gen(), 2, 5, 4, scale=3.0),), allowed=()))
 add_guard("check_taylor_features", Guard(lambda: (randn(gen(), 2, 5, 4),), allowed=()))
+add_guard("check_causal_denominators",
+          Guard(lambda: (elu_plus_one(randn(gen(), 2, 256, 4)), elu_plus_one(randn(gen(), 2, 256, 4))), allowed=(),
+                max_numel=lambda args: args[0].shape[-2] ** 2 // 4))
 add_guard("check_favor_features", Guard(lambda: (randn(gen(), 2, 5, 8), favor_plus(8, 16, seed=3).omega.float()),
                                         allowed=()))

@@ -14,7 +14,7 @@ from ..feature_maps import identity
 from ..linear import linear_attention
 from .runner import Question, add_questions
 
-__all__ = ["CORE_QUESTIONS", "DESIGN_QUESTIONS", "MEMORY_QUESTIONS", "identity_kernel_example"]
+__all__ = ["CORE_QUESTIONS", "DESIGN_QUESTIONS", "MEMORY_QUESTIONS", "identity_kernel_example", "self_attention_gap"]
 
 
 # --------------------------------------------------------------------------- 01–05: concepts
@@ -61,6 +61,42 @@ def _aggregated_explanation(t: int = 16384, d: int = 64) -> str:
             f"re-reads all of it; the state is {memory.format_bytes(state)}, at any t. It is *not* "
             f"lossless (a): d_φ·d_v numbers cannot store arbitrarily many key–value pairs — the price is "
             f"recall.")
+
+
+def self_attention_gap(n: int = 64, d: int = 16, scale: float = 16.0, seed: int = 0) -> dict:
+    """How close softmax and elu+1 linear attention come to "each token attends only to itself" (I_N).
+
+    n unit-norm tokens x (n, d) from a seeded generator, q = k = x. Softmax with scores scale·xᵢᵀxⱼ puts almost
+    all weight on the diagonal; linear attention's weights φ(Q)φ(K)ᵀ (row-normalised) have rank <= d_φ, and
+    by Eckart–Young any matrix of rank <= r is at least √(n − r) from I_n in Frobenius norm. Returns the
+    distances ‖W − I‖_F, the ranks and that bound (d_φ = d for elu+1).
+    """
+    from ..feature_maps import elu_plus_one
+    from ..softmax import softmax_attention
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)  # (n, d)
+    x = x / x.norm(dim=-1, keepdim=True)  # unit rows: xᵢᵀxᵢ = 1 > xᵢᵀxⱼ
+    eye = torch.eye(n, dtype=torch.float64)  # (n, n)
+    _, p = softmax_attention(x, x, eye, scale=scale, return_weights=True)  # (n, n)
+    _, a = linear_attention(x * scale ** 0.5, x * scale ** 0.5, eye, elu_plus_one, form="quadratic",
+                            return_weights=True)  # (n, n) the same scores' scale, through elu+1
+    return {"softmax_gap": (p - eye).norm().item(), "softmax_rank": int(torch.linalg.matrix_rank(p)),
+            "linear_gap": (a - eye).norm().item(), "linear_rank": int(torch.linalg.matrix_rank(a)),
+            "bound": (n - d) ** 0.5, "n": n, "d": d}
+
+
+def _expressive_explanation() -> str:
+    r = self_attention_gap()
+    return (f"no — not at a finite d_φ. Linear attention's weights are φ(Q)φ(K)ᵀ divided row by row, a matrix of "
+            f"rank <= d_φ; softmax's exp(QKᵀ/√d) has no such limit. Asked to let each of n = {r['n']} tokens attend "
+            f"only to itself (the identity, rank {r['n']}), softmax comes within ‖P − I‖_F = {r['softmax_gap']:.2f} "
+            f"(rank {r['softmax_rank']}); elu+1 (d_φ = {r['d']}) lands at {r['linear_gap']:.2f} (rank "
+            f"{r['linear_rank']}), and no feature map with d_φ = {r['d']} can beat √(n − d_φ) = {r['bound']:.2f} "
+            f"(Eckart–Young). Causally the same limit reads as memory: a d_φ × d_v state against a cache of every "
+            f"key and value (notebooks 07–09 measure what it costs in recall). The two agree only as d_φ → ∞ "
+            f"(the exp kernel needs infinitely many features, notebook 02), and reordering the products (a) "
+            f"changes the cost, never the function.")
 
 
 CORE_QUESTIONS = {
@@ -147,6 +183,23 @@ CORE_QUESTIONS = {
         feedback={"a": "that would need both kernel values to be positive; compute qᵀk_2 for k_2 = [−1, 1].",
                   "b": "the plain mean needs equal weights; here the two kernel values differ.",
                   "d": "compute the denominator qᵀk_1 + qᵀk_2: is it 0?"}),
+    "expressive_power": Question(
+        "A claim you will meet: \"linear attention has the same expressive power as standard (softmax) "
+        "attention — it only reorders the matrix products.\" With a feature map of d_φ features, is it true?",
+        {"a": "yes: φ(Q)(φ(K)ᵀV) and (φ(Q)φ(K)ᵀ)V are equal, so it computes what softmax attention computes",
+         "b": "no: its weight matrix has rank at most d_φ, so with more than d_φ tokens it cannot form some "
+              "patterns softmax forms easily (every token attending only to itself), and a causal decoder keeps a "
+              "d_φ × d_v state instead of every key and value",
+         "c": "yes, as long as every feature is positive",
+         "d": "no: linear attention cannot be causal"},
+        ("b",), _expressive_explanation, kind="choice",
+        hint="what is the largest rank of φ(Q)φ(K)ᵀ, and the rank of the identity matrix softmax can approach?",
+        feedback={"a": "the two orders are equal to each other; neither is softmax attention: the kernel is "
+                       "φ(q)ᵀφ(k), not exp(qᵀk/√d).",
+                  "c": "positivity makes the weights an average (notebook 03, section 4); it does not lift the "
+                       "rank limit of d_φ.",
+                  "d": "causal linear attention exists (prefix sums, notebook 04); the limit is the rank, not "
+                       "causality."}),
     "linear_steps": Question(
         "Order the steps of (non-causal) linear attention in its O(N) form. Steps that could "
         "run in either order may be given in either order.",
