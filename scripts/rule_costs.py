@@ -7,7 +7,10 @@
 * every rule's chunkwise form (linear, gated, GLA, delta, gated delta) at N = 4k and 16k, d = 64, and the
   linear, delta and gated delta rules at d = 128 (Qwen3-Next's head size), forward and forward+backward
   (B = 1, H = 4, float32): the log-log slopes come from these records;
-* the delta rule's recurrent form at 4k (forward), for the chunkwise/recurrent ratio;
+* the same three rules at d = 128 and N = 64k, where every tensor is far past the CPU's last-level cache:
+  the slope from 16k to 64k separates the algorithm's growth from the cache's bend between 4k and 16k;
+* the delta rule's recurrent form at 4k (forward) against its chunkwise form, timed in alternating pairs
+  (``bench.sweeps.paired_ratio``) so that load drifting during the run reaches both sides of each ratio;
 * where Hugging Face transformers imports: its pure-PyTorch Gated DeltaNet (what Qwen3-Next runs on a CPU)
   on the same inputs, checked equal before timing; and its recurrent decode step beside DeltaState.step.
 Each record file carries device, torch, date, revision and the machine's load (linattn_edu.bench.records).
@@ -15,6 +18,7 @@ Each record file carries device, torch, date, revision and the machine's load (l
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -22,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from linattn_edu.bench import hf  # noqa: E402
 from linattn_edu.bench.records import Results  # noqa: E402
-from linattn_edu.bench.sweeps import decode_sweep, sweep  # noqa: E402
+from linattn_edu.bench.sweeps import GiB, decode_sweep, paired_ratio, sweep  # noqa: E402
 
 RULE_METHODS = ["chunkwise", "gated_chunkwise", "gla_chunkwise", "delta_chunkwise", "gated_delta_chunkwise"]
 
@@ -32,6 +36,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="N = 1024 and 4096; writes under artifacts/")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
+    if args.threads is not None and not 1 <= args.threads <= (os.cpu_count() or 1):
+        parser.error(f"--threads must be between 1 and this machine's {os.cpu_count()} CPUs; got {args.threads}")
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
@@ -43,6 +49,8 @@ def main() -> int:
                   measure_memory=False)
     parts = [sweep(RULE_METHODS, ns, d=64, **timing),  # every rule at d = 64
              sweep(["chunkwise", "delta_chunkwise", "gated_delta_chunkwise"] + hf_methods, ns, d=128, **timing),
+             sweep(["chunkwise", "delta_chunkwise", "gated_delta_chunkwise"], [ns[-1] * 4], d=128,
+                   memory_budget=12 * GiB, **timing),  # past the cache: the algorithm's own slope
              sweep(["delta_recurrent", "delta_chunkwise"], [ns[-1] // 4 if args.quick else 4096], modes=("forward",),
                    d=64, min_repeats=3, min_run_time=0.0, time_budget_s=300.0, measure_memory=False)]
     records = [r for p in parts for r in p.records]
@@ -52,7 +60,10 @@ def main() -> int:
     dec = decode_sweep([1024], d=128, decoders=decoders)
     dec.metadata["transformers"] = hf.version()
     dec.save(out / "cpu_rules_decode.json")
-    print(f"wrote {out / 'cpu_rules.json'} and {out / 'cpu_rules_decode.json'}")
+    paired = paired_ratio("delta_recurrent", "delta_chunkwise", ns[-1] // 4 if args.quick else 4096, pairs=9)
+    Results(records=[paired], metadata=dict(meta, benchmark="delta rule: chunkwise vs its token loop, "
+                                                           "alternating pairs")).save(out / "cpu_rules_paired.json")
+    print(f"wrote {out / 'cpu_rules.json'}, {out / 'cpu_rules_decode.json'} and {out / 'cpu_rules_paired.json'}")
     return 0
 
 

@@ -45,3 +45,15 @@ def test_rule_costs_reads_slopes_per_method_and_width():
     assert [(r["method"], r["d"]) for r in rows] == [("delta_chunkwise", 64), ("delta_chunkwise", 128)]
     assert abs(rows[0]["slope_forward"] - 1.0) < 1e-12 and rows[0]["forward+backward"] is None
     assert abs(rows[1]["slope_forward+backward"] - 2.0) < 1e-12
+
+
+def test_paired_ratio_times_both_methods_in_alternating_pairs():
+    from linattn_edu.bench.sweeps import paired_ratio
+    rec = paired_ratio("delta_recurrent", "delta_chunkwise", 64, d=8, pairs=3, chunk_size=16)
+    assert (rec["method"], rec["baseline"], rec["status"]) == ("delta_chunkwise", "delta_recurrent", "ok")
+    assert len(rec["ratios"]) == 3 and all(r > 0 for r in rec["ratios"])
+    assert rec["q1_ratio"] <= rec["median_ratio"] <= rec["q3_ratio"]
+    with pytest.raises(ValueError, match="pairs"):
+        paired_ratio("delta_recurrent", "delta_chunkwise", 64, pairs=1)
+    with pytest.raises(ValueError, match="method"):
+        paired_ratio("bogus", "delta_chunkwise", 64)

@@ -14,11 +14,13 @@ What one measured point is (method m at length N, forward or forward+backward):
 from __future__ import annotations
 
 import os
+import statistics
+import time
 from typing import Iterable, Sequence
 
 import torch
 
-from .._checks import MemoryBudgetError, compute_dtype, dtype_name, parse_dtype
+from .._checks import MemoryBudgetError, check_number, compute_dtype, dtype_name, parse_dtype
 from ..delta import DeltaState
 from ..memory import kv_cache_bytes, linear_state_bytes
 from ..linear import LinearAttentionState
@@ -28,9 +30,9 @@ from .analysis import chunkwise_flops
 from .methods import ALL_METHODS, FEATURE_MAP, MODES, build_call, check_method, check_mode, predict_peak_bytes, \
     predict_seconds
 from .records import Results, run_metadata
-from .timer import load_average, matmul_gflops, peak_memory, time_call
+from .timer import _sync, load_average, matmul_gflops, peak_memory, time_call
 
-__all__ = ["GiB", "measure_point", "sweep", "default_methods", "headline", "DECODERS", "DEFAULT_DECODERS", "decode_sweep"]
+__all__ = ["GiB", "measure_point", "sweep", "default_methods", "headline", "paired_ratio", "DECODERS", "DEFAULT_DECODERS", "decode_sweep"]
 
 GiB = 2**30
 _TIMING_KEYS = ("median_s", "iqr_s", "repeats", "noise", "noisy")
@@ -179,6 +181,38 @@ def headline(*, n: int = 16384, batch: int = 1, heads: int = 4, d: int = 64, chu
         out["chunkwise_gflops"] = flops / out[("chunkwise", "forward")]["median_s"] / 1e9
     out["metadata"]["load_average_1m_end"] = load_average()
     return out
+
+
+def paired_ratio(baseline: str, method: str, n: int, *, mode: str = "forward", pairs: int = 9, batch: int = 1,
+                 heads: int = 4, d: int = 64, dtype=torch.float32, device="cpu", chunk_size: int = 64) -> dict:
+    """How many times faster ``method`` is than ``baseline`` at one N, timed in alternating pairs.
+
+    Each pair times one call of the baseline, then one of the method, back to back, so a change of the
+    machine's load during the run reaches both sides of a ratio alike; the record keeps every pair's
+    ratio t_baseline / t_method and their median and quartiles (the spread a reader should quote).
+    Returns one record: {"method", "baseline", "n", "mode", "d", …, "ratios", "median_ratio", "q1_ratio",
+    "q3_ratio", "median_s" (the method's), "baseline_median_s", "status", "load_average"}.
+    """
+    check_number(pairs, "pairs", integer=True, minimum=3)
+    kw = dict(mode=check_mode(mode), batch=batch, heads=heads, d=d, dtype=parse_dtype(dtype), device=device,
+              chunk_size=chunk_size)
+    fns = [build_call(check_method(m).name, n, **kw) for m in (baseline, method)]
+    times: list[list[float]] = [[], []]
+    for fn in fns:  # warm-up: allocator, thread pool, lazy imports
+        fn()
+    for _ in range(pairs):
+        for side, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            times[side].append(time.perf_counter() - start)
+    ratios = [b / m for b, m in zip(*times)]
+    q1, med, q3 = statistics.quantiles(ratios, n=4)
+    return {"method": method, "baseline": baseline, "n": n, "mode": mode, "batch": batch, "heads": heads, "d": d,
+            "dtype": dtype_name(kw["dtype"]), "device": str(torch.device(device)), "chunk_size": chunk_size,
+            "status": "ok", "pairs": pairs, "ratios": ratios, "median_ratio": statistics.median(ratios),
+            "q1_ratio": q1, "q3_ratio": q3, "median_s": statistics.median(times[1]),
+            "baseline_median_s": statistics.median(times[0]), "load_average": load_average()}
 
 
 # Decode: one token at context N -----------------------------------------------------------------
