@@ -2,6 +2,7 @@
 cells of the notebooks carry marked solutions that no cell above them gives away."""
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -144,6 +145,119 @@ def test_best_solver_follows_the_data_not_a_fixed_answer():
     flipped = {**TABLE, "delta": {2.0: [0.5, 0.6]}}
     assert ex.check_best_solver("delta", flipped) is True
     assert ex.check_best_solver("exact ridge", flipped) is False
+
+
+# --------------------------------------------------------------------------- transitions (11)
+def _I(k):
+    return torch.eye(k.shape[-1], dtype=k.dtype)
+
+
+def _outer(k):
+    return k[..., :, None] * k[..., None, :]
+
+
+def delta_transition_ok(k, beta):
+    return _I(k) - beta[..., None, None] * _outer(k)
+
+
+def kda_ok(k, beta, g):
+    return delta_transition_ok(k, beta) @ torch.diag_embed(g.exp())
+
+
+def product_ok(K, beta):
+    A = _I(K)
+    for k, b in zip(K, beta):
+        A = (_I(K) - b * torch.outer(k, k)) @ A
+    return A
+
+
+def _product_reversed(K, beta):
+    A = _I(K)
+    for k, b in zip(K, beta):
+        A = A @ (_I(K) - b * torch.outer(k, k))
+    return A
+
+
+def _mod3(angle_deg, *, scale=1.0):
+    def fn(d):
+        K = torch.zeros(2, d, dtype=torch.float64)
+        K[0, 0] = scale
+        t = math.radians(angle_deg)
+        K[1, 0], K[1, 1] = math.cos(t), math.sin(t)
+        return K
+    return fn
+
+
+RIGHT_11 = [(ex.check_delta_transition, delta_transition_ok), (ex.check_kda_transition, kda_ok),
+            (ex.check_product_transition, product_ok)]
+
+WRONG_11 = [
+    (ex.check_delta_transition, lambda k, b: _I(k) - _outer(k), "left out β"),
+    (ex.check_delta_transition, lambda k, b: _I(k) + b[..., None, None] * _outer(k), "sign is flipped"),
+    (ex.check_delta_transition, lambda k, b: -b[..., None, None] * _outer(k), "identity is missing"),
+    (ex.check_kda_transition, lambda k, b, g: torch.diag_embed(g.exp()) @ delta_transition_ok(k, b),
+     "decayed after the delta step"),
+    (ex.check_kda_transition, lambda k, b, g: delta_transition_ok(k, b) @ torch.diag_embed(g), "log-decays g"),
+    (ex.check_kda_transition, lambda k, b, g: delta_transition_ok(k, b) * g.exp().mean(-1)[..., None, None],
+     "Gated DeltaNet"),
+    (ex.check_product_transition, _product_reversed, "reverse order"),
+    (ex.check_product_transition, lambda K, b: _I(K) - sum(bj * torch.outer(k, k) for k, bj in zip(K, b)),
+     "first order"),
+    (ex.check_product_transition, lambda K, b: product_ok(K, torch.ones_like(b)), "left out β_j"),
+]
+
+
+@pytest.mark.parametrize("checker, fn", RIGHT_11, ids=[c.__name__ for c, _ in RIGHT_11])
+def test_transition_checker_accepts_right_answer(checker, fn, capsys):
+    assert checker(fn) is True
+    assert capsys.readouterr().out.startswith("✓")
+
+
+def test_kda_checker_accepts_column_scaling():
+    # H * e^g over the last axis scales H's columns: the same matrix as H @ Diag(e^g)
+    assert ex.check_kda_transition(lambda k, b, g: delta_transition_ok(k, b) * g.exp()[..., None, :]) is True
+
+
+@pytest.mark.parametrize("checker, fn, phrase", WRONG_11, ids=[f"{c.__name__}-{p}" for c, _, p in WRONG_11])
+def test_transition_checker_rejects_wrong_answer_with_its_diagnosis(checker, fn, phrase, capsys):
+    assert checker(fn) is False
+    out = capsys.readouterr().out
+    assert out.startswith("✗") and phrase in out, out
+
+
+@pytest.mark.parametrize("checker", [c for c, _ in RIGHT_11], ids=[c.__name__ for c, _ in RIGHT_11])
+def test_each_transition_checker_names_at_least_two_wrong_answers(checker):
+    assert sum(c is checker for c, _, _ in WRONG_11) >= 2
+
+
+@pytest.mark.parametrize("angle", [60.0, 120.0, -60.0])
+def test_mod3_keys_accepts_any_rotation_by_a_third(angle, capsys):
+    assert ex.check_mod3_keys(_mod3(angle)) is True
+    assert capsys.readouterr().out.startswith("✓")
+
+
+@pytest.mark.parametrize("fn, phrase", [(_mod3(0.0), "undo each other"), (_mod3(90.0), "mod 2"),
+                                        (_mod3(30.0), "rotates by 60.0°"), (_mod3(60.0, scale=2.0), "unit key"),
+                                        (lambda d: torch.zeros(3, d), "shape (2,")])
+def test_mod3_keys_names_the_wrong_rotation(fn, phrase, capsys):
+    assert ex.check_mod3_keys(fn) is False
+    out = capsys.readouterr().out
+    assert out.startswith("✗") and phrase in out, out
+
+
+def test_transition_checkers_refuse_the_library_and_leave_the_rng_alone():
+    from linattn_edu.exercises import guard
+    from linattn_edu.transitions import delta_product_transition
+
+    assert guard(ex.check_product_transition, lambda K, b: delta_product_transition(K, b)) is False
+    assert guard(ex.check_product_transition, product_ok) is True
+    torch.manual_seed(0)
+    before = torch.rand(3)
+    torch.manual_seed(0)
+    for checker, fn in RIGHT_11:
+        checker(fn)
+    ex.check_mod3_keys(_mod3(60.0))
+    assert torch.equal(torch.rand(3), before)
 
 
 # --------------------------------------------------------------------------- the notebooks' exercise cells
