@@ -329,3 +329,26 @@ def test_kda_bad_gates_get_clear_errors():
     bad[0, 2, 1] = float("nan")
     with pytest.raises(ValueError, match=r"log_decay must be finite and <= 0"):
         delta_rule_attention(q, k, v, beta, log_decay=bad, form="recurrent")
+
+
+def test_kda_with_negative_eigenvalues_chunkwise_equals_recurrent():
+    """β ∈ (0, 2] with a per-channel gate: the WY form holds for any β."""
+    q, k, v, beta, g = _kda_inputs(lead=(2,), n=45)
+    beta = 2 * beta  # some entries past 1
+    ref, s_ref = delta_rule_attention(q, k, v, beta, log_decay=g, form="recurrent", return_state=True,
+                                      allow_negative_eigenvalues=True)
+    out, s = delta_rule_attention(q, k, v, beta, log_decay=g, chunk_size=8, return_state=True,
+                                  allow_negative_eigenvalues=True)
+    assert_close("KDA, negative eigenvalues", ref, out, 1e-10)
+    assert_close("state", s_ref, s, 1e-10)
+
+
+@pytest.mark.parametrize("half", [torch.float16, torch.bfloat16])
+def test_kda_half_inputs_accumulate_in_float32(half):
+    q, k, v, beta, g = _kda_inputs(lead=(2,), n=200, d=8, d_v=8)
+    g = g * 0.05
+    ref = delta_rule_attention(q, k, v, beta, log_decay=g, form="recurrent")
+    cast = [x.to(half) for x in (q, k, v, beta, g)]
+    out, s = delta_rule_attention(*cast[:4], log_decay=cast[4], return_state=True)
+    assert out.dtype == half and s.dtype == torch.float32
+    assert_close(f"KDA chunkwise {half}", ref, out, 1e-2)
