@@ -48,7 +48,7 @@ def solver_colours(names: Sequence[str]) -> dict[str, str]:
 def _grid(panels: int) -> go.Figure:
     """One wide panel on top, ``panels`` square panels below (make_subplots costs ~40 ms: built once)."""
     specs = [[{"colspan": panels}] + [None] * (panels - 1), [{} for _ in range(panels)]]
-    fig = make_subplots(rows=2, cols=panels, specs=specs, row_heights=[0.55, 0.45], vertical_spacing=0.2,
+    fig = make_subplots(rows=2, cols=panels, specs=specs, row_heights=[0.45, 0.55], vertical_spacing=0.16,
                         horizontal_spacing=0.05, subplot_titles=[" "] * (panels + 1))
     fig.update_layout(margin=dict(l=60, r=30, t=80, b=55), font=FONT, plot_bgcolor="white", autosize=True)
     fig.update_xaxes(gridcolor=GRID, zerolinecolor=GRID)
@@ -57,7 +57,7 @@ def _grid(panels: int) -> go.Figure:
 
 
 def regression_figure(curves: Mapping[str, Sequence[float]], states: Mapping[str, object], *, d: int, n: int,
-                      title: str, height: int = 780) -> go.Figure:
+                      title: str, height: int = 900) -> go.Figure:
     """Recall error vs t/d for every solver (t = 1 … n pairs stored) and each fitted S at n.
 
     curves: {solver: mean recall error after 1, 2, …, n pairs}; states: {solver: S (d, d_v) after n pairs}

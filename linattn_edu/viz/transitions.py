@@ -23,15 +23,15 @@ import plotly.graph_objects as go
 
 from ._arrays import as_array
 from ._style import DIFF_SCALE, NEUTRAL_COLOUR, finish, subplots
-from .heatmaps import colorbar_at_right, heatmap_trace, square_cells
+from .heatmaps import colorbar_below, heatmap_trace
 
 __all__ = ["transition_figure", "eigenvalue_groups", "EIGEN_GROUPS", "EIGEN_RANGE", "format_eigenvalues"]
 
 #: name -> (colour, marker symbol) for the three eigenvalue groups (Okabe–Ito blue, orange, vermillion)
 EIGEN_GROUPS = {
-    "0 ≤ λ ≤ 1 (fades)": ("#0072B2", "circle"),
-    "λ < 0 or complex, |λ| ≤ 1 (flips / rotates)": ("#E69F00", "diamond"),
-    "|λ| > 1 (grows)": ("#D55E00", "x"),
+    "0 ≤ λ ≤ 1: fades": ("#0072B2", "circle"),
+    "λ < 0 or complex: flips / rotates": ("#E69F00", "diamond"),
+    "|λ| > 1: grows": ("#D55E00", "x"),
 }
 #: the complex plane drawn: Re λ from −2.1 to 1.3 (DPLR can reach −2), Im λ from −1.3 to 1.3
 EIGEN_RANGE = ((-2.1, 1.3), (-1.3, 1.3))
@@ -67,12 +67,15 @@ def format_eigenvalues(eigenvalues, digits: int = 2) -> str:
 
 
 def transition_figure(a, eigenvalues, state, norms: Sequence[float], t: int, *, title: str,
-                      s_range: float | None = None, a_range: float = 2.0, height: int = 760) -> go.Figure:
+                      s_range: float | None = None, a_range: float = 2.0, height: int = 500) -> go.Figure:
     """A_t (d × d heatmap), its eigenvalues on the unit disc, S_t (d × d_v heatmap) and ‖S_s‖_F for every s.
 
     a: (d, d) the transition of token t; eigenvalues: (d,) complex (torch.linalg.eigvals of a);
     state: (d, d_v) S_t; norms: ‖S_s‖_F for s = 0 … N − 1; t: the token shown (marked on the norm curve);
     s_range: the state's colour range ±s_range (default: its largest |entry|); a_range: A's colour range.
+    One row of four panels; the two colour scales lie flat under their heatmaps, the legend at the right.
+    An eigenvalue group with no member keeps its trace with one gap point (plotly.js hides a trace with no
+    points, which would change the set of drawn traces between two settings).
     """
     a = as_array(a, "a", ndim=2)
     s = as_array(state, "state", ndim=2)
@@ -86,24 +89,23 @@ def transition_figure(a, eigenvalues, state, norms: Sequence[float], t: int, *, 
     if lam.shape != (a.shape[0],):
         raise ValueError(f"eigenvalues must hold d = {a.shape[0]} values; got {lam.shape[0]}")
     span = float(s_range) if s_range is not None else max(float(np.abs(s).max()), 1e-12)
-    fig = subplots(2, 2, [f"transition Aₜ of token t = {t}", "eigenvalues of Aₜ (unit circle: |λ| = 1)",
-                          f"state Sₜ after token t = {t}", "‖Sₛ‖ (Frobenius) over the stream"],
-                   horizontal_spacing=0.16, vertical_spacing=0.16)
+    fig = subplots(1, 4, [f"Aₜ (token t = {t})", "eigenvalues of Aₜ", f"Sₜ after token {t}", "‖Sₛ‖ per token"],
+                   horizontal_spacing=0.07)
     fig.add_trace(heatmap_trace(a.tolist(), name="Aₜ", colorscale=DIFF_SCALE, zmin=-a_range, zmax=a_range,
                                 colorbar_title="entry of Aₜ", hover=("column j", "row i", "A_t")), 1, 1)
-    colorbar_at_right(fig.data[-1].colorbar, fig, 1, 2, "entry of Aₜ")
+    colorbar_below(fig.data[-1].colorbar, fig, 1, (1, 1), "entry of Aₜ")
     fig.update_xaxes(title_text="column j", row=1, col=1)
     fig.update_yaxes(title_text="row i", row=1, col=1)
-    square_cells(fig, 1, a.shape, row=1)
-    # the unit circle, then one trace per eigenvalue group (always present, maybe empty: frames animate)
+    # the unit circle, then one trace per eigenvalue group (always present: frames animate between equal sets)
     theta = np.linspace(0, 2 * math.pi, 181)
     fig.add_trace(go.Scatter(x=np.cos(theta).round(6).tolist(), y=np.sin(theta).round(6).tolist(), mode="lines",
                              name="unit circle |λ| = 1", line=dict(color=NEUTRAL_COLOUR, width=1),
                              hoverinfo="skip"), 1, 2)
     for name, values in eigenvalue_groups(lam).items():
         colour_, symbol = EIGEN_GROUPS[name]
-        fig.add_trace(go.Scatter(x=values.real.tolist(), y=values.imag.tolist(), mode="markers", name=name,
-                                 marker=dict(color=colour_, symbol=symbol, size=12, line=dict(width=1.5,
+        fig.add_trace(go.Scatter(x=values.real.tolist() or [None], y=values.imag.tolist() or [None],
+                                 mode="markers", name=name,
+                                 marker=dict(color=colour_, symbol=symbol, size=11, line=dict(width=1.5,
                                                                                                color="black")),
                                  hovertemplate="λ = %{x:.3f} + %{y:.3f}i<extra></extra>"), 1, 2)
     (x0, x1), (y0, y1) = EIGEN_RANGE
@@ -111,17 +113,21 @@ def transition_figure(a, eigenvalues, state, norms: Sequence[float], t: int, *, 
     fig.update_yaxes(title_text="Im λ", range=[y0, y1], autorange=False, scaleanchor="x2", scaleratio=1,
                      constrain="domain", row=1, col=2)
     fig.add_trace(heatmap_trace(s.tolist(), name="Sₜ", colorscale=DIFF_SCALE, zmin=-span, zmax=span,
-                                colorbar_title="entry of Sₜ", hover=("value dim", "key dim", "S_t")), 2, 1)
-    colorbar_at_right(fig.data[-1].colorbar, fig, 2, 2, "entry of Sₜ")
-    fig.update_xaxes(title_text="value dim", row=2, col=1)
-    fig.update_yaxes(title_text="key dim", row=2, col=1)
-    square_cells(fig, 1, s.shape, row=2)
+                                colorbar_title="entry of Sₜ", hover=("value dim", "key dim", "S_t")), 1, 3)
+    colorbar_below(fig.data[-1].colorbar, fig, 1, (3, 3), "entry of Sₜ")
+    fig.update_xaxes(title_text="value dim", row=1, col=3)
+    fig.update_yaxes(title_text="key dim", row=1, col=3)
+    for col, shape in ((1, a.shape), (3, s.shape)):  # square cells, row 0 at the top, by explicit ranges
+        ref = fig.get_subplot(1, col)
+        fig.update_yaxes(scaleanchor=ref.xaxis.plotly_name.replace("axis", ""), scaleratio=1, constrain="domain",
+                         autorange=False, range=[shape[0] - 0.5, -0.5], row=1, col=col)
+        fig.update_xaxes(constrain="domain", autorange=False, range=[-0.5, shape[1] - 0.5], row=1, col=col)
     top = max(float(np.nanmax(norms)), 1e-3) * 1.1
     fig.add_trace(go.Scatter(x=list(range(len(norms))), y=norms.tolist(), mode="lines+markers", name="‖Sₛ‖",
-                             line=dict(color="#009E73"), marker=dict(symbol="square", size=6)), 2, 2)
+                             line=dict(color="#009E73"), marker=dict(symbol="square", size=6)), 1, 4)
     fig.add_trace(go.Scatter(x=[t, t], y=[0, top], mode="lines", name="now (t)", line=dict(color="black", width=1)),
-                  2, 2)
-    fig.update_xaxes(title_text="token s", range=[-0.5, len(norms) - 0.5], autorange=False, row=2, col=2)
-    fig.update_yaxes(title_text="‖Sₛ‖", range=[0, top], autorange=False, row=2, col=2)
-    fig.update_layout(legend=dict(orientation="h", y=-0.12, x=0))
+                  1, 4)
+    fig.update_xaxes(title_text="token s", range=[-0.5, len(norms) - 0.5], autorange=False, row=1, col=4)
+    fig.update_yaxes(title_text="‖Sₛ‖", range=[0, top], autorange=False, row=1, col=4)
+    fig.update_layout(legend=dict(x=1.02, xanchor="left", y=1.0, yanchor="top"), margin=dict(b=130))
     return finish(fig, title, height)
