@@ -19,6 +19,7 @@ sliding_window_attention, window_linear_attention, gated_linear_attention, delta
 """
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -34,10 +35,12 @@ from .delta import delta_rule_attention
 from .gated import gated_linear_attention
 from .linear import linear_attention
 from .softmax import softmax_attention
+from .transitions import delta_product_attention
 from .window import sliding_window_attention, window_linear_attention
 
 __all__ = ["mqar", "RecallModel", "run_mqar", "MIXERS", "MixerSpec", "ABLATION", "mixer_name", "state_bytes",
-           "readout_error", "IGNORE_INDEX", "POWER_A", "MAX_SEED"]
+           "readout_error", "IGNORE_INDEX", "POWER_A", "MAX_SEED", "state_tracking", "run_state_tracking",
+           "state_tracking_table", "format_state_tracking_table", "STATE_TASKS", "STATE_METRICS", "S3_ELEMENTS"]
 
 IGNORE_INDEX = -100  # label of every position that is not scored (PyTorch's cross_entropy default)
 POWER_A = 0.01  # p(gap = i) ∝ (i + 1)^(a − 1): nearly 1/(i + 1), queries cluster early
@@ -163,14 +166,20 @@ class Mixer(nn.Module):
         spec = MIXERS[kind]
         self.kind, self.window = kind, window
         d_qk = d_key or spec.d_qk or d_model
-        self.qkv = nn.Linear(d_model, 2 * d_qk + d_model)
+        n_h = self.micro_steps = spec.micro_steps
+        self.qkv = nn.Linear(d_model, d_qk + n_h * (d_qk + d_model))  # q, then n_h (k, v) pairs
         self.out = nn.Linear(d_model, d_model)
         self.d_qk = d_qk
-        if spec.gate:  # β_t (delta: write strength) or g_t (gated: forget gate), per token
-            self.gate = nn.Linear(d_model, 1)
+        if spec.gate:  # β_t (delta: write strength; one per micro-step) or g_t (gated: forget gate), per token
+            self.gate = nn.Linear(d_model, n_h)
 
     def forward(self, x):
-        q, k, v = self.qkv(x).split([self.d_qk, self.d_qk, x.shape[-1]], dim=-1)  # (B, L, d_qk) ×2, (B, L, d)
+        d, n_h = x.shape[-1], self.micro_steps
+        if n_h == 1:
+            q, k, v = self.qkv(x).split([self.d_qk, self.d_qk, d], dim=-1)  # (B, L, d_qk) ×2, (B, L, d)
+        else:
+            q, kv = self.qkv(x).split([self.d_qk, n_h * (self.d_qk + d)], dim=-1)  # (B, L, d_qk), (B, L, n_h(d_qk + d))
+            k, v = kv.unflatten(-1, (n_h, self.d_qk + d)).split([self.d_qk, d], dim=-1)  # (B, L, n_h, d_qk), (B, L, n_h, d)
         return self.out(MIXERS[self.kind].attend(self, x, q, k, v))  # (B, L, d)
 
 
@@ -236,6 +245,37 @@ def _delta(m, x, q, k, v):
     return delta_rule_attention(F.normalize(q, dim=-1), k, v, beta, normalize_keys=True)  # (B, L, d)
 
 
+def _delta_neg(m, x, q, k, v):
+    """``delta`` with one change, β_t = 2·sigmoid(w·x_t + b) ∈ (0, 2): the transition I − β_t k_t k_tᵀ has
+    eigenvalue 1 − β_t ∈ (−1, 1) along k_t, so the state can flip sign (Grazzi et al., 2025)."""
+    beta = 2 * torch.sigmoid(m.gate(x)).squeeze(-1)  # (B, L) in (0, 2)
+    return delta_rule_attention(F.normalize(q, dim=-1), k, v, beta, normalize_keys=True,
+                                allow_negative_eigenvalues=True)  # (B, L, d)
+
+
+def _deltaproduct(m, x, q, k, v):
+    """DeltaProduct, n_h = 2: per token two delta micro-steps, S ← S + β_j k_j (v_j − Sᵀk_j)ᵀ, β_j ∈ (0, 1).
+
+    k (B, L, 2, d_k), v (B, L, 2, d). The transition (I − β_2 k_2k_2ᵀ)(I − β_1 k_1k_1ᵀ) is a product of two
+    symmetric matrices with eigenvalues in [0, 1]: its eigenvalues are real and stay in [0, 1] too.
+    """
+    beta = torch.sigmoid(m.gate(x))  # (B, L, 2) in (0, 1)
+    return delta_product_attention(F.normalize(q, dim=-1), k, v, beta, normalize_keys=True)  # (B, L, d)
+
+
+def _deltaproduct_neg(m, x, q, k, v):
+    """DeltaProduct, n_h = 2, with β_j ∈ (0, 2) (one change from ``deltaproduct``): two reflections make a
+    rotation. Run as the delta rule over the 2L micro-steps (what DeltaProduct is), read after each token's
+    last micro-step: out_t = S_{t,2}ᵀ q_t.
+    """
+    B, L, n_h, d_k = k.shape
+    beta = 2 * torch.sigmoid(m.gate(x))  # (B, L, n_h) in (0, 2)
+    qm = F.normalize(q, dim=-1).unsqueeze(-2).expand(B, L, n_h, d_k)  # (B, L, n_h, d_k): q at every micro-step
+    out = delta_rule_attention(qm.flatten(1, 2), k.flatten(1, 2), v.flatten(1, 2), beta.flatten(1, 2),
+                               normalize_keys=True, allow_negative_eigenvalues=True)  # (B, L·n_h, d)
+    return out.unflatten(1, (L, n_h))[:, :, -1]  # (B, L, d): the read after the token's last micro-step
+
+
 @dataclass(frozen=True)
 class MixerSpec:
     """One recall mixer: how it mixes, what it keeps, and what it allocates.
@@ -244,7 +284,7 @@ class MixerSpec:
     state_floats(seq_len, d_model, window[, d_key]) -> floats a decoder keeps per sequence (see
     :func:`state_bytes`; the optional 4th argument is the q/k width when a model narrows it).
     label: the name figures print. d_qk: width of q and k (None: d_model). gate: learns one scalar per
-    token from x.
+    token (per micro-step) from x. micro_steps: n_h key–value pairs per token (k (B, L, n_h, d_k)).
     """
 
     attend: Callable
@@ -252,6 +292,7 @@ class MixerSpec:
     label: str
     d_qk: int | None = None
     gate: bool = False
+    micro_steps: int = 1  # key–value pairs (and β's) per token: DeltaProduct's n_h
 
 
 _TAYLOR_FEATURES = 1 + TAYLOR_DIM + TAYLOR_DIM ** 2  # 273
@@ -282,6 +323,12 @@ MIXERS: dict[str, MixerSpec] = {
     "additive": MixerSpec(_additive, _keyed(lambda L, d, w, k: k * d), "identity on unit keys, additive"),
     "window_linear": MixerSpec(_window_linear, _keyed(lambda L, d, w, k: min(w, L) * (k + d) + k * d + k),
                                "window + elu+1 (in-layer hybrid)"),
+    # the state-tracking lab: transitions with negative eigenvalues, and products of two (DeltaProduct)
+    "delta_neg": MixerSpec(_delta_neg, _keyed(lambda L, d, w, k: k * d), "delta rule, β ∈ (0, 2)", gate=True),
+    "deltaproduct": MixerSpec(_deltaproduct, _keyed(lambda L, d, w, k: k * d), "DeltaProduct (n_h = 2)",
+                              gate=True, micro_steps=2),
+    "deltaproduct_neg": MixerSpec(_deltaproduct_neg, _keyed(lambda L, d, w, k: k * d),
+                                  "DeltaProduct (n_h = 2), β ∈ (0, 2)", gate=True, micro_steps=2),
 }
 ABLATION = ("linear", "linear_nodenom", "additive", "delta")  # neighbours differ in one thing: normaliser, map, write
 
@@ -332,8 +379,9 @@ def _check_model(mixer, vocab_size, d_model, window, d_key=None):
     d_qk = max(d_key or MIXERS[m].d_qk or d_model for m in layers)
     check_dense_budget((vocab_size, d_model), torch.float32, f"RecallModel's embedding (vocab_size={vocab_size}, "
                        f"d_model={d_model})", "lower vocab_size or d_model")
-    check_dense_budget((2 * d_qk + d_model, d_model), torch.float32, f"RecallModel's q/k/v projection "
-                       f"(2 · {d_qk} + d_model, d_model) with d_model={d_model}", "lower d_model")
+    n_h = max(MIXERS[m].micro_steps for m in layers)
+    check_dense_budget((d_qk + n_h * (d_qk + d_model), d_model), torch.float32, f"RecallModel's q/k/v projection "
+                       f"({d_qk} + {n_h} · ({d_qk} + d_model), d_model) with d_model={d_model}", "lower d_model")
 
 
 class RecallModel(nn.Module):
@@ -491,6 +539,243 @@ def run_mqar(mixer, *, num_kv_pairs=8, seq_len=64, vocab_size=256, d_model=64, t
                          weight_decay=weight_decay, window=window,
                          d_key=d_key or MIXERS[_check_mixer(mixer)[0]].d_qk or d_model),
     }
+
+
+# State tracking ---------------------------------------------------------------------------------
+#: task -> its tokens (= its labels): parity reads bits, mod3 the residues 0, 1, 2, s3 the six permutations
+STATE_TASKS = {"parity": 2, "mod3": 3, "s3": 6}
+#: the elements of S3 in the order the s3 task numbers its tokens: token i is the permutation S3_ELEMENTS[i]
+#: of (0, 1, 2), written as the images (p(0), p(1), p(2)); token 0 is the identity
+S3_ELEMENTS = tuple(itertools.permutations(range(3)))
+
+
+def _s3_table() -> torch.Tensor:
+    """table[p, g] = the token of g ∘ p, (g ∘ p)(i) = g(p(i)) (p first, then g): (6, 6) long."""
+    index = {perm: i for i, perm in enumerate(S3_ELEMENTS)}
+    return torch.tensor([[index[tuple(g[p[i]] for i in range(3))] for g in S3_ELEMENTS] for p in S3_ELEMENTS])
+
+
+def _check_task(task):
+    if not isinstance(task, str):
+        raise TypeError(f"task must be a string, one of {tuple(STATE_TASKS)}; got {type(task).__name__} {task!r}")
+    if task not in STATE_TASKS:
+        raise ValueError(f"task must be one of {tuple(STATE_TASKS)}; got {task!r}")
+
+
+def _check_state_data_budget(n_examples, seq_len, what="n_examples"):
+    """Refuse, before drawing anything, tokens (n, L) int64 (and labels like them) past the memory budget."""
+    check_dense_budget((n_examples, seq_len), torch.int64, f"state_tracking's tokens ({what}={n_examples}, "
+                       f"seq_len={seq_len})", f"lower {what} or seq_len")
+
+
+def state_tracking(task, *, n_examples, seq_len, seed=0):
+    """State-tracking examples: tokens (n, L) and the running state after each token (n, L), both long.
+
+    * ``"parity"``: tokens x_t ∈ {0, 1}; label_t = x_1 ⊕ … ⊕ x_t (the parity of the bits so far).
+    * ``"mod3"``: tokens x_t ∈ {0, 1, 2}; label_t = (x_1 + … + x_t) mod 3.
+    * ``"s3"``: tokens are the six permutations of three things (``S3_ELEMENTS``); label_t is the token
+      of the running composition p_t = x_t ∘ p_{t−1} (x_1 acts first), p_0 = identity — the word problem
+      of the smallest non-abelian group.
+
+    Every position is scored: the label at t is the state after reading x_1 … x_t. A recurrence that
+    tracks it needs transitions that act as the group does: a sign flip for parity, a rotation by 120°
+    for mod 3, rotations and reflections for S3. Tokens are uniform and independent.
+
+    Needs 0 <= seed <= 2⁶³ − 1; sizes whose tensors would pass the memory budget raise
+    :class:`~linattn_edu.MemoryBudgetError` before anything is drawn. Same seed → same tensors; the
+    global RNG is not touched.
+    """
+    _check_task(task)
+    check_positive_int(n_examples, "n_examples")
+    check_positive_int(seq_len, "seq_len")
+    _check_seed(seed)
+    _check_state_data_budget(n_examples, seq_len)
+    m = STATE_TASKS[task]
+    g = torch.Generator().manual_seed(seed)
+    inputs = torch.randint(m, (n_examples, seq_len), generator=g)  # (n, L) in [0, m)
+    if task != "s3":  # Z_2 and Z_3: the running sum mod m
+        return inputs, inputs.cumsum(-1) % m  # (n, L) ×2
+    table, state = _s3_table(), torch.zeros(n_examples, dtype=torch.long)  # (6, 6), (n,): the identity
+    labels = torch.empty_like(inputs)  # (n, L)
+    for t in range(seq_len):
+        state = labels[:, t] = table[state, inputs[:, t]]  # (n,): x_t ∘ p_{t−1}
+    return inputs, labels
+
+
+def _position_accuracy(model, inputs, labels, batch_size):
+    """Per position, the fraction of examples whose argmax equals the label: (L,) float64."""
+    right = torch.zeros(inputs.shape[1], dtype=torch.float64)  # (L,)
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(inputs), batch_size):
+            x, y = inputs[i:i + batch_size], labels[i:i + batch_size]  # (b, L) ×2
+            right += (model(x).argmax(-1) == y).sum(0).cpu().double()  # (b, L, V) -> (b, L) -> (L,)
+    model.train()
+    return right / len(inputs)
+
+
+def _check_state_run_args(mixer, task, seq_len, test_lengths, d_model, train_examples, test_examples, epochs,
+                          seed, progress, batch_size, lr, weight_decay, window, device, d_key):
+    """Every argument of run_state_tracking, and every allocation that scales with one, before any work."""
+    _check_mixer(mixer)
+    _check_task(task)
+    for value, name in [(seq_len, "seq_len"), (d_model, "d_model"), (train_examples, "train_examples"),
+                        (test_examples, "test_examples"), (epochs, "epochs"), (batch_size, "batch_size"),
+                        (window, "window")]:
+        check_positive_int(value, name)
+    if not isinstance(test_lengths, (tuple, list)) or not test_lengths:
+        raise TypeError(f"test_lengths must be a non-empty tuple of ints (the lengths to test at); got "
+                        f"{type(test_lengths).__name__} {test_lengths!r}")
+    for length in test_lengths:
+        check_positive_int(length, "every test length")
+    _check_seed(seed, MAX_SEED - 1)  # the test sets are drawn with seed + 1
+    check_number(lr, "lr", minimum=0, exclusive_minimum=True)
+    check_number(weight_decay, "weight_decay", minimum=0)
+    check_bool(progress, "progress")
+    device = _train_device(device)
+    _check_state_data_budget(train_examples, seq_len, "train_examples")
+    vocab = STATE_TASKS[task]
+    _check_model(mixer, vocab, d_model, window, d_key)
+    for length in test_lengths:
+        _check_state_data_budget(test_examples, length, "test_examples")
+    for rows, length, name in [(min(batch_size, train_examples), seq_len, "batch_size"),
+                               *[(min(4 * batch_size, test_examples), length, "4 · batch_size when testing")
+                                 for length in test_lengths]]:
+        # the widest activation with a tiny vocabulary: the (b, L, d) hidden states; softmax's (b, L, L) scores
+        width = max(d_model, length) if "softmax" in _check_mixer(mixer) else d_model
+        check_dense_budget((rows, length, width), torch.float32, f"the activations ({name}, length, width) = "
+                           f"({rows}, {length}, {width})", "lower batch_size or the lengths")
+    return device
+
+
+def run_state_tracking(mixer, *, task="parity", seq_len=32, test_lengths=None, d_model=32, d_key=None,
+                       train_examples=2048, test_examples=512, epochs=8, seed=0, progress=True, device=None,
+                       batch_size=64, lr=3e-3, weight_decay=0.0, window=WINDOW):
+    """Train a :class:`RecallModel` with ``mixer`` on a state-tracking task at length ``seq_len``; test it at
+    ``test_lengths`` (default: seq_len and 4 · seq_len — the second measures length generalisation).
+
+    The model reads tokens and must output the running state at every position (``state_tracking``:
+    vocabulary = labels = 2, 3 or 6 tokens, tied embeddings). Training as :func:`run_mqar`: AdamW with a
+    one-cycle schedule, batch 64, cross-entropy on every position. Seeds: train data ``seed``, test data
+    ``seed + 1`` (one draw per test length), model init and batch order ``seed``; the global RNG is not moved.
+    Every argument, and every tensor that grows with one, is checked before any work.
+
+    Returns a dict: mixer, task, accuracy (per-position test accuracy averaged over the positions, at
+    seq_len), last_accuracy (at the last position, the whole-sequence state), tests (one dict per test
+    length: seq_len, accuracy, last_accuracy, position_accuracy (L,) rounded to 4 digits), seconds,
+    cpu_seconds, steps, losses (mean training loss per epoch), params, state_bytes, device, settings.
+    Chance is 1/2 (parity), 1/3 (mod3), 1/6 (s3).
+    """
+    test_lengths = (seq_len, 4 * seq_len) if test_lengths is None else test_lengths
+    device = _check_state_run_args(mixer, task, seq_len, test_lengths, d_model, train_examples, test_examples,
+                                   epochs, seed, progress, batch_size, lr, weight_decay, window, device, d_key)
+    test_lengths = tuple(int(length) for length in test_lengths)
+    x_train, y_train = (t.to(device) for t in state_tracking(task, n_examples=train_examples, seq_len=seq_len,
+                                                             seed=seed))  # (n, L) ×2
+    vocab = STATE_TASKS[task]
+    with torch.random.fork_rng(devices=[]):  # seed the init on the CPU; the caller's RNG is restored after
+        torch.default_generator.manual_seed(seed)
+        model = RecallModel(mixer, vocab_size=vocab, d_model=d_model, window=window, d_key=d_key)
+    model = model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = math.ceil(train_examples / batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    order = torch.Generator().manual_seed(seed)
+    losses, start, cpu_start = [], time.perf_counter(), time.process_time()
+    bar = _progress(epochs * steps_per_epoch, f"{mixer_name(mixer)} {task} L={seq_len}", progress)
+    for _ in range(epochs):
+        perm, total = torch.randperm(train_examples, generator=order).to(device), 0.0
+        for i in range(0, train_examples, batch_size):
+            idx = perm[i:i + batch_size]
+            logits = model(x_train[idx])  # (b, L, V)
+            loss = F.cross_entropy(logits.flatten(0, 1), y_train[idx].flatten())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+            bar.update(1)
+        losses.append(total / train_examples)
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    bar.close()
+    tests = []
+    for length in test_lengths:
+        x_test, y_test = (t.to(device) for t in state_tracking(task, n_examples=test_examples, seq_len=length,
+                                                               seed=seed + 1))  # (n, L') ×2
+        acc = _position_accuracy(model, x_test, y_test, 4 * batch_size)  # (L',)
+        tests.append({"seq_len": length, "accuracy": acc.mean().item(), "last_accuracy": acc[-1].item(),
+                      "position_accuracy": [round(a, 4) for a in acc.tolist()]})
+    return {
+        "mixer": mixer_name(mixer), "task": task, "accuracy": tests[0]["accuracy"],
+        "last_accuracy": tests[0]["last_accuracy"], "tests": tests,
+        "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start,
+        "steps": epochs * steps_per_epoch, "losses": losses,
+        "params": sum(p.numel() for p in model.parameters()), "device": str(device),
+        "state_bytes": state_bytes(mixer, seq_len=seq_len, d_model=d_model, window=window, d_key=d_key),
+        "settings": dict(task=task, seq_len=seq_len, test_lengths=list(test_lengths), d_model=d_model,
+                         d_key=d_key or MIXERS[_check_mixer(mixer)[0]].d_qk or d_model, layers=len(_check_mixer(mixer)),
+                         train_examples=train_examples, test_examples=test_examples, epochs=epochs, seed=seed,
+                         batch_size=batch_size, lr=lr, weight_decay=weight_decay, window=window),
+    }
+
+
+STATE_METRICS = ("accuracy", "last_accuracy")  # per-position accuracy averaged over the sequence; at the last position
+
+
+def state_tracking_table(record):
+    """Summarise state-tracking runs over seeds: one row per task × mixer × test length.
+
+    ``record``: what scripts/state_tracking.py writes ({"meta": …, "runs": [...]}) or its ``runs`` list
+    (dicts from :func:`run_state_tracking`). Each row: task, mixer, train_len (the training length),
+    seq_len (the test length), seeds (how many runs), and for each metric in ``STATE_METRICS`` its mean,
+    min and max over the seeds (``accuracy_mean``, ``accuracy_min``, …, ``last_accuracy_max``). Rows keep
+    the record's order of tasks and mixers; lengths ascend. Pure: reads numbers, draws nothing.
+    """
+    runs = record.get("runs") if isinstance(record, dict) else record
+    if not isinstance(runs, (list, tuple)):
+        raise TypeError(f"record must be a state-tracking record (a dict with a 'runs' list) or its runs list; "
+                        f"got {type(record).__name__}")
+    groups: dict[tuple, list[dict]] = {}
+    for i, run in enumerate(runs):
+        if not isinstance(run, dict) or not {"task", "mixer", "tests", "settings"} <= set(run):
+            raise ValueError(f"record must hold runs from run_state_tracking (task, mixer, settings, tests); "
+                             f"run {i} is {type(run).__name__} with {sorted(run) if isinstance(run, dict) else run!r}")
+        for test in run["tests"]:
+            key = (run["task"], run["mixer"], run["settings"]["seq_len"], test["seq_len"])
+            groups.setdefault(key, []).append(test)
+    tasks = list(dict.fromkeys(k[0] for k in groups))
+    mixers = list(dict.fromkeys(k[1] for k in groups))
+    rows = []
+    for key in sorted(groups, key=lambda k: (tasks.index(k[0]), mixers.index(k[1]), k[2], k[3])):
+        tests = groups[key]
+        row = dict(zip(("task", "mixer", "train_len", "seq_len"), key), seeds=len(tests))
+        for metric in STATE_METRICS:
+            values = [t[metric] for t in tests]
+            row.update({f"{metric}_mean": sum(values) / len(values), f"{metric}_min": min(values),
+                        f"{metric}_max": max(values)})
+        rows.append(row)
+    return rows
+
+
+def format_state_tracking_table(rows, metric="last_accuracy", digits=2):
+    """The rows of :func:`state_tracking_table` as text: one line per task × mixer, one column per test
+    length, each cell ``mean [min, max]`` of ``metric`` over the seeds (rounded to ``digits``)."""
+    if metric not in STATE_METRICS:
+        raise ValueError(f"metric must be one of {STATE_METRICS}; got {metric!r}")
+    check_number(digits, "digits", integer=True, minimum=0, maximum=6)
+    lengths = sorted({r["seq_len"] for r in rows})
+    cells: dict[tuple, dict] = {}
+    for r in rows:
+        cells.setdefault((r["task"], r["mixer"], r["train_len"]), {})[r["seq_len"]] = (
+            f"{r[f'{metric}_mean']:.{digits}f} [{r[f'{metric}_min']:.{digits}f}, {r[f'{metric}_max']:.{digits}f}]")
+    width = max([len(c) for row in cells.values() for c in row.values()] + [8])
+    name = max([len(k[1]) for k in cells] + [5])
+    seeds = sorted({r["seeds"] for r in rows})
+    lines = [f"{metric} over {'/'.join(map(str, seeds))} seeds: mean [min, max]",
+             f"{'task':7s} {'mixer':{name}s} {'train':>5s} " + " ".join(f"{f'L={n}':>{width}s}" for n in lengths)]
+    for (task, mixer, train), row in cells.items():
+        lines.append(f"{task:7s} {mixer:{name}s} {train:5d} " + " ".join(f"{row.get(n, '–'):>{width}s}" for n in lengths))
+    return "\n".join(lines)
 
 
 class _NoBar:
