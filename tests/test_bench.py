@@ -67,8 +67,13 @@ def _gated_reference(method, q, k, v, gates):
         return gated_linear_attention(q, k, v, log_decay, form="recurrent")
     if method == "gla_chunkwise":
         return gated_linear_attention(q, k, v, bench.channel_gates(log_decay, q.shape[-1]), form="recurrent")
-    g = log_decay if method == "gated_delta_chunkwise" else None
-    return delta_rule_attention(q, k, v, beta, log_decay=g, form="recurrent")
+    if method in ("delta_chunkwise", "gated_delta_chunkwise", "delta_recurrent"):
+        g = log_decay if method == "gated_delta_chunkwise" else None
+        return delta_rule_attention(q, k, v, beta, log_decay=g, form="recurrent")
+    from linattn_edu import RULES  # any other registered rule: its own seeded gates, as the bench draws them
+    spec = RULES[bench.RULE_METHODS[method][0]]
+    kw = spec.gates(q.shape[:-1], q.shape[-1], torch.Generator().manual_seed(0), q.dtype, q.device)
+    return spec.attention(q, k, v, form="recurrent", **kw, **spec.state_kwargs)
 
 
 def test_gates_are_seeded_in_range_and_built_once_per_call_setup(monkeypatch):

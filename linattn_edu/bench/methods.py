@@ -269,8 +269,8 @@ def build_call(method: str, n: int, *, mode: str = "forward", batch: int = 1, he
 
 
 # Guards: predicted memory and time --------------------------------------------------------------
-#: coefficients of (N·d, (N/C)·C², (N/C)·d²) for (forward, forward+backward): fits to profiler peaks at
-#: N = 128–2048, d = 16–64, C = 32–64 (within 0.88–1.35× of the measurement)
+#: coefficients of (N·d, (N/C)·C², (N/C)·d²[, N·d², C·d²]) for (forward, forward+backward): fits to profiler
+#: peaks at N = 128–2048, d = 16–64, C = 16–64 (within 0.88–1.35× of the measurement)
 _GATED_PEAK = {
     "gated_chunkwise": ((5, 3, 3), (4, 3, 3)),
     "delta_chunkwise": ((9, 4, 2), (7, 5, 4)),
@@ -279,6 +279,12 @@ _GATED_PEAK = {
     # per-key-channel gates: the decayed queries and keys of every level of the block tree (log₂C levels)
     # cost ~13 float32 numbers per token and channel forward, ~29 with backward (measured at C = 32-64)
     "gla_chunkwise": ((12, 0, 2), (24, 1, 4)),
+    "kda_chunkwise": ((16, 4, 0), (40, 6, 0)),  # the same block tree, for the WY blocks' decays
+    "gated_delta_product_chunkwise": ((26, 23, 2), (19, 31, 5)),  # n_h = 2 micro-steps a token: 2N rows
+    "dplr_chunkwise": ((69, 6, 0), (116, 6, 0)),  # a, b, their decayed copies and the C×C pair blocks
+    # MesaNet: one chunk's per-token key covariances H_kk (C·d² numbers) at a time forward; backward keeps
+    # every token's (N·d²) for its solves
+    "mesa_chunkwise": ((3, 2, 0.5, 0, 8), (5.5, 1, 0.5, 3, 4.5)),
 }
 
 def predict_peak_bytes(method: str, n: int, *, mode: str = "forward", batch: int = 1, heads: int = 4,
@@ -294,7 +300,8 @@ def predict_peak_bytes(method: str, n: int, *, mode: str = "forward", batch: int
           forward / forward+backward at C = d = 64, bfloat16 inputs, the GPU's code path);  recurrent: O(bh·N·d) forward, bh·N·d² states saved
           for backward;  window: O(bh·N·w) band of scores (N rounded up to a multiple of w);
       gated / delta-rule chunkwise: the same three terms (N·d, (N/C)·C² blocks, (N/C)·d² states) with
-          their own coefficients (the WY form keeps more (N/C)·C×C blocks: KKᵀ, QKᵀ, T, T⁻¹);
+          their own coefficients (the WY form keeps more (N/C)·C×C blocks: KKᵀ, QKᵀ, T, T⁻¹); MesaNet adds
+          its per-token key covariances (C·d² forward, N·d² saved for backward);
       delta_recurrent: O(bh·N·d) forward, bh·N·d² saved states with backward.
     The coefficients are upper-ish fits to profiler measurements at small N (tests keep the
     prediction within 0.5–3× of the measurement).
@@ -321,8 +328,10 @@ def predict_peak_bytes(method: str, n: int, *, mode: str = "forward", batch: int
     if method in _GATED_PEAK:
         c = min(chunk_size, n)
         chunks = -(-n // c)
-        k_nd, k_blocks, k_states = _GATED_PEAK[method][back]
-        return io + (k_nd * nd + k_blocks * bh * chunks * c * c + k_states * bh * chunks * d * d) * e
+        k_nd, k_blocks, k_states, k_tokens, k_chunk = (*_GATED_PEAK[method][back], 0, 0)[:5]
+        numbers = k_nd * nd + k_blocks * bh * chunks * c * c + k_states * bh * chunks * d * d \
+            + k_tokens * bh * n * d * d + k_chunk * bh * c * d * d
+        return io + int(numbers) * e
     n_pad = -(-n // window) * window  # the band is computed in blocks of w: N rounds up to a multiple of w
     return io + (7 if back else 4) * bh * n_pad * 2 * window * e + 6 * nd * e  # window
 
