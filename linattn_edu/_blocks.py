@@ -23,6 +23,7 @@ import torch
 
 __all__ = [
     "chunk_len", "chunk", "unchunk", "chunks_first", "zero_state", "segment_sum", "floor_log_decay", "tril_product",
+    "channel_decayed_scores",
     "surely_finite", "matmul_add", "CARRIES", "carry", "carry_mode", "scan", "decayed_scan",
 ]
 
@@ -130,6 +131,41 @@ def tril_product(a: torch.Tensor, v: torch.Tensor, acc: torch.Tensor | None = No
     marks = v - v if recorded else torch.sub(v, v, out=finite)  # (..., C, e): 0 where finite, NaN where not
     marks = marks.cumsum(-2) if recorded else marks.cumsum_(-2)  # (..., C, e): NaN from the first bad row on
     return out + marks if recorded else out.add_(marks)  # (..., C, e)
+
+
+def channel_decayed_scores(x, y, b):
+    """Pairwise weights under a per-channel decay: A_ts = Σ_c x_tc y_sc exp(b_tc − b_sc) for t >= s, 0 above.
+
+    x, y (..., C, d), b (..., C, d) a chunk-local cumulative log-decay (non-increasing along C)
+    -> A (..., C, C). A binary tree of blocks over the chunk (C padded to a power of two): at level s,
+    every block of s rows splits into a top half T and a bottom half B, and for t in B, s' in T,
+    through the last row r of T, exp(b_t − b_s') = exp(b_t − b_r) · exp(b_r − b_s') (both exponents
+    <= 0), so A[B, T] is one matmul (X_B ⊙ exp(b_B − b_r)) (Y_T ⊙ exp(b_r − b_T))ᵀ; the diagonal is
+    x_t · y_t. Nothing overflows, the work is C·d multiply-adds a weight like a plain matmul, and the
+    weights are written into their blocks, never multiplied by 0 (a NaN at s reaches no row t < s).
+    GLA's q-k weights (:func:`linattn_edu.gated.channel_gated_scores`) and KDA's K Kᵀ and Q Kᵀ are this
+    one tree.
+    """
+    c = x.shape[-2]
+    cp = 1 << max(c - 1, 0).bit_length()  # C rounded up to a power of two
+    if cp != c:  # padded rows: x = y = 0 and b constant (decay 1): they add nothing and are cut off
+        x, y = chunk(x, cp).squeeze(-3), chunk(y, cp).squeeze(-3)  # (..., Cp, d)
+        b = torch.cat([b, b[..., -1:, :].expand(*b.shape[:-2], cp - c, b.shape[-1])], dim=-2)  # (..., Cp, d)
+    a = x.new_zeros(*x.shape[:-2], cp, cp)  # (..., Cp, Cp)
+    a.diagonal(dim1=-2, dim2=-1).copy_((x * y).sum(-1))  # A_tt = x_t · y_t
+    s = cp
+    while s >= 2:
+        h = s // 2
+        xs, ys, bs = (z.unflatten(-2, (cp // s, 2, h)) for z in (x, y, b))  # (..., Cp/s, 2, s/2, d)
+        b_r = bs[..., 0, -1:, :]  # (..., Cp/s, 1, d): b at the last row of each top half
+        x_b = xs[..., 1, :, :] * (bs[..., 1, :, :] - b_r).exp()  # (..., Cp/s, s/2, d): exp(b_t − b_r) <= 1
+        y_t = ys[..., 0, :, :] * (b_r - bs[..., 0, :, :]).exp()  # (..., Cp/s, s/2, d): exp(b_r − b_s) <= 1
+        block = x_b @ y_t.transpose(-2, -1)  # (..., Cp/s, s/2, d) @ (..., Cp/s, d, s/2) -> (..., Cp/s, s/2, s/2)
+        grid = a.unflatten(-1, (cp // s, 2, h)).unflatten(-4, (cp // s, 2, h))  # (..., Cp/s, 2, s/2, Cp/s, 2, s/2)
+        grid.diagonal(dim1=-6, dim2=-3)[..., 1, :, 0, :, :].copy_(block.movedim(-3, -1))  # rows B, cols T of block p
+        s = h
+    return a[..., :c, :c]  # (..., C, C)
+
 
 
 # Carries -------------------------------------------------------------------------------------------------

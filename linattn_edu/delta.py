@@ -28,7 +28,7 @@ D_ts = exp(b_t − b_s). So U = Ū − W S₀ with Ū = T⁻¹ diag(β) V and W 
 independent of S₀, solved for every chunk at once by torch.linalg.solve_triangular. KDA's
 per-channel gate changes only the decays: b_t is a (d,) vector, KKᵀ ⊙ D becomes
 A_ts = Σ_c k_tc k_sc exp(b_tc − b_sc) (and Q Kᵀ likewise), Γ_t = Diag(exp(b_t)); the pairwise weights are
-built by a binary tree of blocks (every exponent <= 0, :func:`channel_decayed_scores`).
+built by a binary tree of blocks (every exponent <= 0, :func:`linattn_edu._blocks.channel_decayed_scores`).
 
 Every product with a lower-triangular matrix goes through ``_blocks.tril_product``, so a NaN or inf
 at token t reaches only rows i >= t, as in the recurrence; gates are clamped at log(tiny) of the
@@ -39,14 +39,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._blocks import chunk, chunk_len, chunks_first, floor_log_decay, segment_sum, tril_product, zero_state
+from ._blocks import (channel_decayed_scores, chunk_len, chunks_first, floor_log_decay, segment_sum,
+                      tril_product, zero_state)
 from ._checks import (check_beta, check_bool, check_dense_budget, check_gate_values, check_initial_state,
                       check_log_decay, check_positive_int, check_qkv, compute_dtype)
 from ._state import RecurrentState, Rule, check_token, register_rule
 
 __all__ = [
     "delta_rule_attention", "DELTA_FORMS", "delta_step", "delta_recurrent_form", "delta_chunkwise_form",
-    "DeltaState", "channel_decayed_scores",
+    "DeltaState",
 ]
 
 DELTA_FORMS = ("auto", "recurrent", "chunkwise")
@@ -83,40 +84,6 @@ def delta_recurrent_form(q, k, v, beta, g=None, *, initial_state=None):
     return torch.stack(outs, dim=-2), s  # (..., N, d_v)
 
 
-def channel_decayed_scores(x, y, b):
-    """Pairwise weights under a per-channel decay: A_ts = Σ_c x_tc y_sc exp(b_tc − b_sc) for t >= s, 0 above.
-
-    x, y (..., C, d), b (..., C, d) a chunk-local cumulative log-decay (non-increasing along C)
-    -> A (..., C, C). A binary tree of blocks over the chunk (C padded to a power of two): at level s,
-    every block of s rows splits into a top half T and a bottom half B, and for t in B, s' in T,
-    through the last row r of T, exp(b_t − b_s') = exp(b_t − b_r) · exp(b_r − b_s') (both exponents
-    <= 0), so A[B, T] is one matmul (X_B ⊙ exp(b_B − b_r)) (Y_T ⊙ exp(b_r − b_T))ᵀ; the diagonal is
-    x_t · y_t. Nothing overflows, the work is C·d multiply-adds a weight like a plain matmul, and the
-    weights are written into their blocks, never multiplied by 0 (a NaN at s reaches no row t < s).
-    The same tree as :func:`linattn_edu.gated.channel_gated_scores` (GLA's q-k weights), here for any
-    pair (x, y): the delta rule needs K Kᵀ and Q Kᵀ.
-    """
-    c = x.shape[-2]
-    cp = 1 << max(c - 1, 0).bit_length()  # C rounded up to a power of two
-    if cp != c:  # padded rows: x = y = 0 and b constant (decay 1): they add nothing and are cut off
-        x, y = chunk(x, cp).squeeze(-3), chunk(y, cp).squeeze(-3)  # (..., Cp, d)
-        b = torch.cat([b, b[..., -1:, :].expand(*b.shape[:-2], cp - c, b.shape[-1])], dim=-2)  # (..., Cp, d)
-    a = x.new_zeros(*x.shape[:-2], cp, cp)  # (..., Cp, Cp)
-    a.diagonal(dim1=-2, dim2=-1).copy_((x * y).sum(-1))  # A_tt = x_t · y_t
-    s = cp
-    while s >= 2:
-        h = s // 2
-        xs, ys, bs = (z.unflatten(-2, (cp // s, 2, h)) for z in (x, y, b))  # (..., Cp/s, 2, s/2, d)
-        b_r = bs[..., 0, -1:, :]  # (..., Cp/s, 1, d): b at the last row of each top half
-        x_b = xs[..., 1, :, :] * (bs[..., 1, :, :] - b_r).exp()  # (..., Cp/s, s/2, d): exp(b_t − b_r) <= 1
-        y_t = ys[..., 0, :, :] * (b_r - bs[..., 0, :, :]).exp()  # (..., Cp/s, s/2, d): exp(b_r − b_s) <= 1
-        block = x_b @ y_t.transpose(-2, -1)  # (..., Cp/s, s/2, d) @ (..., Cp/s, d, s/2) -> (..., Cp/s, s/2, s/2)
-        grid = a.unflatten(-1, (cp // s, 2, h)).unflatten(-4, (cp // s, 2, h))  # (..., Cp/s, 2, s/2, Cp/s, 2, s/2)
-        grid.diagonal(dim1=-6, dim2=-3)[..., 1, :, 0, :, :].copy_(block.movedim(-3, -1))  # rows B, cols T of block p
-        s = h
-    return a[..., :c, :c]  # (..., C, C)
-
-
 def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64, initial_state=None):
     """Chunkwise delta rule (WY/UT transform), per chunk with incoming state S:
 
@@ -131,7 +98,7 @@ def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64, initial_state=
     Cost per token and head: ≈ 6d² (the state work, as in the recurrent loop) + 10·C·d (the C×C
     blocks, Ū, W) + C (the solve) FLOPs — more than the loop, but in a few large matmuls
     instead of ~10 small ops per token.
-    KDA (g per key channel): b_t (d,), the C×C products by :func:`channel_decayed_scores`, Γ = Diag(exp(b)),
+    KDA (g per key channel): b_t (d,), the C×C products by :func:`linattn_edu._blocks.channel_decayed_scores`, Γ = Diag(exp(b)),
     and the state's rows decay separately, S ← Diag(exp(b_C)) S + ….
     q, k (..., N, d), v (..., N, d_v), beta (..., N), g (..., N) or (..., N, d) or None, initial_state
     (..., d, d_v) or None -> out (..., N, d_v), S (..., d, d_v).

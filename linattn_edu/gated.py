@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import torch
 
-from ._blocks import (chunk, chunk_len, chunks_first, decayed_scan, floor_log_decay, segment_sum,
+from ._blocks import (channel_decayed_scores, chunk_len, chunks_first, decayed_scan, floor_log_decay, segment_sum,
                       tril_product, zero_state)
 from ._checks import (check_bool, check_dense_budget, check_eps, check_initial_state, check_log_decay,
                       check_positive_int, check_qkv, compute_dtype, parse_dtype, safe_divide)
@@ -135,38 +135,10 @@ def channel_gated_scores(q, k, b):
 
     q, k (..., C, d_φ), b (..., C, d_φ) the chunk-local cumulative log-decay (non-increasing along C)
     -> A (..., C, C). The decay differs per channel, so A is no single matmul; building the whole
-    (C, C, d_φ) decay tensor would cost C·d_φ numbers per weight. Halve instead (a binary tree over the
-    chunk, C padded to a power of two): at level s, every block of s rows splits into a top half T and a
-    bottom half B, and for i in B, j in T, through the last row r of T,
-
-        exp(b_i − b_j) = exp(b_i − b_r) · exp(b_r − b_j)          both exponents <= 0
-
-    so the block A[B, T] is one matmul (Q_B ⊙ exp(b_B − b_r)) (K_T ⊙ exp(b_r − b_T))ᵀ. The levels
-    s = C, C/2, …, 2 cover every i > j once; the diagonal is q_i·k_i. No exponent is ever > 0 (nothing
-    overflows however strong the gates), the work is N·C·d_φ multiply-adds like a plain matmul plus
-    2·log₂C·N·d_φ exponentials, and the weights are written into their blocks, never multiplied by 0
-    (a NaN key reaches no earlier row).
+    (C, C, d_φ) decay tensor would cost C·d_φ numbers per weight. A binary tree of blocks builds it
+    with every exponent <= 0 (:func:`linattn_edu._blocks.channel_decayed_scores`, shared with KDA).
     """
-    c = q.shape[-2]
-    cp = 1 << max(c - 1, 0).bit_length()  # C rounded up to a power of two
-    if cp != c:  # padded rows: q = k = 0 and b constant (decay 1): they add nothing
-        pad = cp - c
-        q, k = chunk(q, cp).squeeze(-3), chunk(k, cp).squeeze(-3)  # (..., Cp, d_φ)
-        b = torch.cat([b, b[..., -1:, :].expand(*b.shape[:-2], pad, b.shape[-1])], dim=-2)  # (..., Cp, d_φ)
-    a = q.new_zeros(*q.shape[:-2], cp, cp)  # (..., Cp, Cp)
-    a.diagonal(dim1=-2, dim2=-1).copy_((q * k).sum(-1))  # A_ii = q_i·k_i
-    s = cp
-    while s >= 2:
-        h = s // 2
-        qs, ks, bs = (x.unflatten(-2, (cp // s, 2, h)) for x in (q, k, b))  # (..., Cp/s, 2, s/2, d_φ)
-        b_r = bs[..., 0, -1:, :]  # (..., Cp/s, 1, d_φ): b at the last row of each top half
-        q_b = qs[..., 1, :, :] * (bs[..., 1, :, :] - b_r).exp()  # (..., Cp/s, s/2, d_φ): exp(b_i − b_r) <= 1
-        k_t = ks[..., 0, :, :] * (b_r - bs[..., 0, :, :]).exp()  # (..., Cp/s, s/2, d_φ): exp(b_r − b_j) <= 1
-        block = q_b @ k_t.transpose(-2, -1)  # (..., Cp/s, s/2, d_φ) @ (..., Cp/s, d_φ, s/2) -> (..., Cp/s, s/2, s/2)
-        grid = a.unflatten(-1, (cp // s, 2, h)).unflatten(-4, (cp // s, 2, h))  # (..., Cp/s, 2, s/2, Cp/s, 2, s/2)
-        grid.diagonal(dim1=-6, dim2=-3)[..., 1, :, 0, :, :].copy_(block.movedim(-3, -1))  # rows B, cols T of block p
-        s = h
-    return a[..., :c, :c]  # (..., C, C)
+    return channel_decayed_scores(q, k, b)  # (..., C, C)
 
 
 def check_gated_chunk_budget(fq, g, c: int) -> None:
