@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """Measure what every update rule costs on this CPU, forward and forward+backward, and ship the records.
 
-    .venv/bin/python scripts/rule_costs.py                 # writes assets/cpu_rules.json and assets/cpu_rules_decode.json
+    .venv/bin/python scripts/rule_costs.py                 # writes assets/cpu_rules*.json (three files)
     .venv/bin/python scripts/rule_costs.py --quick         # N = 1024 and 4096 (a smoke run, not shipped)
 
-* every rule's chunkwise form (linear, gated, GLA, delta, gated delta) at N = 4k and 16k, d = 64, and the
-  linear, delta and gated delta rules at d = 128 (Qwen3-Next's head size), forward and forward+backward
-  (B = 1, H = 4, float32): the log-log slopes come from these records;
+* every rule's chunkwise form (linear, gated, GLA, delta, gated delta, KDA, DeltaProduct, DPLR, MesaNet) at
+  N = 4k and 16k, d = 64, and the linear, delta and gated delta rules at d = 128 (Qwen3-Next's head size),
+  forward and forward+backward (B = 1, H = 4, float32): the log-log slopes come from these records;
 * the same three rules at d = 128 and N = 64k, where every tensor is far past the CPU's last-level cache:
   the slope from 16k to 64k separates the algorithm's growth from the cache's bend between 4k and 16k;
 * the delta rule's recurrent form at 4k (forward) against its chunkwise form, timed in alternating pairs
@@ -24,11 +24,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from linattn_edu import bench  # noqa: E402
 from linattn_edu.bench import hf  # noqa: E402
 from linattn_edu.bench.records import Results  # noqa: E402
 from linattn_edu.bench.sweeps import GiB, decode_sweep, paired_ratio, sweep  # noqa: E402
 
-RULE_METHODS = ["chunkwise", "gated_chunkwise", "gla_chunkwise", "delta_chunkwise", "gated_delta_chunkwise"]
+#: the linear rule's chunkwise form and every registered rule's (linattn_edu.RULES: gated, GLA, delta, gated
+#: delta, KDA, DeltaProduct, DPLR, MesaNet, ...)
+RULE_METHODS = ["chunkwise"] + [m for m, (_, form) in bench.RULE_METHODS.items() if form == "chunkwise"]
 
 
 def main() -> int:
@@ -47,7 +50,7 @@ def main() -> int:
     hf_methods = ["hf_gated_delta"] if hf.available() else []
     timing = dict(modes=("forward", "forward+backward"), min_repeats=3, min_run_time=0.0, time_budget_s=300.0,
                   measure_memory=False)
-    parts = [sweep(RULE_METHODS, ns, d=64, **timing),  # every rule at d = 64
+    parts = [sweep(RULE_METHODS, ns, d=64, memory_budget=8 * GiB, **timing),  # every rule at d = 64
              sweep(["chunkwise", "delta_chunkwise", "gated_delta_chunkwise"] + hf_methods, ns, d=128, **timing),
              sweep(["chunkwise", "delta_chunkwise", "gated_delta_chunkwise"], [ns[-1] * 4], d=128,
                    memory_budget=12 * GiB, **timing),  # past the cache: the algorithm's own slope
