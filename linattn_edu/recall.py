@@ -758,23 +758,25 @@ def state_tracking_table(record):
 
 
 def format_state_tracking_table(rows, metric="last_accuracy", digits=2):
-    """The rows of :func:`state_tracking_table` as text: one line per task × mixer, one column per test
-    length, each cell ``mean [min, max]`` of ``metric`` over the seeds (rounded to ``digits``)."""
+    """The rows of :func:`state_tracking_table` as text: per task (and training length) a header with its
+    test lengths, then one line per mixer, each cell ``mean [min, max]`` of ``metric`` over the seeds
+    (rounded to ``digits``)."""
     if metric not in STATE_METRICS:
         raise ValueError(f"metric must be one of {STATE_METRICS}; got {metric!r}")
     check_number(digits, "digits", integer=True, minimum=0, maximum=6)
-    lengths = sorted({r["seq_len"] for r in rows})
-    cells: dict[tuple, dict] = {}
+    groups: dict[tuple, dict] = {}  # (task, train_len) -> mixer -> test length -> cell
     for r in rows:
-        cells.setdefault((r["task"], r["mixer"], r["train_len"]), {})[r["seq_len"]] = (
+        groups.setdefault((r["task"], r["train_len"]), {}).setdefault(r["mixer"], {})[r["seq_len"]] = (
             f"{r[f'{metric}_mean']:.{digits}f} [{r[f'{metric}_min']:.{digits}f}, {r[f'{metric}_max']:.{digits}f}]")
-    width = max([len(c) for row in cells.values() for c in row.values()] + [8])
-    name = max([len(k[1]) for k in cells] + [5])
+    width = max([len(c) for g in groups.values() for row in g.values() for c in row.values()] + [8])
+    name = max([len(m) for g in groups.values() for m in g] + [24])
     seeds = sorted({r["seeds"] for r in rows})
-    lines = [f"{metric} over {'/'.join(map(str, seeds))} seeds: mean [min, max]",
-             f"{'task':7s} {'mixer':{name}s} {'train':>5s} " + " ".join(f"{f'L={n}':>{width}s}" for n in lengths)]
-    for (task, mixer, train), row in cells.items():
-        lines.append(f"{task:7s} {mixer:{name}s} {train:5d} " + " ".join(f"{row.get(n, '–'):>{width}s}" for n in lengths))
+    lines = [f"{metric} over {'/'.join(map(str, seeds))} seeds: mean [min, max]"]
+    for (task, train), mixers in groups.items():
+        lengths = sorted({n for row in mixers.values() for n in row})
+        lines.append(f"{f'{task} (trained at L={train})':{name}s} " + " ".join(f"{f'L={n}':>{width}s}" for n in lengths))
+        for mixer, row in mixers.items():
+            lines.append(f"  {mixer:{name - 2}s} " + " ".join(f"{row.get(n, '–'):>{width}s}" for n in lengths))
     return "\n".join(lines)
 
 

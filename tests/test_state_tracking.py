@@ -279,13 +279,15 @@ def test_table_is_the_mean_min_max_over_seeds():
     rows = state_tracking_table(record)
     meta = record["meta"]
     lengths = meta["model"]["test_lengths"]
+    assert all(len(m.get("test_lengths", lengths)) == len(lengths) for m in meta.get("task_model", {}).values())
     assert len(rows) == len(meta["tasks"]) * len(meta["mixers"]) * len(lengths)
     assert [(r["task"], r["mixer"]) for r in rows[::len(lengths)]] == [(t, m) for t in meta["tasks"]
                                                                        for m in meta["mixers"]]
     for row in rows:
         values = {metric: [t[metric] for r in record["runs"] if (r["task"], r["mixer"]) == (row["task"], row["mixer"])
                            for t in r["tests"] if t["seq_len"] == row["seq_len"]] for metric in STATE_METRICS}
-        assert row["seeds"] == len(meta["seeds"]) and row["train_len"] == meta["model"]["seq_len"]
+        model = {**meta["model"], **meta.get("task_model", {}).get(row["task"], {})}
+        assert row["seeds"] == len(meta["seeds"]) and row["train_len"] == model["seq_len"]
         for metric, v in values.items():
             assert row[f"{metric}_mean"] == pytest.approx(sum(v) / len(v))
             assert (row[f"{metric}_min"], row[f"{metric}_max"]) == (min(v), max(v))
@@ -299,11 +301,14 @@ def test_printed_table_is_the_record():
         text = format_state_tracking_table(rows, metric)
         lines = text.splitlines()
         assert lines[0] == f"{metric} over {len(record['meta']['seeds'])} seeds: mean [min, max]"
-        assert len(lines) == 2 + len(record["meta"]["tasks"]) * len(record["meta"]["mixers"])
+        assert len(lines) == 1 + len(record["meta"]["tasks"]) * (1 + len(record["meta"]["mixers"]))
         for row in rows:
             cell = f"{row[f'{metric}_mean']:.2f} [{row[f'{metric}_min']:.2f}, {row[f'{metric}_max']:.2f}]"
-            line = next(x for x in lines[2:] if x.split()[:2] == [row["task"], row["mixer"]])
-            assert cell in line
+            top = lines.index(next(x for x in lines if x.startswith(f"{row['task']} (trained at L={row['train_len']})")))
+            column = lines[top].split(")", 1)[1].split().index(f"L={row['seq_len']}")  # after "task (trained at L=…)"
+            line = next(x for x in lines[top + 1:] if x.split()[0] == row["mixer"])
+            cells = [c.strip() + "]" for c in line.split(None, 1)[1].split("]")[:-1]]
+            assert cells[column] == cell
 
 
 def test_what_the_record_shows():
