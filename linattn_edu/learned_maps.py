@@ -128,7 +128,7 @@ def distill_run(kind: str, *, seed: int = 0, steps: int = 150, lr: float = 0.03,
     denominator is exactly 0), zero_kernel_start (fraction of its allowed pairs j <= i whose kernel value
     φ(q_i)ᵀφ(k_j) is exactly 0), min_den (smallest denominator seen in training), max_grad_norm (largest
     finite gradient norm), max_exponent (largest |y| fed to exp, Hedgehog kinds; else None) and cpu_s
-    (process CPU seconds).
+    (process CPU seconds). Runs single-threaded and restores the caller's torch thread count.
     """
     _check_kind(kind)
     for name, value in (("steps", steps), ("n", n), ("d", d), ("batch", batch)):
@@ -136,6 +136,16 @@ def distill_run(kind: str, *, seed: int = 0, steps: int = 150, lr: float = 0.03,
     check_number(lr, "lr", minimum=0.0)
     check_number(input_scale, "input_scale", minimum=0.0)
     check_number(eps, "eps", minimum=0.0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tensors of a few thousand numbers: extra threads cost more CPU than they save
+    try:
+        return _distill(kind, seed, steps, lr, n, d, batch, input_scale, eps)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _distill(kind, seed, steps, lr, n, d, batch, input_scale, eps) -> dict:
+    """The body of :func:`distill_run` (single-threaded by its caller)."""
     t0 = time.process_time()
     g = torch.Generator().manual_seed(seed)
     phi = LearnedFeatureMap(d, kind, generator=g)
