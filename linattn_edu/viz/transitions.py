@@ -67,13 +67,13 @@ def format_eigenvalues(eigenvalues, digits: int = 2) -> str:
 
 
 def transition_figure(a, eigenvalues, state, norms: Sequence[float], t: int, *, title: str,
-                      s_range: float | None = None, a_range: float = 2.0, height: int = 500) -> go.Figure:
+                      s_range: float | None = None, a_range: float = 2.0, height: int = 470) -> go.Figure:
     """A_t (d × d heatmap), its eigenvalues on the unit disc, S_t (d × d_v heatmap) and ‖S_s‖_F for every s.
 
     a: (d, d) the transition of token t; eigenvalues: (d,) complex (torch.linalg.eigvals of a);
     state: (d, d_v) S_t; norms: ‖S_s‖_F for s = 0 … N − 1; t: the token shown (marked on the norm curve);
     s_range: the state's colour range ±s_range (default: its largest |entry|); a_range: A's colour range.
-    One row of four panels; the two colour scales lie flat under their heatmaps, the legend at the right.
+    One row of four panels; the legend of the eigenvalue groups and the two colour scales lie under them.
     An eigenvalue group with no member keeps its trace with one gap point (plotly.js hides a trace with no
     points, which would change the set of drawn traces between two settings).
     """
@@ -100,7 +100,7 @@ def transition_figure(a, eigenvalues, state, norms: Sequence[float], t: int, *, 
     theta = np.linspace(0, 2 * math.pi, 181)
     fig.add_trace(go.Scatter(x=np.cos(theta).round(6).tolist(), y=np.sin(theta).round(6).tolist(), mode="lines",
                              name="unit circle |λ| = 1", line=dict(color=NEUTRAL_COLOUR, width=1),
-                             hoverinfo="skip"), 1, 2)
+                             hoverinfo="skip", showlegend=False), 1, 2)
     for name, values in eigenvalue_groups(lam).items():
         colour_, symbol = EIGEN_GROUPS[name]
         fig.add_trace(go.Scatter(x=values.real.tolist() or [None], y=values.imag.tolist() or [None],
@@ -124,10 +124,13 @@ def transition_figure(a, eigenvalues, state, norms: Sequence[float], t: int, *, 
         fig.update_xaxes(constrain="domain", autorange=False, range=[-0.5, shape[1] - 0.5], row=1, col=col)
     top = max(float(np.nanmax(norms)), 1e-3) * 1.1
     fig.add_trace(go.Scatter(x=list(range(len(norms))), y=norms.tolist(), mode="lines+markers", name="‖Sₛ‖",
-                             line=dict(color="#009E73"), marker=dict(symbol="square", size=6)), 1, 4)
-    fig.add_trace(go.Scatter(x=[t, t], y=[0, top], mode="lines", name="now (t)", line=dict(color="black", width=1)),
+                             line=dict(color="#009E73"), marker=dict(symbol="square", size=6), showlegend=False),
                   1, 4)
+    fig.add_trace(go.Scatter(x=[t, t], y=[0, top], mode="lines", name="now (t)", line=dict(color="black", width=1),
+                             showlegend=False), 1, 4)
     fig.update_xaxes(title_text="token s", range=[-0.5, len(norms) - 0.5], autorange=False, row=1, col=4)
     fig.update_yaxes(title_text="‖Sₛ‖", range=[0, top], autorange=False, row=1, col=4)
-    fig.update_layout(legend=dict(x=1.02, xanchor="left", y=1.0, yanchor="top"), margin=dict(b=130))
+    # the eigenvalue groups' legend in one line under the panels, the colour scales under that
+    fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=-0.3, yanchor="top"),
+                      margin=dict(b=150))
     return finish(fig, title, height)
