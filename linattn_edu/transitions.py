@@ -14,7 +14,8 @@ changed from 2020 to 2025 is the transition A_t:
     S ← S + β_{t,j} k_{t,j} (v_{t,j} − Sᵀ k_{t,j})ᵀ,   j = 1..n_h,        out_t = S_tᵀ q_t  (after the last)
 
 The product of n_h Householder-like factors can rotate the state (complex eigenvalues), which a
-single rank-one step cannot. Its chunkwise form is the delta rule's: the N·n_h micro-steps are one
+single rank-one step cannot: with β ∈ (0, 1] from three factors on (two positive semi-definite factors
+have a product with real eigenvalues in [0, 1]), with β up to 2 from two (two reflections make a rotation). Its chunkwise form is the delta rule's: the N·n_h micro-steps are one
 delta-rule sequence with the decay on each token's first micro-step, read at every n_h-th step
 (``delta_rule_attention(form="chunkwise")`` does the work).
 
@@ -251,7 +252,9 @@ def delta_product_transition(k_t, beta_t, g_t=None):
 
     k_t (..., n_h, d) (used as given: normalise first, as the attention does), beta_t (..., n_h),
     g_t (...) or None -> (..., d, d). With unit keys and β ∈ (0, 1] each factor has eigenvalues 1 (d − 1
-    times) and 1 − β ∈ [0, 1); a product of two or more can have complex eigenvalues (a rotation).
+    times) and 1 − β ∈ [0, 1); a product of two such factors still has real eigenvalues in [0, 1] (both
+    are positive semi-definite), of three or more it can have complex ones (a rotation); with β up to 2
+    (reflections) two factors already rotate.
     """
     check_tensor(k_t, "k_t")
     check_tensor(beta_t, "beta_t", min_rank=1)

@@ -14,20 +14,8 @@ hands off the computation the exercise asks for (see ``classroom/README.md``).
 Quizzes: ``show_question(name)`` prints a question (never its answer), ``check_order(name,
 [...])`` and ``check_choice(name, "b")`` mark an answer and explain it once it is right.
 
-Checkers and questions per notebook:
-
-* 01: check_scaled_scores, check_stable_softmax, check_causal_mask, check_softmax_attention;
-  softmax_steps
-* 02: check_gaussian_kernel, check_nadaraya_watson, check_exp_kernel; finite_features, bandwidth_limit
-* 03: check_kv_summary, check_linear_attention, check_linear_weights; denominator_role, reorder_buys,
-  identity_kernel, linear_steps
-* 04: check_hand_output (with show_hand_example), check_prefix_states, check_recurrent_step,
-  check_chunkwise, check_causal_backward; aggregated_state, chunkwise_steps
-* 05: check_elu_plus_one, check_taylor_features, check_favor_features; trig_negative and the design
-  scenarios long_context_latency, kv_budget, device_60k, multi_tenant
-* 07: questions only: gqa_states, kv_crossover
-* 08 (module ``nb08_gates``): check_gated_step, check_delta_step
-* 09 (module ``nb09_recall``): check_mqar_labels, check_fails_first; recall_state_sizes
+Checkers per notebook: one module each, ``nb01_softmax`` … ``nb11_transitions`` (``__all__`` lists its
+``check_*`` names; every one is re-exported here); the quiz questions live in ``questions``.
 
 Layout: ``runner`` (cases, comparison, diagnoses, the call spies, quiz marking), ``questions``
 (the question data), and one checker module per notebook, ``nbNN_<topic>.py``.
