@@ -146,6 +146,19 @@ RIGHT = [
 ]
 
 
+def cross_ok(q, k, v, key_mask, phi):  # notebook 03, section 7 (its wrong answers: test_exercises_seed_topics.py)
+    fk = phi(k) * key_mask.unsqueeze(-1).to(k.dtype)  # (..., M, d_φ)
+    fq = phi(q)  # (..., N, d_φ)
+    return (fq @ (fk.transpose(-2, -1) @ v)) / (fq @ fk.sum(-2).unsqueeze(-1))
+
+
+def denominators_ok(fq, fk):  # notebook 05, section 6
+    return (fq * fk.cumsum(-2)).sum(-1)  # (..., N)
+
+
+RIGHT += [(ex.check_cross_attention, cross_ok), (ex.check_causal_denominators, denominators_ok)]
+
+
 @pytest.mark.parametrize("checker, fn", RIGHT, ids=[f"{c.__name__}-{f.__name__}" for c, f in RIGHT])
 def test_checker_accepts_right_answer(checker, fn, capsys):
     assert checker(fn) is True
