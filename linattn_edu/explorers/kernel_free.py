@@ -133,8 +133,14 @@ def transition_zoo_figure(**settings) -> go.Figure:
 
     ex = transition_zoo_explorer(**settings)
     if ex.values()["rule"] == "gla":
-        return kernel_free(ex, "t", range(STREAM_N), label="token t")
-    return kernel_free(ex, "beta", ZOO_BETAS, label="β")
+        fig = kernel_free(ex, "t", range(STREAM_N), label="token t")
+    else:
+        fig = kernel_free(ex, "beta", ZOO_BETAS, label="β")
+    # the figure's bottom margin already holds the eigenvalue legend and the two colour scales: the slider goes
+    # between them (plot area 240 px: legend 72 px under it, slider 132-215 px, colour scales in the last 55 px)
+    fig.update_layout(height=fig.layout.height + 160, margin=dict(b=310))
+    fig.layout.sliders[0].update(y=-0.55, pad=dict(t=0, b=0))
+    return fig
 
 
 def mesa_solvers_figure(**settings) -> go.Figure:

@@ -88,7 +88,7 @@ def regression_figure(curves: Mapping[str, Sequence[float]], states: Mapping[str
                       1, 1)
     fig.add_trace(go.Scatter(x=[1, 1], y=[0, top], mode="lines", name="t = d (d keys fill the space)",
                              line=dict(color=NEUTRAL_COLOUR, dash="dash", width=1)), 1, 1)
-    x_max = max(n / d, 1.0) * 1.03
+    x_max = max(n, 4 * d) / d * 1.03  # at least t/d = 4: the curves grow to the right as n moves
     fig.update_xaxes(title_text="pairs stored / key dimension  (t / d)", range=[0, x_max], autorange=False,
                      row=1, col=1)
     fig.update_yaxes(title_text="mean ‖read(kᵢ) − vᵢ‖", range=[0, top], autorange=False, row=1, col=1)
