@@ -593,3 +593,61 @@ def test_the_page_draws_torchs_eigenvalues_of_the_kernels_transition(page):
             re, im = drawn[groups[2]]
             assert len(re) == 1 and math.hypot(re[0], im[0]) > 1.1
     _screenshot(pg, index, "zoo_dplr_outside")
+
+
+# the kernel-free figures as a page without a kernel shows them: slider, legend and colour scales apart
+KERNEL_FREE_BOXES = r"""
+() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  const box = (el) => { const r = el.getBoundingClientRect();
+                        return r.width > 0 && r.height > 0 ? [r.left, r.top, r.right, r.bottom] : null; };
+  const all = (sel) => Array.from(gd.querySelectorAll(sel)).map(box).filter(b => b);
+  const g = gd.getBoundingClientRect(), fl = gd._fullLayout, plots = [];
+  for (const [id, sp] of Object.entries(fl._plots || {})) {
+    const xa = sp.xaxis, ya = sp.yaxis;
+    plots.push([g.left + xa._offset, g.top + ya._offset, g.left + xa._offset + xa._length,
+                g.top + ya._offset + ya._length]);
+  }
+  return {sliders: all('.slider-container'), legends: all('.legend'), colorbars: all('.colorbar'), plots,
+          title: (fl.title && fl.title.text) || ''};
+}
+"""
+
+
+@pytest.mark.parametrize("name", ["transition_zoo_explorer", "mesa_solvers_explorer"])
+def test_kernel_free_figure_keeps_slider_legend_and_colour_scales_apart(tmp_path, chromium_executable,
+                                                                        chromium_args, name):
+    pytest.importorskip("playwright.sync_api")
+    from playwright.sync_api import sync_playwright
+
+    from linattn_edu.explorers import kernel_free
+
+    fig = kernel_free.FIGURES[name]()
+    html = tmp_path / f"{name}.html"
+    fig.write_html(str(html), include_plotlyjs=True, full_html=True, auto_play=False)  # offline: plotly.js inline
+    last = fig.frames[-1]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_executable, args=chromium_args, headless=True)
+        try:
+            pg = browser.new_page(viewport={"width": 1100, "height": 1000})
+            pg.goto(html.as_uri())
+            pg.wait_for_function("() => { const gd = document.querySelector('.js-plotly-plot');"
+                                 " return gd && gd._fullLayout && gd._fullLayout._plots; }", timeout=30_000)
+            pg.wait_for_timeout(500)
+            boxes = pg.evaluate(KERNEL_FREE_BOXES)
+            assert boxes["title"] == fig.layout.title.text and len(boxes["sliders"]) == 1
+            parts = ([("slider", b) for b in boxes["sliders"]] + [("legend", b) for b in boxes["legends"]]
+                     + [("colour scale", b) for b in boxes["colorbars"]] + [("panel", b) for b in boxes["plots"]])
+            clashes = [f"{a} {p} and {b} {q}" for i, (a, p) in enumerate(parts) for b, q in parts[i + 1:]
+                       if not (a == b == "panel") and min(p[2], q[2]) - max(p[0], q[0]) > 1
+                       and min(p[3], q[3]) - max(p[1], q[1]) > 1]
+            assert not clashes, f"{name}: " + "; ".join(clashes)
+            # the last step of the slider shows the last frame (plotly.js alone, no kernel)
+            pg.evaluate(f"() => Plotly.animate(document.querySelector('.js-plotly-plot'), [{last.name!r}],"
+                        " {mode: 'immediate', frame: {duration: 0, redraw: true}, transition: {duration: 0}})")
+            pg.wait_for_function(f"() => document.querySelector('.js-plotly-plot').layout.title.text === "
+                                 f"{json.dumps(last.layout.title.text)}", timeout=10_000)
+            ARTIFACTS.mkdir(exist_ok=True)
+            pg.screenshot(path=str(ARTIFACTS / f"browser_frontier_kernel_free_{name}.png"), full_page=True)
+        finally:
+            browser.close()
