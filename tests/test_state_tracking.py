@@ -313,8 +313,8 @@ def test_printed_table_is_the_record():
 
 def test_what_the_record_shows():
     """The claim the notebook prints: at the training length, only rules with a negative eigenvalue track
-    parity, and only two reflections per token (a rotation) track a count mod 3; the others stay near chance
-    at the last position."""
+    parity, and only two reflections per token (a rotation) track a count mod 3 or S3; the others stay near
+    chance at the last position."""
     rows = {(r["task"], r["mixer"], r["seq_len"]): r for r in state_tracking_table(_record())}
     for mixer in ("delta_neg", "deltaproduct_neg"):
         assert rows[("parity", mixer, 32)]["last_accuracy_min"] > 0.95
@@ -322,6 +322,11 @@ def test_what_the_record_shows():
     for mixer in ("gated", "delta", "deltaproduct", "softmax"):
         assert rows[("parity", mixer, 32)]["last_accuracy_max"] < 0.65
         assert rows[("mod3", mixer, 32)]["last_accuracy_max"] < 0.5
+    # S3 (trained at 16): two reflections per token track it; one (delta_neg) reaches at most ~1/3 (the sign)
+    assert rows[("s3", "deltaproduct_neg", 16)]["last_accuracy_min"] > 0.95
+    assert rows[("s3", "delta_neg", 16)]["last_accuracy_max"] < 0.4
+    for mixer in ("gated", "delta", "deltaproduct", "softmax"):
+        assert rows[("s3", mixer, 16)]["last_accuracy_max"] < 0.25  # chance is 1/6
 
 
 def test_table_refuses_what_is_not_a_record():
