@@ -40,7 +40,7 @@ from .window import sliding_window_attention, window_linear_attention
 
 __all__ = ["mqar", "RecallModel", "run_mqar", "MIXERS", "MixerSpec", "ABLATION", "mixer_name", "state_bytes",
            "readout_error", "IGNORE_INDEX", "POWER_A", "MAX_SEED", "state_tracking", "run_state_tracking",
-           "state_tracking_table", "format_state_tracking_table", "STATE_TASKS", "STATE_METRICS", "S3_ELEMENTS"]
+           "state_tracking_table", "state_tracking_curves", "format_state_tracking_table", "STATE_TASKS", "STATE_METRICS", "S3_ELEMENTS"]
 
 IGNORE_INDEX = -100  # label of every position that is not scored (PyTorch's cross_entropy default)
 POWER_A = 0.01  # p(gap = i) ∝ (i + 1)^(a − 1): nearly 1/(i + 1), queries cluster early
@@ -755,6 +755,22 @@ def state_tracking_table(record):
                         f"{metric}_max": max(values)})
         rows.append(row)
     return rows
+
+
+def state_tracking_curves(record, task, seq_len):
+    """Accuracy at every position, averaged over the seeds: {mixer: [acc_1, …, acc_L]} for one task and test
+    length ``seq_len`` (the record's ``position_accuracy`` lists; mixers in the record's order). Pure."""
+    rows = state_tracking_table(record)  # validates the record
+    runs = record.get("runs") if isinstance(record, dict) else record
+    if not any(r["task"] == task and r["seq_len"] == seq_len for r in rows):
+        raise ValueError(f"seq_len must be a length the record tests {task!r} at, one of "
+                         f"{sorted({r['seq_len'] for r in rows if r['task'] == task})}; got {seq_len!r}")
+    curves: dict[str, list] = {}
+    for run in runs:
+        for test in run["tests"]:
+            if run["task"] == task and test["seq_len"] == seq_len:
+                curves.setdefault(run["mixer"], []).append(test["position_accuracy"])
+    return {m: [sum(col) / len(col) for col in zip(*lists)] for m, lists in curves.items()}
 
 
 def format_state_tracking_table(rows, metric="last_accuracy", digits=2):

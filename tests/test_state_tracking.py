@@ -329,6 +329,19 @@ def test_what_the_record_shows():
         assert rows[("s3", mixer, 16)]["last_accuracy_max"] < 0.25  # chance is 1/6
 
 
+def test_curves_are_the_mean_position_accuracy():
+    record = _record()
+    curves = recall.state_tracking_curves(record, "parity", 128)
+    assert list(curves) == record["meta"]["mixers"] and all(len(c) == 128 for c in curves.values())
+    runs = [r for r in record["runs"] if r["task"] == "parity" and r["mixer"] == "delta_neg"]
+    at = [t["position_accuracy"][99] for r in runs for t in r["tests"] if t["seq_len"] == 128]
+    assert curves["delta_neg"][99] == pytest.approx(sum(at) / len(at))
+    row = next(r for r in state_tracking_table(record) if (r["task"], r["mixer"], r["seq_len"]) == ("parity", "delta", 128))
+    assert sum(curves["delta"]) / 128 == pytest.approx(row["accuracy_mean"], abs=1e-4)  # the curve's mean: the table's
+    with pytest.raises(ValueError, match=r"seq_len must be a length the record tests 'parity' at, one of \[32, 128, 512\]"):
+        recall.state_tracking_curves(record, "parity", 64)
+
+
 def test_table_refuses_what_is_not_a_record():
     with pytest.raises(TypeError, match="record must be a state-tracking record"):
         state_tracking_table("runs.json")
