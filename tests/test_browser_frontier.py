@@ -609,7 +609,8 @@ KERNEL_FREE_BOXES = r"""
                 g.top + ya._offset + ya._length]);
   }
   return {sliders: all('.slider-container'), legends: all('.legend'), colorbars: all('.colorbar'), plots,
-          title: (fl.title && fl.title.text) || ''};
+          menus: all('.updatemenu-container'), title: (fl.title && fl.title.text) || '',
+          steps: (fl.sliders[0] || {steps: []}).steps.map(s => s.args[0][0])};
 }
 """
 
@@ -637,16 +638,23 @@ def test_kernel_free_figure_keeps_slider_legend_and_colour_scales_apart(tmp_path
             boxes = pg.evaluate(KERNEL_FREE_BOXES)
             assert boxes["title"] == fig.layout.title.text and len(boxes["sliders"]) == 1
             parts = ([("slider", b) for b in boxes["sliders"]] + [("legend", b) for b in boxes["legends"]]
+                     + [("buttons", b) for b in boxes["menus"]]
                      + [("colour scale", b) for b in boxes["colorbars"]] + [("panel", b) for b in boxes["plots"]])
             clashes = [f"{a} {p} and {b} {q}" for i, (a, p) in enumerate(parts) for b, q in parts[i + 1:]
                        if not (a == b == "panel") and min(p[2], q[2]) - max(p[0], q[0]) > 1
                        and min(p[3], q[3]) - max(p[1], q[1]) > 1]
             assert not clashes, f"{name}: " + "; ".join(clashes)
-            # the last step of the slider shows the last frame (plotly.js alone, no kernel)
+            # the last frame, as its button or slider step shows it (plotly.js alone, no kernel)
             pg.evaluate(f"() => Plotly.animate(document.querySelector('.js-plotly-plot'), [{last.name!r}],"
                         " {mode: 'immediate', frame: {duration: 0, redraw: true}, transition: {duration: 0}})")
             pg.wait_for_function(f"() => document.querySelector('.js-plotly-plot').layout.title.text === "
                                  f"{json.dumps(last.layout.title.text)}", timeout=10_000)
+            pg.wait_for_timeout(300)
+            after = pg.evaluate(KERNEL_FREE_BOXES)
+            if fig.layout.updatemenus:  # a button's frame brings its own slider: the steps now walk its frames
+                pressed = last.name.split("|")[0]
+                assert after["steps"] and all(step.split("|")[0] == pressed for step in after["steps"]), after["steps"]
+                assert len(after["menus"]) == 1
             ARTIFACTS.mkdir(exist_ok=True)
             pg.screenshot(path=str(ARTIFACTS / f"browser_frontier_kernel_free_{name}.png"), full_page=True)
         finally:

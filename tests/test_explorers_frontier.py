@@ -314,7 +314,7 @@ def _same(a, b, path="") -> list[str]:
 
 
 FRAME_CASES = [
-    ("zoo", kf.transition_zoo_figure, transition_zoo_explorer, "beta", dict(rule="delta_product", n_h=2, beta=1.0)),
+    ("zoo", kf.transition_zoo_figure, transition_zoo_explorer, "beta", dict(rule="delta_product", n_h=2, beta=1.5)),
     ("solvers", kf.mesa_solvers_figure, mesa_solvers_explorer, "n", dict(n=24, d=8)),
 ]
 
@@ -323,14 +323,23 @@ FRAME_CASES = [
 def test_kernel_free_frames_are_the_live_figures(name, build, live, control, settings):
     fig = build(**settings)
     meta = fig.layout.meta["kernel_free"]
+    buttons = meta.get("buttons")
     assert meta["control"] == control and len(fig.frames) >= 20
     slider = fig.layout.sliders[0]
-    assert [s.args[0][0] for s in slider.steps] == [f.name for f in fig.frames]
+    opened = [f.name for f in fig.frames]
+    if buttons:  # the slider steps through the frames of the button value shown first
+        opened = [n for n in opened if n.split("|")[0] == str(settings[buttons])]
+        assert len(fig.frames) == len(meta["button_values"]) * len(meta["values"])
+    assert [s.args[0][0] for s in slider.steps] == opened
     assert slider.steps[slider.active].label == str(settings[control])  # opens where the notebook's call does
     ex = live(**settings)
     for frame in fig.frames[::3]:
-        value = type(settings[control])(frame.name)
-        ex.update(**{control: value})
+        *pressed, position = frame.name.split("|")
+        change = {control: type(settings[control])(position)}
+        if buttons:
+            change[buttons] = pressed[0]
+        ex.update(**change)
+        value = frame.name
         assert ex.message == ""
         shown = go.Figure(ex.figure)
         problems = []
@@ -341,13 +350,31 @@ def test_kernel_free_frames_are_the_live_figures(name, build, live, control, set
         for key in ("title", "annotations", *(k for k in layout if k[1:5] == "axis" and k[0] in "xy")):
             problems += _same(frame_layout.get(key), layout.get(key), key)
         assert not problems, f"{name}, {control} = {value}: " + "; ".join(problems[:8])
-    assert fig.layout.title.text == fig.frames[slider.active].layout.title.text
+    shown = [f for f in fig.frames if f.name == slider.steps[slider.active].args[0][0]][0]
+    assert fig.layout.title.text == shown.layout.title.text
+
+
+def test_kernel_free_zoo_buttons_switch_the_rule_and_carry_the_slider_with_them():
+    fig = kf.transition_zoo_figure(rule="delta", beta=1.5)
+    menu = fig.layout.updatemenus[0]
+    assert [b.args[0][0] for b in menu.buttons] == [f"{r}|1.5" for r in RULES]  # each rule opens at β = 1.5
+    assert menu.buttons[menu.active].label == "DeltaNet"
+    for frame in fig.frames:
+        rule, beta = frame.name.split("|")
+        steps = frame.layout.sliders[0].steps  # after this frame, the slider moves this rule's β
+        assert [s.args[0][0] for s in steps] == [f"{rule}|{b}" for b in kf.ZOO_BETAS]
+        assert steps[frame.layout.sliders[0].active].label == beta
+        assert frame.layout.updatemenus[0].active == list(RULES).index(rule)
+    with pytest.raises(ValueError, match="control must be one of"):
+        kf.kernel_free_grid(transition_zoo_explorer(), "nope", [1], "beta", [1.0])
+    with pytest.raises(ValueError, match="one label per button"):
+        kf.kernel_free_grid(transition_zoo_explorer(), "rule", ["delta"], "beta", [1.0], button_labels=[])
 
 
 def test_kernel_free_registry_names_the_new_explorers():
     assert kf.FIGURES["transition_zoo_explorer"] is kf.transition_zoo_figure
     assert kf.FIGURES["mesa_solvers_explorer"] is kf.mesa_solvers_figure
-    assert kf.ZOO_BETAS[0] == 0.1 and kf.ZOO_BETAS[-1] == 2.0 and 1.5 in kf.ZOO_BETAS
+    assert kf.ZOO_BETAS[0] == 0.25 and kf.ZOO_BETAS[-1] == 2.0 and {1.0, 1.5} <= set(kf.ZOO_BETAS)
 
 
 # the KV calculator's hybrid control ----------------------------------------------------------------------

@@ -128,7 +128,7 @@ class TransitionZoo(Explorer):
         controls = {
             "rule": widgets.Dropdown(options=[(label, key) for key, label in RULES.items()], description="rule",
                                      style=style),
-            "beta": widgets.FloatSlider(min=0.1, max=2.0, step=0.1, description="β (write strength)", style=style),
+            "beta": widgets.FloatSlider(min=0.1, max=2.0, step=0.05, description="β (write strength)", style=style),
             "decay": widgets.FloatSlider(min=0.5, max=1.0, step=0.05, description="decay γ", style=style),
             "n_h": widgets.IntSlider(min=1, max=MAX_NH, description="n_h (DeltaProduct)", style=style),
             "t": widgets.IntSlider(min=0, max=STREAM_N - 1, description="token t", style=style),
@@ -149,7 +149,7 @@ class TransitionZoo(Explorer):
         self.groups = {name: int(len(v)) for name, v in eigenvalue_groups(self.eigenvalues.numpy()).items()}
         span = max(float(run["states"].abs().max()), 1e-12)  # one colour range over the whole stream
         extra = f"n_h = {n_h}, " if rule == "delta_product" else ""
-        beta_text = "" if rule == "gla" else f"β = {beta:.1f}, "
+        beta_text = "" if rule == "gla" else f"β = {beta:g}, "
         title = (f"{RULES[rule]}: {beta_text}{extra}γ = {decay:.2f}, token t = {t}<br>"
                  f"<sup>eigenvalues of Aₜ: {format_eigenvalues(self.eigenvalues.numpy())}; "
                  f"‖Sₜ‖ = {self.norms[t]:.3f}, largest ‖Sₛ‖ = {max(self.norms):.3f}</sup>")
