@@ -116,7 +116,7 @@ def distillation_kl(p: torch.Tensor, a_hat: torch.Tensor, mask: torch.Tensor | N
 
 
 def distill_run(kind: str, *, seed: int = 0, steps: int = 150, lr: float = 0.03, n: int = 64, d: int = 16,
-                batch: int = 16, input_scale: float = 2.0, eps: float = 1e-6) -> dict:
+                batch: int = 8, input_scale: float = 2.0, eps: float = 1e-6) -> dict:
     """Train one learned map to mimic causal softmax weights on random q, k; return what happened.
 
     Every step draws a fresh batch q, k ~ N(0, input_scale²) of shape (batch, n, d) from a generator seeded
