@@ -94,7 +94,7 @@ def _expressive_explanation() -> str:
             f"(rank {r['softmax_rank']}); elu+1 (d_φ = {r['d']}) lands at {r['linear_gap']:.2f} (rank "
             f"{r['linear_rank']}), and no feature map with d_φ = {r['d']} can beat √(n − d_φ) = {r['bound']:.2f} "
             f"(Eckart–Young). Causally the same limit reads as memory: a d_φ × d_v state against a cache of every "
-            f"key and value (notebooks 07–09 measure what it costs in recall). The two agree only as d_φ → ∞ "
+            f"key and value (notebook 08 measures what that costs in recall without training, notebook 09 in trained models). The two agree only as d_φ → ∞ "
             f"(the exp kernel needs infinitely many features, notebook 02), and reordering the products (a) "
             f"changes the cost, never the function.")
 
