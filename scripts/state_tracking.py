@@ -107,10 +107,10 @@ def main(argv=None):
             print(recall.format_state_tracking_table(rows, metric), end="\n\n")
         return
     torch.set_num_threads(args.threads)
-    start = ROOT / "assets" / sweep.get("start_from", sweep["out"])
+    start = ROOT / "assets" / sweep["start_from"] if "start_from" in sweep else None
     record = json.loads(out.read_text()) if out.exists() else {"runs": []}
     started = record.get("meta", {}).get("started_from")
-    if not out.exists() and start.exists() and start != out:  # the same runs (settings, seeds) need not run twice
+    if start and not out.exists() and start.exists() and start != out:  # the same runs need not run twice
         record = {"runs": json.loads(start.read_text())["runs"]}
         started = f"{start.name} (its runs are this sweep's seeds {sorted({r['settings']['seed'] for r in record['runs']})})"
     done = {(r["task"], r["mixer"], r["settings"]["seed"]) for r in record["runs"]}
