@@ -116,6 +116,7 @@ EX = {}
 def _report(name):
     ex = EX[name]
     print(json.dumps(dict(figure=_fingerprint(ex.figure), message=ex.message, sync=getattr(ex, "last_sync", None),
+                          redraws=ex.redraws, messages=ex.figure._last_trace_edit_id,
                           controls=list(ex.controls), values={k: repr(v) for k, v in ex.values().items()})))
 
 def _move(name, control, value):
@@ -160,7 +161,7 @@ MOVES = {
                ("sdpa", False), ("memory", True), ("mode", "forward"), ("chunkwise", False), ("theory", True)],
     "kv": [("preset", "llama-3-8b"), ("layers", 40), ("heads", 40), ("kv_heads", 4), ("head_dim", 64),
            ("kind", "MHA"), ("kind", "MLA"), ("latent_dim", 256), ("rope_dim", 32), ("dtype", 4), ("batch", 8),
-           ("tokens", 131072), ("feature_map", "taylor-2"), ("preset", "falcon-7b")],
+           ("tokens", 131072), ("feature_map", "taylor-2"), ("softmax_fraction", 0.25), ("preset", "falcon-7b")],
     "decay": [("n", 48), ("head", 5), ("bias", 2.0), ("spread", 1.5), ("seed", 2)],
     "gated": [("n", 24), ("repeat_at", 10), ("t", 15), ("gamma", 0.9), ("beta", 0.5), ("seed", 1)],
     "retrieval": [("n", 24), ("d", 8), ("keys", "random"), ("beta", 0.5), ("seed", 3)],
@@ -268,6 +269,20 @@ RENDERED = r"""
           colorbars: boxes('.colorbar'), annotations: notes,
           titles: boxes('.infolayer .gtitle'), axis_titles: boxes('.infolayer [class*="title"] text')
             .filter(([t]) => t), ticks: boxes('.xtick text, .ytick text, [class*="tick"] > text')};
+}
+"""
+
+
+# How many times plotly.js has drawn the graph of a cell: every Plotly call that draws (newPlot, react,
+# update, addTraces, deleteTraces, relayout) ends in one 'plotly_afterplot' event; the counter is installed on
+# first use and counts from then on.
+REDRAWS = r"""
+(index) => {
+  const cell = document.querySelectorAll('.jp-Notebook .jp-CodeCell')[index];
+  const gd = cell && cell.querySelector('.js-plotly-plot');
+  if (!gd || !gd.on) return null;
+  if (!gd.__linattnRedraws) { gd.__linattnRedraws = {n: 0}; gd.on('plotly_afterplot', () => { gd.__linattnRedraws.n++; }); }
+  return gd.__linattnRedraws.n;
 }
 """
 
@@ -543,16 +558,32 @@ def test_every_control_redraws_the_browser_figure(page, position):
     assert not problems, f"{key} as first shown: " + "; ".join(problems)
     moved = {control for control, _ in MOVES[key]}
     assert moved == set(start["controls"]), f"{key}: controls without a move: {set(start['controls']) - moved}"
-    syncs = []
+    syncs, draws = [], {}
+    pg.evaluate(REDRAWS, index)  # install the counter
+    kernel = (start["redraws"], start["messages"])
     for control, value in MOVES[key]:
+        pg.wait_for_timeout(300)  # nothing left over from the last move
+        before = pg.evaluate(REDRAWS, index)
         syncs.append(_report(pg, f"_move({key!r}, {control!r}, {value!r})")["sync"])
         after = _settle(pg, key, index, f"{key}: after {control} = {value!r}")
+        pg.wait_for_timeout(400)  # a second draw (the flicker of a half-built figure) would come within this
+        after = _report(pg, f"_report({key!r})")
+        # (page draws, messages that edit the graph, figures the kernel computed) for this move: a move the
+        # control snaps (a log slider's grid) is two changes, two figures; a figure equal to the last one
+        # sends no message
+        draws[f"{control} = {value!r} ({syncs[-1]})"] = (pg.evaluate(REDRAWS, index) - before,
+                                                         after["messages"] - kernel[1], after["redraws"] - kernel[0])
+        kernel = (after["redraws"], after["messages"])
         assert after["message"] == "", f"{key}.{control} = {value!r} gave a message: {after['message']}"
         assert _took(value, after["values"][control]), f"{key}.{control} did not take {value!r}: {after['values']}"
         rendered = pg.evaluate(RENDERED, index)
         assert not _axis_direction_problems(rendered, after["figure"]), (control, value, _axis_direction_problems(
             rendered, after["figure"]))
     _screenshot(pg, index, f"{key}_moved")
+    flicker = {move: n for move, n in draws.items() if not n[0] == n[1] <= n[2]}
+    assert not flicker, (f"{key}: a figure sent in several messages or drawn more than once "
+                         f"(move: (page draws, messages, figures)): {flicker}")
+    assert sum(n[0] for n in draws.values()) >= len(draws) - 3, draws  # the moves do change the figure
     problems = _layout_problems(pg.evaluate(RENDERED, index))
     assert not problems, f"{key} after its moves: " + "; ".join(problems)
     if key in CHANGES_TRACE_SET:

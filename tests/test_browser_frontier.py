@@ -377,30 +377,40 @@ def jupyterlab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(jupyterlab, chromium_executable, chromium_args):
-    """The notebook open in Chromium with every cell run and every explorer drawn; yields (page, errors)."""
+def browser(chromium_executable, chromium_args):
+    """One headless Chromium for the module (two sync_playwright sessions cannot share a thread)."""
+    pytest.importorskip("playwright.sync_api")
     from playwright.sync_api import sync_playwright
 
-    base, token, _root = jupyterlab
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_executable, args=chromium_args, headless=True)
+        chromium = pw.chromium.launch(executable_path=chromium_executable, args=chromium_args, headless=True)
         try:
-            pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-            errors: list[str] = []
-            pg.on("pageerror", lambda exc: errors.append(str(exc)))
-            pg.goto(f"{base}/lab/tree/explorers.ipynb?reset&token={token}", timeout=60_000)
-            pg.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                                 " && window.jupyterapp.shell.currentWidget.sessionContext"
-                                 " && window.jupyterapp.shell.currentWidget.sessionContext.session"
-                                 " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
-                                 timeout=60_000)
-            pg.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            pg.locator(".jp-OutputArea-output", has_text="kernel python:").wait_for(timeout=60_000)
-            pg.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {len(EXPLORERS)}",
-                                 timeout=120_000)
-            yield pg, errors
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(jupyterlab, browser):
+    """The notebook open in Chromium with every cell run and every explorer drawn; yields (page, errors)."""
+    base, token, _root = jupyterlab
+    pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        errors: list[str] = []
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        pg.goto(f"{base}/lab/tree/explorers.ipynb?reset&token={token}", timeout=60_000)
+        pg.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                             " && window.jupyterapp.shell.currentWidget.sessionContext"
+                             " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+                             " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
+                             timeout=60_000)
+        pg.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        pg.locator(".jp-OutputArea-output", has_text="kernel python:").wait_for(timeout=60_000)
+        pg.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {len(EXPLORERS)}",
+                             timeout=120_000)
+        yield pg, errors
+    finally:
+        pg.close()
 
 
 def _kernel(pg, code: str) -> str:
@@ -616,46 +626,40 @@ KERNEL_FREE_BOXES = r"""
 
 
 @pytest.mark.parametrize("name", ["transition_zoo_explorer", "mesa_solvers_explorer"])
-def test_kernel_free_figure_keeps_slider_legend_and_colour_scales_apart(tmp_path, chromium_executable,
-                                                                        chromium_args, name):
-    pytest.importorskip("playwright.sync_api")
-    from playwright.sync_api import sync_playwright
-
+def test_kernel_free_figure_keeps_slider_legend_and_colour_scales_apart(tmp_path, browser, name):
     from linattn_edu.explorers import kernel_free
 
     fig = kernel_free.FIGURES[name]()
     html = tmp_path / f"{name}.html"
     fig.write_html(str(html), include_plotlyjs=True, full_html=True, auto_play=False)  # offline: plotly.js inline
     last = fig.frames[-1]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_executable, args=chromium_args, headless=True)
-        try:
-            pg = browser.new_page(viewport={"width": 1100, "height": 1000})
-            pg.goto(html.as_uri())
-            pg.wait_for_function("() => { const gd = document.querySelector('.js-plotly-plot');"
-                                 " return gd && gd._fullLayout && gd._fullLayout._plots; }", timeout=30_000)
-            pg.wait_for_timeout(500)
-            boxes = pg.evaluate(KERNEL_FREE_BOXES)
-            assert boxes["title"] == fig.layout.title.text and len(boxes["sliders"]) == 1
-            parts = ([("slider", b) for b in boxes["sliders"]] + [("legend", b) for b in boxes["legends"]]
-                     + [("buttons", b) for b in boxes["menus"]]
-                     + [("colour scale", b) for b in boxes["colorbars"]] + [("panel", b) for b in boxes["plots"]])
-            clashes = [f"{a} {p} and {b} {q}" for i, (a, p) in enumerate(parts) for b, q in parts[i + 1:]
-                       if not (a == b == "panel") and min(p[2], q[2]) - max(p[0], q[0]) > 1
-                       and min(p[3], q[3]) - max(p[1], q[1]) > 1]
-            assert not clashes, f"{name}: " + "; ".join(clashes)
-            # the last frame, as its button or slider step shows it (plotly.js alone, no kernel)
-            pg.evaluate(f"() => Plotly.animate(document.querySelector('.js-plotly-plot'), [{last.name!r}],"
-                        " {mode: 'immediate', frame: {duration: 0, redraw: true}, transition: {duration: 0}})")
-            pg.wait_for_function(f"() => document.querySelector('.js-plotly-plot').layout.title.text === "
-                                 f"{json.dumps(last.layout.title.text)}", timeout=10_000)
-            pg.wait_for_timeout(300)
-            after = pg.evaluate(KERNEL_FREE_BOXES)
-            if fig.layout.updatemenus:  # a button's frame brings its own slider: the steps now walk its frames
-                pressed = last.name.split("|")[0]
-                assert after["steps"] and all(step.split("|")[0] == pressed for step in after["steps"]), after["steps"]
-                assert len(after["menus"]) == 1
-            ARTIFACTS.mkdir(exist_ok=True)
-            pg.screenshot(path=str(ARTIFACTS / f"browser_frontier_kernel_free_{name}.png"), full_page=True)
-        finally:
-            browser.close()
+    pg = browser.new_page(viewport={"width": 1100, "height": 1000})
+    try:
+        pg.goto(html.as_uri())
+        pg.wait_for_function("() => { const gd = document.querySelector('.js-plotly-plot');"
+                             " return gd && gd._fullLayout && gd._fullLayout._plots; }", timeout=30_000)
+        pg.wait_for_timeout(500)
+        boxes = pg.evaluate(KERNEL_FREE_BOXES)
+        assert boxes["title"] == fig.layout.title.text and len(boxes["sliders"]) == 1
+        parts = ([("slider", b) for b in boxes["sliders"]] + [("legend", b) for b in boxes["legends"]]
+                 + [("buttons", b) for b in boxes["menus"]]
+                 + [("colour scale", b) for b in boxes["colorbars"]] + [("panel", b) for b in boxes["plots"]])
+        clashes = [f"{a} {p} and {b} {q}" for i, (a, p) in enumerate(parts) for b, q in parts[i + 1:]
+                   if not (a == b == "panel") and min(p[2], q[2]) - max(p[0], q[0]) > 1
+                   and min(p[3], q[3]) - max(p[1], q[1]) > 1]
+        assert not clashes, f"{name}: " + "; ".join(clashes)
+        # the last frame, as its button or slider step shows it (plotly.js alone, no kernel)
+        pg.evaluate(f"() => Plotly.animate(document.querySelector('.js-plotly-plot'), [{last.name!r}],"
+                    " {mode: 'immediate', frame: {duration: 0, redraw: true}, transition: {duration: 0}})")
+        pg.wait_for_function(f"() => document.querySelector('.js-plotly-plot').layout.title.text === "
+                             f"{json.dumps(last.layout.title.text)}", timeout=10_000)
+        pg.wait_for_timeout(300)
+        after = pg.evaluate(KERNEL_FREE_BOXES)
+        if fig.layout.updatemenus:  # a button's frame brings its own slider: the steps now walk its frames
+            pressed = last.name.split("|")[0]
+            assert after["steps"] and all(step.split("|")[0] == pressed for step in after["steps"]), after["steps"]
+            assert len(after["menus"]) == 1
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / f"browser_frontier_kernel_free_{name}.png"), full_page=True)
+    finally:
+        pg.close()

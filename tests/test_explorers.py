@@ -386,17 +386,49 @@ def _sent_payloads(fig: go.FigureWidget) -> list[tuple[str, bool]]:
 
 
 def test_trace_set_change_rebuilds_the_widget_with_messages_that_carry_data():
-    # 1-D -> 2-D replaces every trace; the front end must receive delete + add with their payloads
-    # (under held trait notifications each payload collapsed to None and the browser kept the 1-D plot)
+    # 1-D -> 2-D replaces every trace; the front end must receive the whole new figure in one react message
+    # (plotly's delete + add + update drew it three times; under held trait notifications each payload
+    # collapsed to None and the browser kept the 1-D plot)
+    from linattn_edu.explorers._base import ExplorerFigure
+
     ks = kernel_smoother_explorer()
+    assert isinstance(ks.figure, ExplorerFigure) and ks.figure.can_react  # this plotly's bundle has the hooks
+    payloads = []
+    ks.figure.observe(lambda change: payloads.append(change["new"]), names="_py2js_react")
     sent = _sent_payloads(ks.figure)
     ks.update(dim=2)
     assert ks.last_sync == "rebuild"
-    assert sent[:2] == ["_py2js_deleteTraces", "_py2js_addTraces"] and "_py2js_update" in sent
+    assert sent == ["_py2js_react"], sent  # one message, nothing else
+    message = next(p for p in payloads if p is not None)
+    assert [t["type"] for t in message["data"]] == ["heatmap", "scatter", "scatter", "scatter", "scatter"]
+    assert message["layout"]["title"]["text"] == ks.figure.layout.title.text
     assert [t.type for t in ks.figure.data] == ["heatmap", "scatter", "scatter", "scatter", "scatter"]
     ks.update(dim=1)
     assert ks.last_sync == "rebuild" and ks.figure.data[0].type == "scatter"
     assert "Gaussian" in ks.figure.layout.title.text
+
+
+def test_a_plain_figure_widget_is_rebuilt_by_plotlys_own_three_messages():
+    from linattn_edu.explorers._base import sync_figure
+
+    target = go.FigureWidget(go.Figure([go.Scatter(y=[1, 2], name="a")]))
+    sent = _sent_payloads(target)
+    source = go.Figure([go.Heatmap(z=[[1, 2]]), go.Scatter(y=[3, 4])], layout=dict(title="new"))
+    assert sync_figure(target, source) == "rebuild"
+    assert sent[:2] == ["_py2js_deleteTraces", "_py2js_addTraces"] and "_py2js_update" in sent
+    assert [t.type for t in target.data] == ["heatmap", "scatter"]
+
+
+def test_a_slider_echo_of_the_drawn_value_draws_nothing():
+    # a browser slider sends back 16.0 as 15.999999999999998: the same figure, no second computation
+    ex = kernel_smoother_explorer()
+    name, slider = next((n, w) for n, w in ex.controls.items() if isinstance(w.value, float)
+                        and not isinstance(w.value, bool))
+    before = ex.redraws
+    slider.value = slider.value * (1 - 2e-16) if slider.value else 1e-300
+    assert ex.redraws == before, name
+    slider.value = slider.max if slider.value != slider.max else slider.min
+    assert ex.redraws == before + 1, name
 
 
 def test_same_structure_is_one_update_and_leaves_nothing_stale():

@@ -18,7 +18,7 @@ RIGHT_CHOICES = {
     "finite_features": "c", "bandwidth_limit": "b", "denominator_role": "b", "reorder_buys": "c",
     "identity_kernel": "c", "aggregated_state": "b", "trig_negative": "b", "expressive_power": "b",
     "long_context_latency": "d", "kv_budget": "a", "device_60k": "cde", "multi_tenant": "cd",
-    "gqa_states": "b", "kv_crossover": "a",
+    "gqa_states": "b", "kv_crossover": "a", "mla_rope": "c",
 }
 MINE = set(qs.CORE_QUESTIONS) | set(qs.DESIGN_QUESTIONS) | set(qs.MEMORY_QUESTIONS)
 

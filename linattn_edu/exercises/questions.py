@@ -412,6 +412,18 @@ def _crossover_explanation() -> str:
             f"= {s.head_dim // 2} tokens. Every real context is far past that.")
 
 
+def _mla_rope_explanation() -> str:
+    ds = memory.get_preset("deepseek-v2")
+    per_token = ds.latent_dim + ds.rope_dim
+    mha = 2 * ds.heads * ds.head_dim
+    return (f"with RoPE on the rebuilt key, the score is (R_t q)ᵀ(R_s W_UK,i c_s) = qᵀ R_(s−t) W_UK,i c_s: the matrix "
+            f"between q and c_s changes with every cached position s, so no fixed W_UK,iᵀ can be folded into the "
+            f"query, and every cached latent would have to be up-projected at every step. A separate rotary key "
+            f"k^R_s of {ds.rope_dim} dims, shared by the {ds.heads} heads, carries the position instead; the content "
+            f"part stays position-free and absorbable. The cache stays {ds.latent_dim} + {ds.rope_dim} = {per_token} "
+            f"numbers per token and layer, against {mha:,} for the same heads as MHA ({mha // per_token}x).")
+
+
 MEMORY_QUESTIONS = {
     "gqa_states": Question(
         "Llama-3-8B has 32 query heads and 8 KV heads per layer (GQA). Made into linear attention with the "
@@ -423,6 +435,21 @@ MEMORY_QUESTIONS = {
          "d": "40: one per query head and one per KV head"},
         ("b",), _gqa_states_explanation, kind="choice",
         hint="which of q, k, v enter S = Σ_j φ(k_j) v_jᵀ?"),
+    "mla_rope": Question(
+        "MLA caches a latent c_s per token and gets head i's key as W_UK,i c_s, with W_UK,i folded into the query "
+        "at decoding. Why does DeepSeek-V2 add a separate rotary key k^R_s, shared by all heads, instead of "
+        "applying RoPE to the keys W_UK,i c_s?",
+        {"a": "RoPE cannot rotate a vector that came out of a low-rank projection",
+         "b": "the rotary key makes the cache smaller than the latent alone would be",
+         "c": "RoPE on W_UK,i c_s would put a rotation that depends on the cached position s between the query and "
+              "c_s, so W_UK,i could no longer be folded into the query once: every cached key would have to be "
+              "rebuilt at every step",
+         "d": "RoPE needs float32, and the latent is stored in bf16"},
+        ("c",), _mla_rope_explanation, kind="choice",
+        hint="write the score (R_t q)ᵀ(R_s W_UK c_s) and ask which matrix sits between q and c_s.",
+        feedback={"a": "RoPE rotates pairs of any vector's dims; where the vector came from does not matter.",
+                  "b": "the rotary key adds d_r numbers per token to the cache; it is there for another reason.",
+                  "d": "rotations work in any precision; the issue is algebraic, not numerical."}),
     "kv_crossover": Question(
         "Predict, then check with memory.crossover_tokens: at how many tokens does the fp16 KV cache of the "
         "Llama-2-7B shape (32 layers, 32 heads of dim 128) become larger than a same-shaped linear-attention "

@@ -5,8 +5,11 @@ An explorer is a small class with
 * ``controls``: ``{name: ipywidget}``; each control's ``value`` is one keyword of :meth:`Explorer.compute`;
 * :meth:`Explorer.compute` ``(**values) -> go.Figure``: calls the core library and :mod:`linattn_edu.viz`
   (pure, no widgets) and sets the explorer's readouts (``max_row_error``, ``readout_error``, ...);
-* ``figure``: a ``go.FigureWidget`` (anywidget, bundled JS: works offline in JupyterLab 4) whose traces
-  are updated in place inside one ``batch_update`` — a slider move sends one message, one redraw;
+* ``figure``: an :class:`ExplorerFigure` — plotly's ``go.FigureWidget`` (anywidget, bundled JS: works offline
+  in JupyterLab 4) that can also replace every trace and the layout with one ``Plotly.react``.  Traces are
+  updated in place inside one ``batch_update`` when the set of traces stays (a slider move); when it changes
+  (another view, a method ticked) the figure is replaced by one react message.  Either way one message, one
+  redraw: no flicker through half-built figures;
 * ``message``: the text shown above the figure when the inputs cannot be drawn (out of range, too large
   for the dense N × N view, ...).  Bad inputs never raise out of a widget callback or :meth:`update`.
 
@@ -16,20 +19,140 @@ Each explorer owns its widgets and figure, so two explorers in one notebook neve
 from __future__ import annotations
 
 import html
+import math
 import numbers
 from contextlib import ExitStack, contextmanager
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import torch
 
 try:
     import ipywidgets as widgets
+    import plotly
     import plotly.graph_objects as go
+    from plotly.serializers import custom_serializers
+    from traitlets import Dict
 except ImportError as exc:  # pragma: no cover - only without the [viz] extra
     raise ImportError("linattn_edu.explorers needs plotly, ipywidgets and anywidget: "
                       "pip install 'linattn-edu[viz]'") from exc
 
-__all__ = ["Explorer", "sync_figure", "trace_structure", "layout_edits", "check_value", "seed_box", "torch_threads"]
+__all__ = ["Explorer", "ExplorerFigure", "sync_figure", "trace_structure", "layout_edits", "check_value", "seed_box",
+           "torch_threads"]
+
+# --------------------------------------------------------------------------- one message per redraw
+
+#: What plotly's widget bundle must export for the react message to reach plotly.js (checked, not assumed):
+#: its model and view classes, plotly.js under the name its own handlers call it by, and the table of
+#: (de)serializers that turns the binary arrays of a message back into typed arrays.
+_BUNDLE_HOOKS = ("export{TD as FigureModel,MD as FigureView", "Md.default.update(this.el", "_Ie={_widget_data:",
+                 "new TD(ne.model,_Ie)")
+
+#: Appended to plotly's widget bundle (the same ES module, so its classes are in scope): a ``_py2js_react``
+#: message that replaces data and layout with one ``Plotly.react`` — one redraw, where ``deleteTraces``,
+#: ``addTraces`` and ``update`` drew the figure three times.  The model keeps the new figure for views
+#: opened later; each view answers with the trace and layout deltas plotly's Python side waits for.
+_REACT_PATCH = r"""
+;(() => {
+  _Ie._py2js_react = _Ie._py2js_update;  // binary arrays arrive as typed arrays, as in plotly's own messages
+  const render = MD.prototype.perform_render;
+  MD.prototype.perform_render = function () {
+    this.model.on("change:_py2js_react", () => this.do_react());
+    return render.apply(this, arguments);
+  };
+  MD.prototype.do_react = function () {
+    const msg = this.model.get("_py2js_react");
+    if (msg === null || msg === undefined) return;
+    const view = this;
+    Md.default.react(this.el, msg.data, msg.layout).then(function () {
+      view._sendTraceDeltas(msg.trace_edit_id);
+      view._sendLayoutDelta(msg.layout_edit_id);
+    });
+  };
+  const initialize = TD.prototype.initialize;
+  TD.prototype.initialize = function () {
+    initialize.apply(this, arguments);
+    this.model.on("change:_py2js_react", () => {
+      const msg = this.get("_py2js_react");
+      if (msg === null || msg === undefined) return;
+      const data = this.model.get("_widget_data"), layout = this.model.get("_widget_layout");
+      data.splice(0, data.length, ...msg.data);
+      for (const key of Object.keys(layout)) delete layout[key];
+      Object.assign(layout, msg.layout);
+    });
+  };
+})();
+"""
+
+
+@lru_cache(maxsize=1)
+def _react_esm() -> str | None:
+    """plotly's widget bundle with the react message, or None when this plotly's bundle lacks the hooks."""
+    bundle = Path(plotly.__file__).parent / "package_data" / "widgetbundle.js"
+    try:
+        text = bundle.read_text(encoding="utf-8")
+    except OSError:  # pragma: no cover - a plotly without its bundle
+        return None
+    return text + _REACT_PATCH if all(hook in text for hook in _BUNDLE_HOOKS) else None
+
+
+_SENDS = ("_send_addTraces_msg", "_send_deleteTraces_msg", "_send_moveTraces_msg", "_send_relayout_msg",
+          "_send_restyle_msg", "_send_update_msg")
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """A message not sent (see :meth:`ExplorerFigure.react`)."""
+
+
+def _same_values(now: Mapping[str, Any], drawn: Mapping[str, Any] | None) -> bool:
+    """The control values ``now`` are those of the figure drawn last, floats to 1e-9 relative (a browser
+    slider computes its value from its position and can send back 16.0 as 15.999999999999998)."""
+    if drawn is None or now.keys() != drawn.keys():
+        return False
+    for name, value in now.items():
+        old = drawn[name]
+        if isinstance(value, float) and isinstance(old, numbers.Real) and not isinstance(old, bool):
+            if not math.isclose(value, old, rel_tol=1e-9, abs_tol=1e-12):
+                return False
+        elif value != old:
+            return False
+    return True
+
+
+class ExplorerFigure(go.FigureWidget):
+    """A ``go.FigureWidget`` that can replace its whole figure with one message (:meth:`react`).
+
+    Everything else is plotly's FigureWidget (the same bundle, the same messages); where the installed
+    plotly's bundle does not have the hooks the patch needs, :attr:`can_react` is False and
+    :func:`sync_figure` falls back to plotly's own delete + add + update.
+    """
+
+    _py2js_react = Dict(allow_none=True).tag(sync=True, **custom_serializers)
+    _esm = _react_esm() or go.FigureWidget._esm  # the front-end module anywidget loads (plotly's + the patch)
+    can_react = _react_esm() is not None
+
+    def react(self, source: go.Figure) -> None:
+        """Hold exactly ``source`` (its traces and layout) and send it in one ``Plotly.react`` message.
+
+        plotly's own messages for the steps (delete, add, relayout) are silenced while the Python side is
+        rebuilt: instance attributes shadow the sending methods for the duration.
+        """
+        for name in _SENDS:
+            self.__dict__[name] = _silent
+        try:
+            self.data = ()
+            self.add_traces(list(source.data))
+            self.layout = source.layout
+        finally:
+            for name in _SENDS:
+                self.__dict__.pop(name, None)
+        trace_edit_id, layout_edit_id = self._last_trace_edit_id + 1, self._last_layout_edit_id + 1
+        self._last_trace_edit_id, self._trace_edit_in_process = trace_edit_id, True
+        self._last_layout_edit_id, self._layout_edit_in_process = layout_edit_id, True
+        self._py2js_react = {"data": self._data, "layout": self._layout, "trace_edit_id": trace_edit_id,
+                             "layout_edit_id": layout_edit_id}
+        self._py2js_react = None
 
 
 @contextmanager
@@ -115,15 +238,19 @@ def sync_figure(target: go.FigureWidget, source: go.Figure) -> str:
     * Same traces (count, types and property structure, see :func:`trace_structure`): every trace is
       overwritten and the layout edited (:func:`layout_edits`) inside one ``batch_update`` — one
       ``update`` message, one redraw (a slider move).
-    * Otherwise the set of traces changed (1-D ↔ 2-D, a method ticked, another mode): the widget's traces
-      are deleted and the new ones added, then the layout is edited — three messages in order
-      (``deleteTraces``, ``addTraces``, ``update``), each sent on its own.  They must not be sent under
-      ``hold_trait_notifications``: plotly sends each message by setting a trait and resetting it to
-      None at once, and held notifications collapse the pair to None, so the browser never hears of it.
+    * Otherwise the set of traces changed (1-D ↔ 2-D, a method ticked, another mode): an
+      :class:`ExplorerFigure` is replaced whole by one ``react`` message — one redraw.  A plain
+      FigureWidget gets plotly's three messages in order (``deleteTraces``, ``addTraces``, ``update``,
+      three redraws), each sent on its own.  They must not be sent under ``hold_trait_notifications``:
+      plotly sends each message by setting a trait and resetting it to None at once, and held
+      notifications collapse the pair to None, so the browser never hears of it.
 
     Returns ``"update"`` or ``"rebuild"`` (which path ran).
     """
     same = trace_structure(target) == trace_structure(source)
+    if not same and getattr(target, "can_react", False):
+        target.react(source)
+        return "rebuild"
     edits = layout_edits(target.layout.to_plotly_json(), source.layout.to_plotly_json())
     if not same:
         target.data = ()  # -> deleteTraces
@@ -198,7 +325,7 @@ class Explorer:
         problem = self._apply(values)
         if problem:
             raise ValueError(problem)
-        self.figure = go.FigureWidget()
+        self.figure = ExplorerFigure()
         self.figure._config = {**self.figure._config, "responsive": True}  # follow the window's width
         self.figure.observe(self._on_new_view, names="_view_count")
         self.message = ""
@@ -260,6 +387,7 @@ class Explorer:
         self._show_message("")
         self.last_sync = sync_figure(self.figure, fig)
         self.redraws += 1
+        self._drawn = self.values()
 
     @contextmanager
     def hold(self) -> Iterator[None]:
@@ -318,6 +446,8 @@ class Explorer:
             return
         with self.hold():
             self.adjust()
+        if not self.message and _same_values(self.values(), getattr(self, "_drawn", None)):
+            return  # a slider's echo of the value just drawn (16.0 comes back as 15.999999999999998): no redraw
         self.refresh()
 
     def _on_new_view(self, change: dict) -> None:

@@ -179,16 +179,36 @@ ALL_MARKERS = (*MARKERS, "cross", "hourglass", "hexagram", "bowtie", "star-diamo
                "diamond-tall", "diamond-wide", "asterisk-open", "y-up-open", "hash-open")
 
 
-def distinct_styles(names: Iterable[str], *, markers_only: bool = False) -> dict[str, Style]:
+def distinct_styles(names: Iterable[str], *, markers_only: bool = False,
+                    unique_colours: bool = False) -> dict[str, Style]:
     """{name: Style} for the lines of one figure: each its course style unless an earlier line has it.
 
     A name without a style of its own, or whose dash and marker an earlier name of the figure already took
     (softmax and the KV cache, for instance), gets the first fallback style whose dash and marker no line of
     the figure uses (a colour no line uses, while there is one): two lines never look alike without colour.
     ``markers_only``: the figure draws markers without lines, so the markers alone must differ.
+    ``unique_colours``: the figure compares close relatives (the linear family of the recall lab), so a line
+    whose colour an earlier line took gets the first :data:`CYCLE` colour no line uses (its dash and marker
+    kept), while one is free.
     """
     if markers_only:
         return _distinct_markers(list(dict.fromkeys(names)))
+    looks = _distinct_shapes(names)
+    return _recoloured(looks) if unique_colours else looks
+
+
+def _recoloured(looks: dict[str, Style]) -> dict[str, Style]:
+    """``looks`` with a repeated colour replaced by a free :data:`CYCLE` colour, in order, while one is free."""
+    out: dict[str, Style] = {}
+    for name, look in looks.items():
+        used = {s.colour for s in out.values()}
+        free = [c for c in CYCLE if c not in used and c not in {s.colour for s in looks.values()}]
+        out[name] = look._replace(colour=free[0]) if look.colour in used and free else look
+    return out
+
+
+def _distinct_shapes(names: Iterable[str]) -> dict[str, Style]:
+    """{name: Style}: course styles, a fallback where the (dash, marker) pair is taken (see distinct_styles)."""
     out: dict[str, Style] = {}
     shapes: set[tuple[str, str]] = set()
     pending = []

@@ -32,9 +32,9 @@ def _mixer_colour(mixer: str, index: int) -> str:
 
 
 def _palette(mixers) -> dict[str, Style]:
-    """One style per mixer of a figure: a named rule's own, else a spare one; no two lines alike in colour,
-    dash and marker (:func:`._style.distinct_styles`)."""
-    return distinct_styles(mixers)
+    """One style per mixer of a figure: a named rule's own, else a spare one; no two lines alike in dash and
+    marker, and no two in one colour while the palette has a free one (:func:`._style.distinct_styles`)."""
+    return distinct_styles(mixers, unique_colours=True)
 
 
 def _check_runs(runs) -> list[dict]:
