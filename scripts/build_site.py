@@ -13,8 +13,8 @@ Nothing is executed. Three steps:
    rendering (a div and a ``Plotly.newPlot`` call, with an accessible name); each explorer's snapshot
    gets alt text, and where a kernel-free version exists (:mod:`linattn_edu.explorers.kernel_free`) the
    snapshot is replaced by a plotly figure whose slider moves through frames computed by the explorer's
-   own code. An index page (each chapter's summary, reading time and prerequisites) and the
-   instructors' guide are written beside them.
+   own code. An index page (each chapter's summary, reading time and prerequisites), the
+   instructors' guide and the references (``docs/book/references.md``) are written beside them.
 2. **Sphinx** (``sphinx-build -c docs/book``): sphinx-book-theme + myst-nb, pinned in constraints.txt;
    sidebar, on-this-page, offline search, prev/next, download and launch buttons, light/dark.
 3. **Vendor**: plotly.js (from the pinned plotly package) and MathJax 3 (``site/node_modules``, pinned in
@@ -141,12 +141,55 @@ def _explorer_call(source: str) -> str | None:
     return calls[-1] if calls else None
 
 
+_TEX_WORDS = {r"\varphi": "φ", r"\phi": "φ", r"\gamma": "γ", r"\beta": "β", r"\top": "ᵀ", r"\ell": "ℓ",
+              r"\le": "≤", r"\ge": "≥", r"\cdot": "·", r"\times": "×", r"\odot": "⊙", r"\,": " "}
+
+
+def plain_text(markdown: str) -> str:
+    """A heading or sentence as plain words for alt text: no TeX, emphasis or link markup."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", markdown)  # [words](link) -> words
+    for tex, char in _TEX_WORDS.items():
+        text = re.sub(re.escape(tex) + (r"(?![A-Za-z])" if tex[-1].isalpha() else ""), char, text)
+    text = re.sub(r"\\(?:mathrm|operatorname|text|mathbf|mathbb)\{([^}]*)\}", r"\1", text)
+    text = re.sub(r"\\([A-Za-z]+)", r"\1", text)
+    text = re.sub(r"[$*_`{}^]", "", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _explorer_name(factory: str | None) -> str:
+    """``kv_cache_calculator`` -> ``KV-cache calculator``: the explorer as the prose names it."""
+    if not factory:
+        return "explorer"
+    name = factory.replace("_", " ")
+    return re.sub(r"\bkv cache\b", "KV-cache", name)
+
+
+def snapshot_alt(factory: str | None, settings: str, section: str) -> str:
+    """Alt text for an explorer's stored snapshot: which explorer, at which settings, in which section.
+
+    ``settings`` is the explorer's repr (``RetrievalExplorer(n=24, d=16, ...)``), ``section`` the heading
+    the cell sits under. Two snapshots of the same explorer (01 and 03) thus read differently.
+    """
+    alt = f"Snapshot of the {_explorer_name(factory)}'s default view"
+    match = re.match(r"^\s*\w+\((.*)\)\s*$", settings, re.S)
+    if match and match.group(1).strip():
+        args = re.sub(r"\s+", " ", match.group(1).strip())
+        alt += f" ({args if len(args) <= 120 else args[:117].rsplit(',', 1)[0] + ', …'})"
+    if section:
+        alt += f", in the section “{section}”"
+    return alt
+
+
 def stage_notebook(nb: nbformat.NotebookNode, prefix: str, kernel_free: dict) -> dict:
     """Rewrite ``nb`` in place for reading (see the module docstring); returns counts of what changed."""
     counts = dict(figures=0, hidden_lines=0, folded=0, explorers=0, kernel_free=0)
     nb.metadata.pop("widgets", None)
+    section = ""  # the heading the current cell sits under (alt text of explorer snapshots)
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
+            headings = re.findall(r"^#{1,4}\s+(.+)$", cell.source, re.M)
+            if headings:
+                section = plain_text(headings[-1])
             cell.source = _links(cell.source)
             continue
         if cell.cell_type != "code":
@@ -190,7 +233,7 @@ def stage_notebook(nb: nbformat.NotebookNode, prefix: str, kernel_free: dict) ->
                     counts["kernel_free"] += 1
                     counts["figures"] += 1
                 else:
-                    alt = f"Snapshot of the {factory.replace('_', ' ') if factory else 'explorer'}'s default view"
+                    alt = snapshot_alt(factory, "".join(data.get("text/plain", "")), section)
                     cell.metadata.setdefault("mystnb", {})["image"] = {"alt": alt}
             outputs.append(output)
         cell.outputs = outputs
@@ -239,7 +282,7 @@ def _title(nb: nbformat.NotebookNode, fallback: str) -> str:
     return fallback
 
 
-def index_page(chapters: list[dict], has_guide: bool) -> str:
+def index_page(chapters: list[dict], has_guide: bool, has_references: bool = False) -> str:
     """The front page: what the course is, then one entry per chapter (summary, time, prerequisites)."""
     lines = [f"# {TITLE}", "",
              "A read-along course on linear attention, built on a small PyTorch library that is tested like "
@@ -260,7 +303,11 @@ def index_page(chapters: list[dict], has_guide: bool) -> str:
     if has_guide:
         lines += ["## [For instructors](instructors.md)", "",
                   "The 90-minute lab path, discussion prompts and homework.", ""]
-    toc = [ch["stem"] for ch in chapters] + (["instructors"] if has_guide else [])
+    if has_references:
+        lines += ["## [References](references.md)", "",
+                  "The papers the chapters cite, with links, grouped by the question they answer.", ""]
+    toc = ([ch["stem"] for ch in chapters] + (["instructors"] if has_guide else [])
+           + (["references"] if has_references else []))
     lines += ["```{toctree}", ":hidden:", ":maxdepth: 2", "", *toc, "```", ""]
     return "\n".join(lines)
 
@@ -291,7 +338,10 @@ def stage(src: Path, notebooks_dir: Path) -> dict:
         guide = NOTEBOOKS / "INSTRUCTORS.md"
     if guide.exists():
         (src / "instructors.md").write_text(_links(guide.read_text(encoding="utf-8")), encoding="utf-8")
-    (src / "index.md").write_text(index_page(chapters, guide.exists()), encoding="utf-8")
+    references = CONF / "references.md"  # the bibliography (docs/book/references.md), a plain MyST page
+    if references.exists():
+        shutil.copy(references, src / "references.md")
+    (src / "index.md").write_text(index_page(chapters, guide.exists(), references.exists()), encoding="utf-8")
     return {"chapters": chapters, **totals}
 
 
@@ -331,8 +381,9 @@ def build(out: Path, notebooks_dir: Path = NOTEBOOKS, *, jobs: int = 2) -> dict:
         page.write_text(re.sub(r'<script defer src="_static/scripts/fontawesome\.js[^"]*"></script>\n?', "", text),
                         encoding="utf-8")
     pages = ["index.html"] + [f"{ch['stem']}.html" for ch in info["chapters"]]
-    if (out / "instructors.html").exists():
-        pages.append("instructors.html")
+    for extra in ("instructors.html", "references.html"):
+        if (out / extra).exists():
+            pages.append(extra)
     source = notebooks_dir.relative_to(ROOT).as_posix() if notebooks_dir.is_relative_to(ROOT) else str(notebooks_dir)
     meta = {"pages": pages, "figures": info["figures"], "notebooks": source, "hidden_lines": info["hidden_lines"],
             "folded": info["folded"], "explorers": info["explorers"], "kernel_free": info["kernel_free"],

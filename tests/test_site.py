@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from html import unescape as html_unescape
 from urllib.parse import unquote, urlparse
 
 import pytest
@@ -47,7 +48,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
 MATHJAX = ROOT / "site" / "node_modules" / "mathjax" / "es5" / "tex-chtml-full.js"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-PAGES = ["index"] + [p.stem for p in NOTEBOOKS] + ["instructors"]
+CHAPTERS = [p.stem for p in NOTEBOOKS]
+PAGES = ["index", *CHAPTERS, "instructors", "references"]
+REFERENCES = ROOT / "docs" / "book" / "references.md"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 MAX_MEASURE = 90  # characters per line of prose
 NO_FIGURE_BUDGET = 1.5 * 2 ** 20  # bytes, first view of a page without figures
@@ -247,7 +250,7 @@ def test_page_at_desktop_width(page, site, server, browser, weights):
         assert facts["unnamed_figures"] == 0, f"{page}: a figure without an accessible name"
         assert not re.findall(r"\$[^$\n]{1,60}\$", text), f"{page}: raw TeX left: {re.findall(r'[$][^$]{1,60}[$]', text)[:3]}"
         code = facts["code"]  # the code cells as shown (the prose may name the markers)
-        assert code.strip() or page in ("index", "instructors"), f"{page}: no code cells found"
+        assert code.strip() or page in ("index", "instructors", "references"), f"{page}: no code cells found"
         assert "# NBVAL_" not in code and "### BEGIN SOLUTION" not in code and "### END SOLUTION" not in code, (
             f"{page}: test machinery shown to readers")
         assert 'if "google.colab" in sys.modules' not in code, f"{page}: the Colab install block is shown"
@@ -270,7 +273,7 @@ def test_page_at_desktop_width(page, site, server, browser, weights):
                 assert total <= NO_FIGURE_BUDGET, f"{page}: {total / 2 ** 20:.2f} MiB on first view, no figure, no math"
         if facts["math_typeset"] == 0:
             assert not any("mathjax" in p for p in visit.fetched), f"{page}: MathJax loaded on a page without math"
-        if page != "index" and page != "instructors":
+        if page in CHAPTERS:
             stored = json.loads((site / "pages.json").read_text(encoding="utf-8"))
             assert f"{page}.html" in stored["pages"]
     finally:
@@ -298,15 +301,58 @@ def test_nothing_is_cut_off_on_a_phone(page, server, browser):
 def _busiest(site: Path) -> list[str]:
     """The chapters with the most display equations, tables and figures (dark-mode checks)."""
     score = {}
-    for page in PAGES[1:-1]:
+    for page in CHAPTERS:
         html = (site / f"{page}.html").read_text(encoding="utf-8")
         score[page] = html.count('class="math') + 5 * html.count("<table") + 10 * html.count("plotly-graph-div")
     return sorted(score, key=score.get, reverse=True)[:3]
 
 
+# In the dark theme, what each figure's text sits on and how it is drawn: for every plotly figure the
+# colour of its title and tick labels and of the paper behind them (the SVG's own background, else the
+# card the stylesheet puts behind the figure), times any brightness() filter on the way up; for every
+# stored image the mean luminance of its border pixels (its paper), read from the image itself.
+DARK_FIGURES = r"""
+() => {
+  const rgb = (c) => { const m = (c || '').match(/[\d.]+/g); return m ? m.slice(0, 4).map(Number) : null; };
+  const opaque = (c) => c && (c.length < 4 || c[3] > 0.5);
+  const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+                               return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const brightness = (el) => { let k = 1;
+    for (let e = el; e; e = e.parentElement) {
+      for (const m of getComputedStyle(e).filter.matchAll(/brightness\(([\d.]+)\)/g)) k *= Number(m[1]); }
+    return k; };
+  const contrast = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+  const figures = [...document.querySelectorAll('article .js-plotly-plot')].map(gd => {
+    const svg = gd.querySelector('.main-svg');
+    let paper = rgb(svg && getComputedStyle(svg).backgroundColor);
+    if (!opaque(paper)) paper = rgb(getComputedStyle(gd).backgroundColor);
+    if (!opaque(paper)) return {name: gd.getAttribute('aria-label'), paper: null, worst: 0};
+    const k = brightness(gd), dim = (c) => c.slice(0, 3).map(v => v * k);
+    const texts = [...gd.querySelectorAll('.gtitle, .g-xtitle text, .g-ytitle text, .xtick text, .ytick text')]
+      .map(t => rgb(getComputedStyle(t).fill)).filter(Boolean);
+    const worst = texts.length ? Math.min(...texts.map(t => contrast(dim(t), dim(paper)))) : 0;
+    return {name: gd.getAttribute('aria-label'), paper: lum(dim(paper)), worst, texts: texts.length};
+  });
+  const images = [...document.querySelectorAll('article .cell_output img')].map(img => {
+    const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+    const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+    const row = (y) => g.getImageData(0, y, c.width, 1).data, px = [...row(0), ...row(c.height - 1)];
+    let sum = 0, n = 0;
+    for (let i = 0; i < px.length; i += 4) {  // a transparent pixel shows the dark page behind it
+      const a = px[i + 3] / 255; sum += lum([px[i] * a, px[i + 1] * a, px[i + 2] * a]); n++; }
+    return {src: img.getAttribute('src'), paper: n ? sum / n : 0};
+  });
+  return {figures, images};
+}
+"""
+
+
 @pytest.mark.parametrize("width", [1280, 390])
 def test_dark_mode(width, site, server, browser):
-    for page in ["index", *_busiest(site)]:
+    pages = ["index", *_busiest(site)]
+    if not any("_images/" in (site / f"{p}.html").read_text(encoding="utf-8") for p in pages):
+        pages += [next(p for p in CHAPTERS if "_images/" in (site / f"{p}.html").read_text(encoding="utf-8"))]
+    for page in pages:
         visit = Visit(browser, _url(server, page), width=width, scheme="dark")
         try:
             facts = visit.page.evaluate(PAGE_FACTS)
@@ -315,6 +361,13 @@ def test_dark_mode(width, site, server, browser):
             assert 0.2126 * r + 0.7152 * g + 0.0722 * b < 60, f"{page}: dark mode background {facts['background']}"
             assert facts["page_overflow"] <= 0 and not facts["clipped_math"] and not facts["clipped_tables"]
             assert facts["drawn"] == facts["figures"]
+            shown = visit.page.evaluate(DARK_FIGURES)
+            for fig in shown["figures"]:  # a light card, its text legible on it (WCAG AA, 4.5:1)
+                assert fig["paper"] is not None and fig["paper"] > 0.5, f"{page}: figure {fig['name']!r} on a dark or clear paper"
+                assert fig["texts"] and fig["worst"] >= 4.5, (
+                    f"{page} dark: figure {fig['name']!r} text contrast {fig['worst']:.2f}:1 on its paper")
+            for img in shown["images"]:
+                assert img["paper"] > 0.5, f"{page} dark: image {img['src']} has a dark or clear paper ({img['paper']:.2f})"
             visit.clean(f"{page} dark at {width} px")
             ARTIFACTS.mkdir(exist_ok=True)
             visit.page.screenshot(path=str(ARTIFACTS / f"site_{page[:5]}_{width}_dark.png"))
@@ -408,6 +461,55 @@ def test_index_gives_each_chapter_summary_time_and_prerequisites(server, browser
         visit.clean("index")
     finally:
         visit.close()
+
+
+def test_every_image_has_alt_text_from_its_context(site):
+    """Every <img> on every page of the site (not only the articles) has real alt text, and the pictures of
+    the content (``_images/``: the explorers' snapshots) each say which one they are: no two share a text."""
+    seen: dict[str, str] = {}
+    for page in sorted(site.glob("*.html")):
+        for tag in re.findall(r"<img\b[^>]*>", page.read_text(encoding="utf-8")):
+            src = re.search(r'\bsrc="([^"]*)"', tag)
+            alt = re.search(r'\balt="([^"]*)"', tag)
+            where = f"{page.name}: <img src={src.group(1) if src else '?'}>"
+            assert alt is not None, f"{where} has no alt attribute"
+            text = html_unescape(alt.group(1)).strip()
+            assert not PLACEHOLDER_ALT.match(text), f"{where} has placeholder alt text {text!r}"
+            if src and src.group(1).startswith("_images/"):
+                assert len(text.split()) >= 6, f"{where}: alt text {text!r} says too little"
+                assert text not in seen, f"{where} and {seen.get(text)} share the alt text {text!r}"
+                seen[text] = where
+    assert seen, "no content images found: the explorers' snapshots are gone or not under _images/"
+
+
+def _citations(text: str) -> set[tuple[str, str]]:
+    """(first author's surname, year) of every author-year citation in ``text``: "Sun et al., 2023",
+    "Dao & Gu, 2024", "Schlag, Irie & Schmidhuber, 2021", "Ainslie et al. (2023", "Zhang, Bhatia,
+    Kumbong & Ré, ICLR 2024", "Arora et al., *Zoology*, 2023"."""
+    text = re.sub(r"\s+", " ", text)
+    name = r"[A-Z][\w\u00C0-\u017F-]+"
+    found = set()
+    for m in re.finditer(rf"(?:von )?({name}) et al\.?,? (?:\*[^*]+\*,? )?\(?((?:19|20)\d\d)\b", text):
+        found.add(m.groups())
+    for m in re.finditer(rf"\b({name})(?:, {name})* & {name},? (?:[A-Z]+ )?\(?((?:19|20)\d\d)\b", text):
+        found.add(m.groups())
+    return found
+
+
+def test_references_page_lists_every_cited_work():
+    """Each author-year citation in the chapters (notebooks/*.md) has an entry on the references page,
+    and every entry with an arXiv link points at an arXiv abstract."""
+    page = REFERENCES.read_text(encoding="utf-8")
+    entries = [e for e in re.split(r"\n- ", page)[1:]]
+    cited = set()
+    for source in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.md")):
+        cited |= {(who, year, source.name) for who, year in _citations(source.read_text(encoding="utf-8"))}
+    assert len({(w, y) for w, y, _ in cited}) >= 10, f"the citation pattern found too little: {sorted(cited)}"
+    missing = [f"{who} ({year}) in {where}" for who, year, where in sorted(cited)
+               if not any(who in e.split("*", 3)[2] and f"({year})" in e.split("*", 3)[2] for e in entries)]
+    assert not missing, f"cited in the chapters but not on the references page: {missing}"
+    for link in re.findall(r"\]\((https?://[^)]*arxiv[^)]*)\)", page):
+        assert re.fullmatch(r"https://arxiv\.org/abs/\d{4}\.\d{4,5}", link), f"not an arXiv abstract link: {link}"
 
 
 def test_no_broken_links_and_no_outside_resources(site):
