@@ -57,3 +57,30 @@ def test_paired_ratio_times_both_methods_in_alternating_pairs():
         paired_ratio("delta_recurrent", "delta_chunkwise", 64, pairs=1)
     with pytest.raises(ValueError, match="method"):
         paired_ratio("bogus", "delta_chunkwise", 64)
+
+
+def test_paired_slope_alternates_the_two_lengths_and_reads_each_pair_as_a_slope(monkeypatch):
+    from linattn_edu.bench import sweeps
+    calls = []
+
+    def fake_build(name, n, **kw):  # t(N) = N² µs: every pair's slope is exactly 2
+        return lambda: calls.append(n)
+
+    clock = iter(x for n in [64, 256] * 3 for x in (0.0, (n * n) * 1e-6))  # (start, end) of each timed call
+    monkeypatch.setattr(sweeps, "build_call", fake_build)
+    monkeypatch.setattr(sweeps.time, "perf_counter", lambda: next(clock))
+    rec = sweeps.paired_slope("delta_chunkwise", 64, 256, pairs=3)
+    assert calls == [64, 256, 64, 256, 64, 256, 64, 256]  # one warm-up each, then alternating
+    assert len(rec["slopes"]) == 3 and all(abs(s - 2.0) < 1e-9 for s in rec["slopes"])
+    assert rec["q1_slope"] <= rec["median_slope"] <= rec["q3_slope"]
+    with pytest.raises(ValueError, match="n_large"):
+        sweeps.paired_slope("delta_chunkwise", 256, 64)
+    with pytest.raises(ValueError, match="method"):
+        sweeps.paired_slope("bogus", 64, 256)
+
+
+def test_paired_slope_of_a_real_method_is_a_record():
+    from linattn_edu.bench.sweeps import paired_slope
+    rec = paired_slope("delta_chunkwise", 64, 128, d=8, pairs=3, chunk_size=16)
+    assert rec["status"] == "ok" and rec["n_small"] == 64 and len(rec["slopes"]) == 3
+    assert rec["median_s_small"] > 0 and rec["median_s_large"] > 0

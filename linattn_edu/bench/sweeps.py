@@ -13,6 +13,7 @@ What one measured point is (method m at length N, forward or forward+backward):
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
@@ -32,7 +33,7 @@ from .methods import ALL_METHODS, FEATURE_MAP, MODES, build_call, check_method, 
 from .records import Results, run_metadata
 from .timer import _sync, load_average, matmul_gflops, peak_memory, time_call
 
-__all__ = ["GiB", "measure_point", "sweep", "default_methods", "headline", "paired_ratio", "DECODERS", "DEFAULT_DECODERS", "decode_sweep"]
+__all__ = ["GiB", "measure_point", "sweep", "default_methods", "headline", "paired_ratio", "paired_slope", "DECODERS", "DEFAULT_DECODERS", "decode_sweep"]
 
 GiB = 2**30
 _TIMING_KEYS = ("median_s", "iqr_s", "repeats", "noise", "noisy")
@@ -183,6 +184,20 @@ def headline(*, n: int = 16384, batch: int = 1, heads: int = 4, d: int = 64, chu
     return out
 
 
+def _alternate(fns, pairs: int, device) -> list[list[float]]:
+    """Seconds per call of each of ``fns``, called in turn ``pairs`` times after one warm-up call each."""
+    times: list[list[float]] = [[] for _ in fns]
+    for fn in fns:  # warm-up: allocator, thread pool, lazy imports
+        fn()
+    for _ in range(pairs):
+        for side, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            times[side].append(time.perf_counter() - start)
+    return times
+
+
 def paired_ratio(baseline: str, method: str, n: int, *, mode: str = "forward", pairs: int = 9, batch: int = 1,
                  heads: int = 4, d: int = 64, dtype=torch.float32, device="cpu", chunk_size: int = 64) -> dict:
     """How many times faster ``method`` is than ``baseline`` at one N, timed in alternating pairs.
@@ -196,16 +211,7 @@ def paired_ratio(baseline: str, method: str, n: int, *, mode: str = "forward", p
     check_number(pairs, "pairs", integer=True, minimum=3)
     kw = dict(mode=check_mode(mode), batch=batch, heads=heads, d=d, dtype=parse_dtype(dtype), device=device,
               chunk_size=chunk_size)
-    fns = [build_call(check_method(m).name, n, **kw) for m in (baseline, method)]
-    times: list[list[float]] = [[], []]
-    for fn in fns:  # warm-up: allocator, thread pool, lazy imports
-        fn()
-    for _ in range(pairs):
-        for side, fn in enumerate(fns):
-            start = time.perf_counter()
-            fn()
-            _sync(device)
-            times[side].append(time.perf_counter() - start)
+    times = _alternate([build_call(check_method(m).name, n, **kw) for m in (baseline, method)], pairs, device)
     ratios = [b / m for b, m in zip(*times)]
     q1, med, q3 = statistics.quantiles(ratios, n=4)
     return {"method": method, "baseline": baseline, "n": n, "mode": mode, "batch": batch, "heads": heads, "d": d,
@@ -213,6 +219,32 @@ def paired_ratio(baseline: str, method: str, n: int, *, mode: str = "forward", p
             "status": "ok", "pairs": pairs, "ratios": ratios, "median_ratio": statistics.median(ratios),
             "q1_ratio": q1, "q3_ratio": q3, "median_s": statistics.median(times[1]),
             "baseline_median_s": statistics.median(times[0]), "load_average": load_average()}
+
+
+def paired_slope(method: str, n_small: int, n_large: int, *, mode: str = "forward+backward", pairs: int = 7,
+                 batch: int = 1, heads: int = 4, d: int = 64, dtype=torch.float32, device="cpu",
+                 chunk_size: int = 64) -> dict:
+    """The log-log slope of ``method``'s time from ``n_small`` to ``n_large``, timed in alternating pairs.
+
+    slope = log(t(n_large) / t(n_small)) / log(n_large / n_small) for each pair of back-to-back calls
+    (1: linear, 2: quadratic), so load that drifts during the run reaches both lengths of a pair alike.
+    Returns one record: {"method", "n_small", "n_large", "mode", "d", …, "slopes" (one per pair),
+    "median_slope", "q1_slope", "q3_slope", "median_s_small", "median_s_large", "status", "load_average"}.
+    """
+    check_number(pairs, "pairs", integer=True, minimum=3)
+    check_number(n_small, "n_small", integer=True, minimum=1)
+    check_number(n_large, "n_large", integer=True, minimum=n_small + 1)
+    kw = dict(mode=check_mode(mode), batch=batch, heads=heads, d=d, dtype=parse_dtype(dtype), device=device,
+              chunk_size=chunk_size)
+    name = check_method(method).name
+    small, large = _alternate([build_call(name, n, **kw) for n in (n_small, n_large)], pairs, device)
+    slopes = [math.log(b / a) / math.log(n_large / n_small) for a, b in zip(small, large)]
+    q1, _, q3 = statistics.quantiles(slopes, n=4)
+    return {"method": method, "n_small": n_small, "n_large": n_large, "mode": mode, "batch": batch, "heads": heads,
+            "d": d, "dtype": dtype_name(kw["dtype"]), "device": str(torch.device(device)), "chunk_size": chunk_size,
+            "status": "ok", "pairs": pairs, "slopes": slopes, "median_slope": statistics.median(slopes),
+            "q1_slope": q1, "q3_slope": q3, "median_s_small": statistics.median(small),
+            "median_s_large": statistics.median(large), "load_average": load_average()}
 
 
 # Decode: one token at context N -----------------------------------------------------------------
