@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from linattn_edu import exercises as ex
+from linattn_edu.delta import delta_step
+from linattn_edu.gated import decay_mask, gated_step
 from linattn_edu.memory import PRESETS, cache_bytes
 
 
@@ -56,16 +58,26 @@ def interference_ok(K, V, j):
 
 
 def decay_mask_ok(g):
-    G = g.cumsum(-1)
+    """The decays of one chunk: (L, into = exp(b), out = exp(b_C − b)), b = cumsum(g)."""
+    b = g.cumsum(-1)
     n = g.shape[-1]
     lower = torch.ones(n, n, dtype=torch.bool).tril()
-    return torch.where(lower, (G[..., :, None] - G[..., None, :]).masked_fill(~lower, 0).exp(), torch.zeros(()))
+    L = torch.where(lower, (b[..., :, None] - b[..., None, :]).masked_fill(~lower, 0).exp(), torch.zeros(()))
+    return L, b.exp(), (b[..., -1:] - b).exp()
 
 
-def wy_ok(K, V, beta):
-    n = K.shape[-2]
-    T = torch.eye(n, dtype=K.dtype) + (beta[:, None] * (K @ K.T)).tril(-1)
-    X = torch.linalg.solve_triangular(T, beta[:, None] * torch.cat([K, V], -1), upper=False, unitriangular=True)
+def wy_ok(K, V, beta, g):
+    """One Gated DeltaNet chunk: T = I + strict_tril(diag(β)(KKᵀ ⊙ D)), W = T⁻¹β(K ⊙ e^b), Ū = T⁻¹βV."""
+    return _gated_wy(K, V, beta, g)
+
+
+def _gated_wy(K, V, beta, g, *, decay_kk=True, decay_w=True, diag=-1, exclusive=False):
+    b = g.cumsum(-1) - (g if exclusive else 0)
+    D = (b[:, None] - b[None, :]).tril(-1).exp() if decay_kk else torch.ones(K.shape[0], K.shape[0], dtype=K.dtype)
+    T = torch.eye(K.shape[0], dtype=K.dtype) + (beta[:, None] * (K @ K.T) * D).tril(diag)
+    kw = K * b.exp()[:, None] if decay_w else K
+    X = torch.linalg.solve_triangular(T, beta[:, None] * torch.cat([kw, V], -1), upper=False,
+                                      unitriangular=diag < 0)
     return X[:, :K.shape[-1]], X[:, K.shape[-1]:]
 
 
@@ -90,16 +102,10 @@ def test_checker_accepts_right_answer(checker, fn, capsys):
 
 
 # --------------------------------------------------------------------------- typical wrong answers
-def _wy_with(T_fn, rhs_beta=True):
-    def fn(K, V, beta):
-        T = T_fn(K, beta)
-        scale = beta[:, None] if rhs_beta else 1.0
-        return torch.linalg.solve(T, scale * K), torch.linalg.solve(T, scale * V)
-    return fn
-
-
-def _eye(K):
-    return torch.eye(K.shape[0], dtype=K.dtype)
+def _library_wy(K, V, beta, g):
+    """Right values, but the answer calls the library's gated delta_step (the checker must refuse it)."""
+    delta_step(torch.zeros(K.shape[-1], V.shape[-1], dtype=K.dtype), K[0], V[0], beta[0], g[0])
+    return _gated_wy(K, V, beta, g)
 
 
 def _first_crossing(ns, fast, slow):
@@ -142,16 +148,28 @@ WRONG = [
     (ex.check_interference, lambda K, V, j: (K @ K[j]) @ V, "whole readout"),
     (ex.check_interference, lambda K, V, j: (K @ K[j]) @ V - V[j], "only for a unit key"),
     (ex.check_interference, lambda K, V, j: -interference_ok(K, V, j), "sign is flipped"),
-    (ex.check_decay_mask, lambda g: decay_mask_ok(g).transpose(-2, -1), "transposed"),
-    (ex.check_decay_mask, lambda g: (g.cumsum(-1)[..., :, None] - g.cumsum(-1)[..., None, :]).exp(), "must be 0"),
-    (ex.check_decay_mask, lambda g: torch.where(torch.ones(g.shape[-1], g.shape[-1], dtype=torch.bool).tril(),
-                                                g.cumsum(-1)[..., :, None] - g.cumsum(-1)[..., None, :],
-                                                torch.zeros(())), "exponentiate"),
-    (ex.check_wy_chunk, _wy_with(lambda K, b: _eye(K) + (b[:, None] * (K @ K.T)).tril()), "*unit* lower-triangular"),
-    (ex.check_wy_chunk, _wy_with(lambda K, b: _eye(K) + (K @ K.T).tril(-1)), "left β out of T"),
-    (ex.check_wy_chunk, _wy_with(lambda K, b: _eye(K) + (b[:, None] * (K @ K.T)).triu(1)), "upper-triangular"),
-    (ex.check_wy_chunk, _wy_with(lambda K, b: _eye(K) + (b[:, None] * (K @ K.T)).tril(-1), rhs_beta=False),
-     "right-hand side needs diag(β)"),
+    (ex.check_decay_mask, lambda g: (decay_mask_ok(g)[0].transpose(-2, -1), *decay_mask_ok(g)[1:]), "transposed"),
+    (ex.check_decay_mask, lambda g: ((g.cumsum(-1)[..., :, None] - g.cumsum(-1)[..., None, :]).exp(),
+                                     *decay_mask_ok(g)[1:]), "must be 0"),
+    (ex.check_decay_mask, lambda g: (decay_mask_ok(g)[0] * g[..., None, :].exp(), *decay_mask_ok(g)[1:]),
+     "L is off by one step"),
+    (ex.check_decay_mask, lambda g: (decay_mask_ok(g)[0], (g.cumsum(-1) - g).exp(), decay_mask_ok(g)[2]),
+     "into is off by one step"),
+    (ex.check_decay_mask, lambda g: (*decay_mask_ok(g)[:2], decay_mask_ok(g)[2] * g.exp()), "out is off by one step"),
+    (ex.check_decay_mask, lambda g: (*decay_mask_ok(g)[:2], g.cumsum(-1).exp()), "decay *up to* token j"),
+    (ex.check_decay_mask, lambda g: (decay_mask_ok(g)[0].log().nan_to_num(0, 0, 0), *decay_mask_ok(g)[1:]),
+     "exponentiate"),
+    (ex.check_decay_mask, lambda g: (decay_mask(g), g.cumsum(-1).exp(), decay_mask(g)[..., -1, :]),
+     "calls the library's decay_mask()"),
+    (ex.check_wy_chunk, lambda K, V, b, g: _gated_wy(K, V, b, g, decay_kk=False, decay_w=False), "ungated chunk"),
+    (ex.check_wy_chunk, lambda K, V, b, g: _gated_wy(K, V, b, g, decay_kk=False), "forgot the decay on KKᵀ"),
+    (ex.check_wy_chunk, lambda K, V, b, g: _gated_wy(K, V, b, g, decay_w=False), "W needs the decayed keys"),
+    (ex.check_wy_chunk, lambda K, V, b, g: _gated_wy(K, V, b, g, diag=0), "*unit* lower-triangular"),
+    (ex.check_wy_chunk, lambda K, V, b, g: _gated_wy(K, V, b, g, exclusive=True), "off by one in the cumulative gate"),
+    (ex.check_wy_chunk, _library_wy, "calls the library's delta_step()"),
+    (ex.check_gated_step, lambda S, k, v, g: gated_step(S, torch.zeros_like(k), k, v, g.unsqueeze(-1))[0],
+     "calls the library's gated_step()"),
+    (ex.check_delta_step, lambda S, k, v, b: delta_step(S, k, v, b), "calls the library's delta_step()"),
     (ex.check_seed_summary, _seed0, "seed 0 only"),
     (ex.check_seed_summary, _pooled_pairs, "pooled every pair count"),
 ]

@@ -7,7 +7,7 @@ import math
 import torch
 
 from ..bench import fit_loglog_slope
-from .runner import Case, fail, run_cases
+from .runner import Case, refuse_library, run_cases
 
 __all__ = ["check_chunkwise_flops", "check_loglog_slope", "check_crossover"]
 
@@ -21,19 +21,9 @@ def _num(x) -> torch.Tensor:
 _LIBRARY_NAMES = {"chunkwise_flops", "fit_loglog_slope", "slopes", "crossover_n"}
 
 
-def _calls_library(fn) -> str | None:
-    code = getattr(fn, "__code__", None)
-    used = set(code.co_names) if code is not None else set()
-    hit = sorted(used & _LIBRARY_NAMES)
-    return hit[0] if hit else None
-
-
 def _refuse_library(title: str, fn):
-    name = _calls_library(fn)
-    if name is None:
-        return None
-    return fail(title, [f"  your function calls the library's {name}()"],
-                "write the formula yourself: the point is to derive it, not to look it up.")
+    return refuse_library(title, fn, _LIBRARY_NAMES,
+                          "write the formula yourself: the point is to derive it, not to look it up.")
 
 
 # FLOPs of the chunkwise form -------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import torch
 
 from ..kv_sharing import mean_pool_kv_heads, rope
 from ..memory import PRESETS, cache_bytes, state_bytes
-from .runner import CallSpy, Case, Guard, Hint, add_guard, close, fail, gen, randn, run_cases, shape_of
+from .runner import (CallSpy, Case, Guard, Hint, add_guard, close, fail, gen, randn, refuse_library, run_cases,
+                     shape_of)
 
 __all__ = ["check_cache_bytes", "check_window_cache_bytes", "check_hybrid_bytes", "check_mean_pool_kv",
            "check_mla_scores"]
@@ -23,12 +24,8 @@ def _num(x) -> torch.Tensor:
 
 
 def _refuse_library(title: str, fn):
-    code = getattr(fn, "__code__", None)
-    hit = sorted(set(code.co_names if code is not None else ()) & _LIBRARY_NAMES)
-    if not hit:
-        return None
-    return fail(title, [f"  your function calls the library's {hit[0]}()"],
-                "write the formula yourself from the shape's fields (layers, kv_heads, head_dim, latent_dim, rope_dim).")
+    return refuse_library(title, fn, _LIBRARY_NAMES, "write the formula yourself from the shape's fields "
+                          "(layers, kv_heads, head_dim, latent_dim, rope_dim).")
 
 
 _SHAPES = ["llama-2-7b", "llama-3-8b", "falcon-7b", "deepseek-v2"]  # MHA, GQA, MQA, MLA

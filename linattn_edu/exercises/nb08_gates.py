@@ -6,10 +6,17 @@ import torch
 import torch.nn.functional as F
 
 from ..delta import delta_step
-from ..gated import gated_step
-from .runner import Case, Question, add_questions, close, gen, randn, run_cases
+from ..gated import decay_mask, gated_step
+from .runner import Case, Question, add_questions, close, gen, randn, refuse_library, run_cases
 
 __all__ = ["check_interference", "check_decay_mask", "check_gated_step", "check_delta_step", "check_wy_chunk"]
+
+#: The library's implementations of what these exercises ask for (and the notebook imports): an answer
+#: that calls one is refused, as in notebooks 06 and 07.
+_LIBRARY_NAMES = {"decay_mask", "segment_sum", "gated_step", "gated_recurrent_form", "gated_parallel_form",
+                  "gated_chunkwise_form", "gated_linear_attention", "delta_step", "delta_recurrent_form",
+                  "delta_chunkwise_form", "delta_rule_attention", "recurrent_step", "readout_error"}
+_WHY = "write it yourself from the formula in the exercise: the library's function is what your answer is checked against."
 
 _SHAPES = [((), 4, 3), ((2, 3), 5, 2), ((2,), 3, 6)]  # (batch, d, d_v): d != d_v catches a transposed S
 
@@ -30,6 +37,10 @@ def check_gated_step(your_fn) -> bool:
 
     Shapes: S (..., d, d_v), k_t (..., d), v_t (..., d_v), g_t (...) -> (..., d, d_v).
     """
+    refused = refuse_library("check_gated_step", your_fn, _LIBRARY_NAMES, _WHY)
+    if refused is not None:
+        return refused
+
     def decay(c):
         return c.args[3].exp()[..., None, None]  # (..., 1, 1)
 
@@ -64,6 +75,10 @@ def check_delta_step(your_fn) -> bool:
 
     Shapes: S (..., d, d_v), k_t (..., d), v_t (..., d_v), beta_t (...) -> (..., d, d_v).
     """
+    refused = refuse_library("check_delta_step", your_fn, _LIBRARY_NAMES, _WHY)
+    if refused is not None:
+        return refused
+
     def recalled(c):
         return (c.args[1].unsqueeze(-2) @ c.args[0]).squeeze(-2)  # (..., d_v): Sᵀk
 
@@ -102,6 +117,10 @@ def check_interference(your_fn) -> bool:
 
     Shapes: K (n, d), V (n, d_v), j an int -> (d_v,).
     """
+    refused = refuse_library("check_interference", your_fn, _LIBRARY_NAMES, _WHY)
+    if refused is not None:
+        return refused
+
     def readout(c):
         K, V, j = c.args
         return (K @ K[j]) @ V  # (d_v,): Sᵀk_j, answer included
@@ -127,55 +146,87 @@ def check_interference(your_fn) -> bool:
         ])
 
 
-# The decay mask L of the scalar gate --------------------------------------------------------------
+# The decays of one chunk (scalar gate) ------------------------------------------------------------
 def _decay_cases():
     g, cases = gen(), []
     for batch, n in [((), 6), ((2, 3), 9), ((2,), 1)]:
-        logs = -torch.rand(*batch, n, generator=g) * 1.5  # (..., N) log-decays <= 0
-        G = logs.cumsum(-1)  # (..., N)
-        lower = torch.ones(n, n, dtype=torch.bool).tril()  # (N, N)
-        expected = torch.where(lower, (G[..., :, None] - G[..., None, :]).exp(), torch.zeros(()))  # (..., N, N)
+        logs = -torch.rand(*batch, n, generator=g, dtype=torch.float64) * 1.5  # (..., C) log-decays <= 0
+        L = decay_mask(logs)  # (..., C, C): the library's mask
+        with_state = decay_mask(F.pad(logs, (1, 0)))  # (..., C+1, C+1): the entering state as token 0
+        expected = (L, with_state[..., 1:, 0], L[..., -1, :])  # into_i = e^{b_i}, out_j = e^{b_C − b_j}
         cases.append(Case((logs,), expected, f"g of shape {(*batch, n)}"))
     return cases
 
 
-def check_decay_mask(your_fn) -> bool:
-    """your_fn(g) -> L with L_ij = exp(G_i − G_j) for i >= j (G = cumsum(g)), 0 above the diagonal.
+def _one_of(e, g, j, wrong) -> bool:
+    """got matches the expected triple/pair except output j, which is ``wrong``."""
+    if not (isinstance(g, (tuple, list)) and len(g) == len(e)):
+        return False
+    return all(close(g[i], wrong if i == j else e[i], 1e-10, 1e-10) for i in range(len(e)))
 
-    Shapes: g (..., N) log-decays <= 0 -> (..., N, N).
+
+def check_decay_mask(your_fn) -> bool:
+    """your_fn(g) -> (L, into, out) for one chunk of a scalar gate, b = cumsum(g) inside the chunk:
+
+    L_ij = exp(b_i − b_j) for i >= j, 0 above; into_i = exp(b_i) (the entering state as token i reads it);
+    out_j = exp(b_C − b_j) (token j's write when the chunk hands its state on).
+    Shapes: g (..., C) log-decays <= 0 -> L (..., C, C), into (..., C), out (..., C). Checked in float64
+    against the library's decay_mask (to 1e-10).
     """
+    refused = refuse_library("check_decay_mask", your_fn, _LIBRARY_NAMES, _WHY)
+    if refused is not None:
+        return refused
+
+    def b(c):
+        return c.args[0].cumsum(-1)  # (..., C)
+
     def seg(c):
-        G = c.args[0].cumsum(-1)
-        return G[..., :, None] - G[..., None, :]  # (..., N, N)
+        return b(c)[..., :, None] - b(c)[..., None, :]  # (..., C, C): b_i − b_j
 
     def lower(c):
         n = c.args[0].shape[-1]
         return torch.ones(n, n, dtype=torch.bool).tril()
 
+    def masked(c, x):
+        return torch.where(lower(c), x, torch.zeros((), dtype=x.dtype))
+
     return run_cases(
-        "check_decay_mask", your_fn, _decay_cases(), names=["L"],
-        hint="G = g.cumsum(-1); seg = G[..., :, None] − G[..., None, :]; exp(seg) where i >= j, else 0 "
-             "(mask before exp: above the diagonal seg > 0 and may overflow).",
+        "check_decay_mask", your_fn, _decay_cases(), names=["L", "into", "out"], atol=1e-10, rtol=1e-10,
+        hint="b = g.cumsum(-1); L: exp(b_i − b_j) where i >= j, else 0 (mask before exp); into = exp(b); "
+             "out = exp(b[..., -1:] − b) — every exponent <= 0.",
         diagnoses=[
-            (lambda e, g, c: close(g, e.transpose(-2, -1)),
-             "your mask is transposed: row i is the query, so L_ij = exp(G_i − G_j) sits below the diagonal (j <= i)."),
-            (lambda e, g, c: close(g, torch.where(lower(c), seg(c).exp(), seg(c).exp())),
-             "the entries above the diagonal must be 0 (a query never sees a later key); yours are exp(G_i − G_j) > 1."),
-            (lambda e, g, c: close(g, torch.where(lower(c), (seg(c) + c.args[0][..., None, :]).exp(), torch.zeros(()))),
-             "off by one step: the diagonal must be 1 (a token's own write is not decayed) — the decay from j to i "
-             "is the sum of g over j < t <= i, G_i − G_j, not including g_j."),
-            (lambda e, g, c: close(g, torch.where(lower(c), seg(c), torch.zeros(()))),
-             "you returned the log-decays G_i − G_j: exponentiate them."),
+            (lambda e, g, c: _one_of(e, g, 0, e[0].transpose(-2, -1)),
+             "your L is transposed: row i is the query, so L_ij = exp(b_i − b_j) sits below the diagonal (j <= i)."),
+            (lambda e, g, c: _one_of(e, g, 0, seg(c).exp()),
+             "the entries of L above the diagonal must be 0 (a query never sees a later key); yours are "
+             "exp(b_i − b_j) > 1."),
+            (lambda e, g, c: _one_of(e, g, 0, masked(c, (seg(c) + c.args[0][..., None, :]).exp())),
+             "L is off by one step: its diagonal must be 1 (a token's own write is not decayed) — the decay from "
+             "j to i is the sum of g over j < t <= i, b_i − b_j, not including g_j."),
+            (lambda e, g, c: _one_of(e, g, 1, (b(c) - c.args[0]).exp()),
+             "into is off by one step: the state decays by exp(g_i) before token i writes and reads, so token i "
+             "reads the entering state through exp(b_i) = exp(g_1 + … + g_i), its own gate included (into_1 = exp(g_1), not 1)."),
+            (lambda e, g, c: _one_of(e, g, 2, (b(c)[..., -1:] - b(c) + c.args[0]).exp()),
+             "out is off by one step: the last token's write leaves the chunk undecayed (out_C = 1) — token j's write "
+             "decays by the gates *after* it, exp(b_C − b_j), not including g_j."),
+            (lambda e, g, c: _one_of(e, g, 2, b(c).exp()),
+             "out is exp(b_j), the decay *up to* token j: a write decays by the gates that come after it, "
+             "out_j = exp(b_C − b_j)."),
+            (lambda e, g, c: isinstance(g, (tuple, list)) and len(g) == 3 and close(g[0], masked(c, seg(c)), 1e-10, 1e-10),
+             "you returned the log-decays b_i − b_j: exponentiate them."),
         ])
 
 
-# One chunk of the delta rule's WY form ---------------------------------------------------------------
-def _wy_reference(K, V, beta):
-    n = K.shape[-2]
-    T = torch.eye(n, dtype=K.dtype) + (beta[:, None] * (K @ K.T)).tril(-1)  # (C, C)
-    W = torch.linalg.solve_triangular(T, beta[:, None] * K, upper=False)  # (C, d)
-    U = torch.linalg.solve_triangular(T, beta[:, None] * V, upper=False)  # (C, d_v)
-    return W, U
+# One chunk of Gated DeltaNet's WY form ---------------------------------------------------------------
+def _wy_parts(K, V, beta, g, *, decay_kk=True, decay_w=True, diag=-1, cum=None, flip=False):
+    """(W, U_bar) of one gated chunk, or one of the typical wrong variants (the keyword switches)."""
+    b = g.cumsum(-1) if cum is None else cum  # (C,)
+    seg = b[:, None] - b[None, :]  # (C, C): b_t − b_s
+    seg = -seg if flip else seg
+    D = seg.tril(-1).exp() if decay_kk else torch.ones_like(seg)  # (C, C); above the diagonal dropped below
+    T = torch.eye(K.shape[0], dtype=K.dtype) + (beta[:, None] * (K @ K.T) * D).tril(diag)  # (C, C)
+    kw = K * b.exp()[:, None] if decay_w else K  # (C, d): Γ K
+    return (torch.linalg.solve(T, beta[:, None] * kw), torch.linalg.solve(T, beta[:, None] * V))
 
 
 def _wy_cases():
@@ -184,64 +235,67 @@ def _wy_cases():
         K = F.normalize(randn(g, C, d).double(), dim=-1)  # (C, d) unit keys
         V = randn(g, C, dv).double()  # (C, d_v)
         beta = (torch.rand(C, generator=g, dtype=torch.float64) * 0.8 + 0.2)  # (C,) in (0.2, 1)
-        cases.append(Case((K, V, beta), _wy_reference(K, V, beta), f"C = {C}, d = {d}, d_v = {dv}"))
+        logs = -torch.rand(C, generator=g, dtype=torch.float64) * 0.8 - 0.05  # (C,) log-decays < 0
+        cases.append(Case((K, V, beta, logs), _wy_parts(K, V, beta, logs), f"C = {C}, d = {d}, d_v = {dv}"))
     return cases
 
 
 def check_wy_chunk(your_fn) -> bool:
-    """your_fn(K, V, beta) -> (W, U_bar) of one chunk: T = I + tril₋₁(diag(β)KKᵀ), W = T⁻¹diag(β)K, Ū = T⁻¹diag(β)V.
+    """your_fn(K, V, beta, g) -> (W, U_bar) of one Gated DeltaNet chunk, b = cumsum(g), D_ts = exp(b_t − b_s):
 
-    Shapes: K (C, d) unit keys, V (C, d_v), beta (C,) -> W (C, d), U_bar (C, d_v). The check also replays
-    the chunk: S + Kᵀ(Ū − W S) must equal the delta rule's state after the C tokens.
+    T = I + strict_tril(diag(β)(KKᵀ ⊙ D)), W = T⁻¹ diag(β)(K ⊙ exp(b)), Ū = T⁻¹ diag(β) V.
+    Shapes: K (C, d) unit keys, V (C, d_v), beta (C,), g (C,) log-decays <= 0 -> W (C, d), U_bar (C, d_v).
+    Checked in float64 (to 1e-10); the check also replays the chunk: exp(b_C) S + (K ⊙ exp(b_C − b))ᵀ(Ū − W S)
+    must equal the library's delta_step, with the gate, applied token by token.
     """
-    def with_T(c, T):
-        K, V, beta = c.args
-        return (torch.linalg.solve(T, beta[:, None] * K), torch.linalg.solve(T, beta[:, None] * V))
+    refused = refuse_library("check_wy_chunk", your_fn, _LIBRARY_NAMES, _WHY)
+    if refused is not None:
+        return refused
 
-    def T_incl_diag(c):
-        K, V, beta = c.args
-        return torch.eye(K.shape[0], dtype=K.dtype) + (beta[:, None] * (K @ K.T)).tril()
+    def is_(g, want):
+        return isinstance(g, (tuple, list)) and len(g) == 2 and all(close(a, w, 1e-10, 1e-10) for a, w in zip(g, want))
 
-    def T_no_beta(c):
-        K, V, beta = c.args
-        return torch.eye(K.shape[0], dtype=K.dtype) + (K @ K.T).tril(-1)
+    def wrong(c, **kw):
+        return _wy_parts(*c.args, **kw)
 
-    def T_upper(c):
-        K, V, beta = c.args
-        return torch.eye(K.shape[0], dtype=K.dtype) + (beta[:, None] * (K @ K.T)).triu(1)
-
-    def no_beta_rhs(c):
-        K, V, beta = c.args
-        n = K.shape[0]
-        T = torch.eye(n, dtype=K.dtype) + (beta[:, None] * (K @ K.T)).tril(-1)
-        return (torch.linalg.solve(T, K), torch.linalg.solve(T, V))
-
-    def both(e, g, fn):
-        return isinstance(g, (tuple, list)) and len(g) == 2 and all(close(a, b) for a, b in zip(g, fn))
+    def exclusive(c):
+        logs = c.args[3]
+        return logs.cumsum(-1) - logs  # (C,): Σ_{s<t} g_s
 
     def replay(case, got):
-        K, V, beta = case.args
+        K, V, beta, logs = case.args
+        b = logs.cumsum(-1)  # (C,)
         S = torch.linspace(-1, 1, K.shape[1] * V.shape[1], dtype=K.dtype).reshape(K.shape[1], V.shape[1])
         W, U_bar = got
-        S_wy = S + K.T @ (U_bar - W @ S)  # (d, d_v)
+        S_wy = b[-1].exp() * S + (K * (b[-1] - b).exp()[:, None]).T @ (U_bar - W @ S)  # (d, d_v)
         for t in range(K.shape[0]):
-            S = S + beta[t] * torch.outer(K[t], V[t] - S.T @ K[t])
-        return None if torch.allclose(S_wy, S) else "W and U_bar do not reproduce the delta rule's state"
+            S = delta_step(S, K[t], V[t], beta[t], logs[t])  # the library's gated step
+        return None if torch.allclose(S_wy, S, atol=1e-10, rtol=1e-10) else \
+            "W and U_bar do not reproduce the library's Gated DeltaNet state"
 
     return run_cases(
-        "check_wy_chunk", your_fn, _wy_cases(), names=["W", "U_bar"], after=replay,
-        hint="T = I + (beta[:, None] * (K @ K.T)).tril(-1); W = solve(T, beta[:, None] * K); "
-             "U_bar = solve(T, beta[:, None] * V) (torch.linalg.solve_triangular with upper=False).",
+        "check_wy_chunk", your_fn, _wy_cases(), names=["W", "U_bar"], after=replay, atol=1e-10, rtol=1e-10,
+        hint="b = g.cumsum(-1); D = exp(b_t − b_s) below the diagonal; T = I + (beta[:, None] * (K @ K.T) * D).tril(-1); "
+             "W = solve(T, beta[:, None] * K * b.exp()[:, None]); U_bar = solve(T, beta[:, None] * V).",
         diagnoses=[
-            (lambda e, g, c: both(e, g, with_T(c, T_incl_diag(c))),
-             "your T includes the diagonal of diag(β)KKᵀ: T is *unit* lower-triangular — only the pairs s < t "
-             "interact (tril(-1)); the diagonal is the identity's 1."),
-            (lambda e, g, c: both(e, g, with_T(c, T_no_beta(c))),
-             "you left β out of T: row t of T carries β_t (k_tᵀk_s), because u_t = β_t(v_t − …) scales the whole read."),
-            (lambda e, g, c: both(e, g, with_T(c, T_upper(c))),
-             "your T is upper-triangular: token t depends on the *earlier* tokens s < t, so the coupling sits below the diagonal."),
-            (lambda e, g, c: both(e, g, no_beta_rhs(c)),
-             "the right-hand side needs diag(β) too: W = T⁻¹ diag(β) K and Ū = T⁻¹ diag(β) V."),
+            (lambda e, g, c: is_(g, wrong(c, decay_kk=False, decay_w=False)),
+             "that is the ungated chunk (the cell above): with a gate, KKᵀ is decayed by D_ts = exp(b_t − b_s) "
+             "and W is built from the decayed keys K ⊙ exp(b)."),
+            (lambda e, g, c: is_(g, wrong(c, decay_kk=False)),
+             "you forgot the decay on KKᵀ: key s's write has decayed by exp(b_t − b_s) when token t reads it, "
+             "so T = I + strict_tril(diag(β)(KKᵀ ⊙ D))."),
+            (lambda e, g, c: is_(g, wrong(c, decay_w=False)),
+             "W needs the decayed keys: token t reads the entering state S through exp(b_t), so "
+             "W = T⁻¹ diag(β)(K ⊙ exp(b)); Ū (no S in it) has no such factor."),
+            (lambda e, g, c: is_(g, wrong(c, diag=0)),
+             "your T includes the diagonal of diag(β)(KKᵀ ⊙ D): T is *unit* lower-triangular — only the pairs "
+             "s < t interact (strict_tril); the diagonal is the identity's 1."),
+            (lambda e, g, c: is_(g, wrong(c, cum=exclusive(c))),
+             "off by one in the cumulative gate: b_t = g_1 + … + g_t includes token t's own gate (the state "
+             "decays before token t reads it); you summed only the gates before t."),
+            (lambda e, g, c: is_(g, wrong(c, flip=True)),
+             "your decay is flipped: D_ts = exp(b_t − b_s) <= 1 for s < t (the later token sees the earlier "
+             "write decayed); exp(b_s − b_t) grows."),
         ])
 
 

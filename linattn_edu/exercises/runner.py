@@ -41,7 +41,7 @@ __all__ = [
     "run_cases", "qkv_cases", "state_after", "CallSpy", "LIBRARY_SOFTMAX", "as_tensor",
     "Question", "QUESTIONS", "add_questions", "show_question", "check_order", "check_choice",
     "displayed_options", "ExerciseFailed", "graded", "Hint", "Guard", "add_guard", "GUARDS", "guard",
-    "explain_shape_error", "calls_grow_with_n",
+    "explain_shape_error", "calls_grow_with_n", "refuse_library",
 ]
 
 SEED = 20240611
@@ -400,6 +400,20 @@ def guard(checker, fn) -> bool:
                      "asks for; this answer does not do that, so it scores 0 here."],
                     "re-read the exercise text and write the formula it states with plain tensor operations.")
     return True
+
+
+def refuse_library(title: str, fn: Callable, names, why: str) -> bool | None:
+    """The visible checkers' refusal of an answer that calls the library's own implementation.
+
+    ``names`` are the library's functions for the exercise; an answer whose code names one of them
+    (``fn.__code__.co_names``: a global such as ``decay_mask`` or an attribute such as ``gated.decay_mask``)
+    fails with ``why`` before any case is run. Returns ``fail(...)`` (False) or None when the answer is its own.
+    """
+    code = getattr(fn, "__code__", None)
+    hit = sorted(set(code.co_names if code is not None else ()) & set(names))
+    if not hit:
+        return None
+    return fail(title, [f"  your function calls the library's {hit[0]}()"], why)
 
 
 def calls_grow_with_n(fn: Callable, args: tuple, n_dims: Sequence[int], slack: int = 4) -> tuple[int, int] | None:
