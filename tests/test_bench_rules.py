@@ -82,5 +82,14 @@ def test_paired_slope_alternates_the_two_lengths_and_reads_each_pair_as_a_slope(
 def test_paired_slope_of_a_real_method_is_a_record():
     from linattn_edu.bench.sweeps import paired_slope
     rec = paired_slope("delta_chunkwise", 64, 128, d=8, pairs=3, chunk_size=16)
-    assert rec["status"] == "ok" and rec["n_small"] == 64 and len(rec["slopes"]) == 3
+    assert rec["status"] == "ok" and (rec["n_small"], rec["n"]) == (64, 128) and len(rec["slopes"]) == 3
     assert rec["median_s_small"] > 0 and rec["median_s_large"] > 0
+
+
+def test_paired_records_load_as_a_records_file(tmp_path):
+    from linattn_edu.bench.records import Results, run_metadata
+    from linattn_edu.bench.sweeps import paired_ratio, paired_slope
+    recs = [paired_ratio("delta_recurrent", "delta_chunkwise", 64, d=8, pairs=3, chunk_size=16),
+            paired_slope("delta_chunkwise", 64, 128, d=8, pairs=3, chunk_size=16)]
+    Results(records=recs, metadata=run_metadata()).save(tmp_path / "paired.json")
+    assert [r["n"] for r in Results.load(tmp_path / "paired.json").records] == [64, 128]

@@ -228,7 +228,7 @@ def paired_slope(method: str, n_small: int, n_large: int, *, mode: str = "forwar
 
     slope = log(t(n_large) / t(n_small)) / log(n_large / n_small) for each pair of back-to-back calls
     (1: linear, 2: quadratic), so load that drifts during the run reaches both lengths of a pair alike.
-    Returns one record: {"method", "n_small", "n_large", "mode", "d", …, "slopes" (one per pair),
+    Returns one record: {"method", "n" (= n_large), "n_small", "n_large", "mode", "d", …, "slopes" (one per pair),
     "median_slope", "q1_slope", "q3_slope", "median_s_small", "median_s_large", "status", "load_average"}.
     """
     check_number(pairs, "pairs", integer=True, minimum=3)
@@ -240,7 +240,7 @@ def paired_slope(method: str, n_small: int, n_large: int, *, mode: str = "forwar
     small, large = _alternate([build_call(name, n, **kw) for n in (n_small, n_large)], pairs, device)
     slopes = [math.log(b / a) / math.log(n_large / n_small) for a, b in zip(small, large)]
     q1, _, q3 = statistics.quantiles(slopes, n=4)
-    return {"method": method, "n_small": n_small, "n_large": n_large, "mode": mode, "batch": batch, "heads": heads,
+    return {"method": method, "n": n_large, "n_small": n_small, "n_large": n_large, "mode": mode, "batch": batch, "heads": heads,
             "d": d, "dtype": dtype_name(kw["dtype"]), "device": str(torch.device(device)), "chunk_size": chunk_size,
             "status": "ok", "pairs": pairs, "slopes": slopes, "median_slope": statistics.median(slopes),
             "q1_slope": q1, "q3_slope": q3, "median_s_small": statistics.median(small),
