@@ -3,7 +3,7 @@
 * ``--experiment main`` (default): every mixer × (seq_len, KV pairs) ∈ {(64, 8), (64, 16), (128, 32)},
   d = 64 → assets/recall_sweep.json.
 * ``--experiment capacity``: the one-change ablation (softmax, linear, linear_nodenom, additive, delta)
-  with a narrow key, d_k = 8, d = 32, V = 128, L = 64, pairs n ∈ {2, 16} (n/d_k = 1/4 and 2),
+  with a narrow key, d_k = 8, d = 32, V = 128, L = 64, pairs n ∈ {2, 4, 8, 16} (n/d_k = 1/4 … 2),
   8 000 training sequences, 6 epochs (750 steps), seeds 0 1 2 → assets/recall_capacity.json.
 * ``--experiment layers``: 4-layer models (conv, mixer, conv, mixer) at the capacity sweep's size and
   n = 8 = d_k, trained twice as long (12 epochs, 1 500 steps): two linear layers, linear + softmax (a
@@ -16,7 +16,7 @@ which runs are in it, with CPU seconds) and, with --render, the PNGs beside it.
     python scripts/recall_sweep.py --mixers gated delta # add runs to an existing JSON (merged by key)
     python scripts/recall_sweep.py --device cuda --out assets/recall_sweep_h200.json --seeds 0 1 2
     python scripts/recall_sweep.py --render --out assets/recall_sweep_h200.json   # the two PNGs
-    OMP_NUM_THREADS=1 python scripts/recall_sweep.py --experiment capacity          # ~10 CPU minutes (30 runs)
+    OMP_NUM_THREADS=1 python scripts/recall_sweep.py --experiment capacity          # ~17 CPU minutes (60 runs)
     OMP_NUM_THREADS=1 python scripts/recall_sweep.py --experiment layers            # ~9 CPU minutes
     OMP_NUM_THREADS=1 python scripts/recall_sweep.py --experiment layers --epochs 24 --out assets/recall_layers_long.json
 """
@@ -44,7 +44,7 @@ EXPERIMENTS = {
     "main": dict(settings=SETTINGS, mixers=["softmax", "linear", "taylor", "window", "hybrid", "gated", "delta"],
                  model={}, out="recall_sweep.json",
                  what="MQAR test accuracy of a 2-layer model (conv block + mixer) per mixer and (seq_len, KV pairs)"),
-    "capacity": dict(settings=[(64, 16), (64, 2)],
+    "capacity": dict(settings=[(64, 16), (64, 2), (64, 4), (64, 8)],
                      mixers=["softmax", "linear", "linear_nodenom", "additive", "delta"], model=SMALL,
                      out="recall_capacity.json", seeds=[0, 1, 2],
                      what="one-change ablation (normaliser, feature map, write rule) across n/d_k: "
