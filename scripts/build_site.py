@@ -156,6 +156,40 @@ def plain_text(markdown: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+_SUB = dict(zip("0123456789+-=()aehijklmnoprstuvx", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ"))
+_SUP = dict(zip("0123456789+-=()in", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ⁱⁿ"))
+_INLINE_TEX = {**_TEX_WORDS, r"\sqrt": "√", r"\exp": "exp", r"\pm": "±", r"\theta": "θ", r"\cdots": "…",
+               r"\ldots": "…", r"\to": "→", r"\in": "∈", r"\,": " ", r"\;": " "}
+
+
+def _script(body: str, table: dict, mark: str) -> str:
+    """A sub- or superscript in Unicode where every character has one, else mark(body) (e.g. ^(±iθ))."""
+    body = body.replace("−", "-")
+    return "".join(table[c] for c in body) if body and all(c in table for c in body) else f"{mark}({body})"
+
+
+def inline_tex_as_unicode(markdown: str) -> str:
+    """``markdown`` with each inline ``$…$`` written in Unicode (φ(q)ᵀφ(k), Sₜ = Sₜ₋₁ + …, √d, N × N), so a
+    page of prose needs no MathJax; a span with a construct it cannot write (\\frac, \\sum, …) stays TeX.
+    Emphasis and links are kept (unlike :func:`plain_text`, which is for alt text)."""
+    def one(match: re.Match) -> str:
+        tex = match.group(1)
+        for word, char in _INLINE_TEX.items():
+            tex = re.sub(re.escape(word) + (r"(?![A-Za-z])" if word[-1].isalpha() else ""), char, tex)
+        tex = re.sub(r"\\(?:mathrm|operatorname|text|mathbf|mathbb)\{([^{}]*)\}", r"\1", tex)
+        tex = re.sub(r"√\{([^{}]*)\}", r"√(\1)", tex)
+        tex = re.sub(r"\(([^()]*)\)_\{([^{}]*)\}", lambda m: f"({m.group(1)})" + _script(m.group(2), _SUB, "_"), tex)
+        tex = re.sub(r"_\{([^{}]*)\}", lambda m: _script(m.group(1), _SUB, "_"), tex)
+        tex = re.sub(r"_([A-Za-z0-9])", lambda m: _script(m.group(1), _SUB, "_"), tex)
+        tex = re.sub(r"\^\{([^{}]*)\}", lambda m: _script(m.group(1).replace(" ", ""), _SUP, "^"), tex)
+        tex = re.sub(r"\^([A-Za-z0-9])", lambda m: _script(m.group(1), _SUP, "^"), tex)
+        tex = re.sub(r"√ +", "√", tex).replace("^ᵀ", "ᵀ")
+        if "\\" in tex or "{" in tex or "}" in tex:
+            return match.group(0)  # something this cannot write: leave it to MathJax
+        return re.sub(r"\s+", " ", tex).strip()
+    return re.sub(r"(?<!\$)\$([^$\n]+)\$(?!\$)", one, markdown)
+
+
 def _explorer_name(factory: str | None) -> str:
     """``kv_cache_calculator`` -> ``KV-cache calculator``: the explorer as the prose names it."""
     if not factory:
@@ -321,8 +355,8 @@ def stage(src: Path, notebooks_dir: Path) -> dict:
     chapters, totals = [], dict(figures=0, hidden_lines=0, folded=0, explorers=0, kernel_free=0)
     for path in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
-        summary = _first_paragraph(nb.cells, "You will:")
-        needs = _first_paragraph(nb.cells, "You need:")
+        summary = inline_tex_as_unicode(_first_paragraph(nb.cells, "You will:"))
+        needs = inline_tex_as_unicode(_first_paragraph(nb.cells, "You need:"))
         minutes = _minutes(nb)
         counts = stage_notebook(nb, path.stem[:2], kernel_free)
         for key in totals:

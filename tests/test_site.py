@@ -458,7 +458,10 @@ def test_index_gives_each_chapter_summary_time_and_prerequisites(server, browser
             assert any(h and h.split("#")[0] == f"{page}.html" for h in links), f"index does not link {page}"
         assert len(re.findall(r"About \d+ minutes\.", text)) == len(NOTEBOOKS)
         assert text.count("You need:") >= len(NOTEBOOKS) - 3  # chapters that say what they need
+        assert "φ(q)ᵀφ(k)" in text and "$" not in text  # summaries in Unicode: the front page needs no MathJax
         visit.clean("index")
+        assert not any("mathjax" in p for p in visit.fetched), "the index loads MathJax"
+        assert sum(visit.fetched.values()) <= NO_FIGURE_BUDGET, "the index's first view is over the budget"
     finally:
         visit.close()
 
@@ -533,3 +536,16 @@ def test_build_takes_under_a_minute_of_cpu(site):
         pytest.skip("LINATTN_SITE names a prebuilt site")
     assert info["build"]["cpu_s"] < 60, info["build"]
     assert info["kernel_free"] >= 2 and info["hidden_lines"] > 100 and info["folded"] > 10, info
+
+
+def test_inline_tex_becomes_unicode_and_what_it_cannot_write_stays_tex():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("build_site", ROOT / "scripts" / "build_site.py")
+    build_site = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_site)
+    write = build_site.inline_tex_as_unicode
+    assert write(r"the kernel $\varphi(q)^\top\varphi(k)$, *factorised*") == "the kernel φ(q)ᵀφ(k), *factorised*"
+    assert write(r"$S_t = S_{t-1} + \varphi(k_t)v_t^\top$") == "Sₜ = Sₜ₋₁ + φ(kₜ)vₜᵀ"
+    assert write(r"divided by $\sqrt d$; an $N \times N$ matrix") == "divided by √d; an N × N matrix"
+    assert write(r"eigenvalues $e^{\pm i\theta}$") == "eigenvalues e^(±iθ)"
+    assert write(r"$\frac{1}{2}$ and $$x^2$$") == r"$\frac{1}{2}$ and $$x^2$$"  # left to MathJax
