@@ -20,17 +20,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import secrets
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from _lab import REDRAWS, jupyterlab_server, kernel, launch_chromium, layout_problems, open_explorers
 
 from linattn_edu import bench, explorers  # the registries the moves below are read from
 
@@ -38,10 +32,6 @@ pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts"
-OVERRIDES = {
-    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false"},
-    "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"},
-}
 
 SETUP = r'''
 import json, math, sys
@@ -222,21 +212,6 @@ PAGE_FINGERPRINT = r"""
 """
 
 # Run code in the notebook's kernel (the same connection the widgets use) and return its stdout.
-KERNEL_EXECUTE = r"""
-async (code) => {
-  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-  const future = kernel.requestExecute({code, store_history: false});
-  let out = '', err = '';
-  future.onIOPub = (msg) => {
-    if (msg.header.msg_type === 'stream') out += msg.content.text;
-    if (msg.header.msg_type === 'error') err += msg.content.ename + ': ' + msg.content.evalue;
-  };
-  await future.done;
-  return {out, err};
-}
-"""
-
-
 # What plotly.js actually drew: the full layout it computed (autorange resolved), per axis, and the
 # rendered boxes of colourbars, panel titles, axis titles, tick labels and plot areas (page pixels).
 RENDERED = r"""
@@ -273,54 +248,6 @@ RENDERED = r"""
 """
 
 
-# How many times plotly.js has drawn the graph of a cell: every Plotly call that draws (newPlot, react,
-# update, addTraces, deleteTraces, relayout) ends in one 'plotly_afterplot' event; the counter is installed on
-# first use and counts from then on.
-REDRAWS = r"""
-(index) => {
-  const cell = document.querySelectorAll('.jp-Notebook .jp-CodeCell')[index];
-  const gd = cell && cell.querySelector('.js-plotly-plot');
-  if (!gd || !gd.on) return null;
-  if (!gd.__linattnRedraws) { gd.__linattnRedraws = {n: 0}; gd.on('plotly_afterplot', () => { gd.__linattnRedraws.n++; }); }
-  return gd.__linattnRedraws.n;
-}
-"""
-
-
-def _overlaps(a, b, tol: float = 1.0) -> bool:
-    """Two page boxes [left, top, right, bottom] share more than ``tol`` px in both directions."""
-    return min(a[2], b[2]) - max(a[0], b[0]) > tol and min(a[3], b[3]) - max(a[1], b[1]) > tol
-
-
-def _layout_problems(rendered: dict) -> list[str]:
-    """Colourbars and titles that print over a panel, a tick label, an axis title or each other, or that are
-    cut off by the figure's edge (page pixels of the rendered graph)."""
-    out = []
-    graph = rendered["graph"]
-    for text, cb in rendered["colorbars"]:
-        for pid, area in rendered["plots"]:
-            if _overlaps(cb, area):
-                out.append(f"colourbar {text[:30]!r} covers panel {pid}")
-        for kind in ("axis_titles", "ticks", "annotations"):
-            for other, b, *_ in rendered[kind]:
-                if _overlaps(cb, b) and other not in text:
-                    out.append(f"colourbar {text[:30]!r} covers {kind[:-1]} {other!r}")
-    # panel titles (make_subplots puts them in paper coordinates above each panel) and the figure's title;
-    # a note placed inside a panel on purpose (xref "x domain") may sit over its own data
-    titles = [(text, b, yref == "paper") for text, b, yref in rendered["annotations"]]
-    titles += [(text, b, True) for text, b in rendered["titles"]]
-    for i, (text, b, is_title) in enumerate(titles):
-        if b[0] < graph[0] - 1 or b[2] > graph[2] + 1:
-            out.append(f"title {text!r} is cut off by the figure's edge")
-        for other, c, _ in titles[i + 1:]:
-            if _overlaps(b, c):
-                out.append(f"titles {text!r} and {other!r} overlap")
-        for pid, area in rendered["plots"] if is_title else ():
-            if _overlaps(b, area, tol=3.0):
-                out.append(f"title {text!r} covers panel {pid}")
-    return out
-
-
 def _axis_direction_problems(rendered: dict, kernel_fp: dict) -> list[str]:
     """Every heatmap's y axis has a fixed range in Python (no orientation left to autorange) and the
     browser drew it in that direction: query / key 0 at the top."""
@@ -344,122 +271,30 @@ def _axis_direction_problems(rendered: dict, kernel_fp: dict) -> list[str]:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _notebook(cells: list[str]) -> dict:
-    return {
-        "cells": [{"cell_type": "code", "execution_count": None, "id": f"cell{i}", "metadata": {},
-                   "outputs": [], "source": src} for i, src in enumerate(cells)],
-        "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
-                                    "name": "python3"},
-                     "language_info": {"name": "python"}},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-
-
 def _cells() -> list[str]:
     return [SETUP] + [f"EX[{key!r}] = {call}\nEX[{key!r}]" for key, call in EXPLORERS]
 
 
-def _wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.25)  # polling a port: no event to wait on
-    raise TimeoutError(f"JupyterLab did not answer {url} within {timeout} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory):
-    """A JupyterLab server in an isolated temp dir; yields (base_url, token, root_dir)."""
-    pytest.importorskip("playwright.sync_api")
-    pytest.importorskip("jupyterlab")
-    tmp_path = tmp_path_factory.mktemp("lab")
-    root, settings = tmp_path / "root", tmp_path / "lab-settings"
-    root.mkdir()
-    settings.mkdir()
-    (settings / "overrides.json").write_text(json.dumps(OVERRIDES))
-    (root / "explorers.ipynb").write_text(json.dumps(_notebook(_cells())))
-    token, port = secrets.token_hex(16), _free_port()
-    env = dict(os.environ)
-    env.update({
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-        "JUPYTER_DATA_DIR": str(tmp_path / "data"),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-        "IPYTHONDIR": str(tmp_path / "ipython"),
-    })
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={root}", f"--LabApp.app_settings_dir={settings}",
-           f"--LabApp.user_settings_dir={tmp_path / 'user-settings'}",
-           f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}", "--LabApp.expose_app_in_browser=True",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")
-    log = tmp_path / "jupyterlab.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_server(f"{base}/api/status?token={token}", proc, log)
-        yield base, token, root
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(tmp_path / "runtime", ignore_errors=True)
+    """A JupyterLab server with this module's explorers notebook; yields (base_url, token, root_dir)."""
+    yield from jupyterlab_server(tmp_path_factory, _cells())
 
 
 @pytest.fixture(scope="module")
-def page(jupyterlab, chromium_executable, chromium_args):
+def browser(chromium_executable, chromium_args):
+    """One headless Chromium for the module."""
+    yield from launch_chromium(chromium_executable, chromium_args)
+
+
+@pytest.fixture(scope="module")
+def page(jupyterlab, browser):
     """The notebook open in Chromium with every cell run and every explorer drawn; yields (page, errors)."""
-    from playwright.sync_api import sync_playwright
-
-    base, token, _root = jupyterlab
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_executable, args=chromium_args, headless=True)
-        try:
-            pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-            errors: list[str] = []
-            pg.on("pageerror", lambda exc: errors.append(str(exc)))
-            pg.goto(f"{base}/lab/tree/explorers.ipynb?reset&token={token}", timeout=60_000)
-            pg.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                                 " && window.jupyterapp.shell.currentWidget.sessionContext"
-                                 " && window.jupyterapp.shell.currentWidget.sessionContext.session"
-                                 " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
-                                 timeout=60_000)
-            pg.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            pg.locator(".jp-OutputArea-output", has_text="kernel python:").wait_for(timeout=60_000)
-            pg.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot').length >= {len(EXPLORERS)}",
-                                 timeout=120_000)
-            yield pg, errors
-        finally:
-            browser.close()
-
-
-def _kernel(pg, code: str) -> str:
-    result = pg.evaluate(KERNEL_EXECUTE, code)
-    assert not result["err"], f"kernel error for {code!r}: {result['err']}"
-    return result["out"]
+    yield from open_explorers(browser, jupyterlab, len(EXPLORERS))
 
 
 def _report(pg, code: str) -> dict:
-    return json.loads(_kernel(pg, code).strip().splitlines()[-1])
+    return json.loads(kernel(pg, code).strip().splitlines()[-1])
 
 
 def _same_axis(page: list | None, kernel: list | None) -> bool:
@@ -554,13 +389,13 @@ def test_every_control_redraws_the_browser_figure(page, position):
     assert start["message"] == "", start["message"]
     _screenshot(pg, index, f"{key}_default")
     rendered = pg.evaluate(RENDERED, index)
-    problems = _layout_problems(rendered) + _axis_direction_problems(rendered, start["figure"])
+    problems = layout_problems(rendered) + _axis_direction_problems(rendered, start["figure"])
     assert not problems, f"{key} as first shown: " + "; ".join(problems)
     moved = {control for control, _ in MOVES[key]}
     assert moved == set(start["controls"]), f"{key}: controls without a move: {set(start['controls']) - moved}"
     syncs, draws = [], {}
     pg.evaluate(REDRAWS, index)  # install the counter
-    kernel = (start["redraws"], start["messages"])
+    counted = (start["redraws"], start["messages"])
     for control, value in MOVES[key]:
         pg.wait_for_timeout(300)  # nothing left over from the last move
         before = pg.evaluate(REDRAWS, index)
@@ -572,8 +407,8 @@ def test_every_control_redraws_the_browser_figure(page, position):
         # control snaps (a log slider's grid) is two changes, two figures; a figure equal to the last one
         # sends no message
         draws[f"{control} = {value!r} ({syncs[-1]})"] = (pg.evaluate(REDRAWS, index) - before,
-                                                         after["messages"] - kernel[1], after["redraws"] - kernel[0])
-        kernel = (after["redraws"], after["messages"])
+                                                         after["messages"] - counted[1], after["redraws"] - counted[0])
+        counted = (after["redraws"], after["messages"])
         assert after["message"] == "", f"{key}.{control} = {value!r} gave a message: {after['message']}"
         assert _took(value, after["values"][control]), f"{key}.{control} did not take {value!r}: {after['values']}"
         rendered = pg.evaluate(RENDERED, index)
@@ -584,7 +419,7 @@ def test_every_control_redraws_the_browser_figure(page, position):
     assert not flicker, (f"{key}: a figure sent in several messages or drawn more than once "
                          f"(move: (page draws, messages, figures)): {flicker}")
     assert sum(n[0] for n in draws.values()) >= len(draws) - 3, draws  # the moves do change the figure
-    problems = _layout_problems(pg.evaluate(RENDERED, index))
+    problems = layout_problems(pg.evaluate(RENDERED, index))
     assert not problems, f"{key} after its moves: " + "; ".join(problems)
     if key in CHANGES_TRACE_SET:
         assert "rebuild" in syncs, f"{key}: no move changed the set of traces; the test lost its point"
