@@ -133,32 +133,41 @@ def tril_product(a: torch.Tensor, v: torch.Tensor, acc: torch.Tensor | None = No
     return out + marks if recorded else out.add_(marks)  # (..., C, e)
 
 
-def channel_decayed_scores(x, y, b):
-    """Pairwise weights under a per-channel decay: A_ts = Σ_c x_tc y_sc exp(b_tc − b_sc) for t >= s, 0 above.
+def channel_decayed_scores(x, y, b, *, bx=None, strict=False):
+    """Pairwise weights under a per-channel decay: A_ts = Σ_c x_tc y_sc exp(bx_tc − b_sc) for t >= s, 0 above.
 
     x, y (..., C, d), b (..., C, d) a chunk-local cumulative log-decay (non-increasing along C)
-    -> A (..., C, C). A binary tree of blocks over the chunk (C padded to a power of two): at level s,
+    -> A (..., C, C). bx: the queries' own cumulative log-decay (default b), with bx_t <= b_s for every
+    s < t (DPLR reads S_{t−1}: bx_t = b_{t−1}); strict: leave the diagonal 0 (s < t only).
+    A binary tree of blocks over the chunk (C padded to a power of two): at level s,
     every block of s rows splits into a top half T and a bottom half B, and for t in B, s' in T,
-    through the last row r of T, exp(b_t − b_s') = exp(b_t − b_r) · exp(b_r − b_s') (both exponents
-    <= 0), so A[B, T] is one matmul (X_B ⊙ exp(b_B − b_r)) (Y_T ⊙ exp(b_r − b_T))ᵀ; the diagonal is
-    x_t · y_t. Nothing overflows, the work is C·d multiply-adds a weight like a plain matmul, and the
-    weights are written into their blocks, never multiplied by 0 (a NaN at s reaches no row t < s).
-    GLA's q-k weights (:func:`linattn_edu.gated.channel_gated_scores`) and KDA's K Kᵀ and Q Kᵀ are this
-    one tree.
+    through the last row r of T, exp(bx_t − b_s') = exp(bx_t − b_r) · exp(b_r − b_s') (both exponents
+    <= 0), so A[B, T] is one matmul (X_B ⊙ exp(bx_B − b_r)) (Y_T ⊙ exp(b_r − b_T))ᵀ; the diagonal is
+    x_t · y_t exp(bx_t − b_t) (x_t · y_t when bx is b). Nothing overflows, the work is C·d multiply-adds a
+    weight like a plain matmul, memory (..., C/2, d) a level, and the weights are written into their
+    blocks, never multiplied by 0 (a NaN at s reaches no row t < s).
+    GLA's q-k weights (:func:`linattn_edu.gated.channel_gated_scores`), KDA's K Kᵀ and Q Kᵀ and DPLR's
+    four C×C blocks are this one tree.
     """
     c = x.shape[-2]
     cp = 1 << max(c - 1, 0).bit_length()  # C rounded up to a power of two
-    if cp != c:  # padded rows: x = y = 0 and b constant (decay 1): they add nothing and are cut off
+    same = bx is None
+    bx = b if same else bx
+    if cp != c:  # padded rows: x = y = 0 and both decays held at b's last row (decay 1): they add nothing, cut off
         x, y = chunk(x, cp).squeeze(-3), chunk(y, cp).squeeze(-3)  # (..., Cp, d)
-        b = torch.cat([b, b[..., -1:, :].expand(*b.shape[:-2], cp - c, b.shape[-1])], dim=-2)  # (..., Cp, d)
+        tail = b[..., -1:, :].expand(*b.shape[:-2], cp - c, b.shape[-1])  # (..., Cp − C, d)
+        b, bx = torch.cat([b, tail], dim=-2), (None if same else torch.cat([bx, tail], dim=-2))  # (..., Cp, d)
+        bx = b if same else bx
     a = x.new_zeros(*x.shape[:-2], cp, cp)  # (..., Cp, Cp)
-    a.diagonal(dim1=-2, dim2=-1).copy_((x * y).sum(-1))  # A_tt = x_t · y_t
+    if not strict:
+        on_diag = x * y if same else x * y * (bx - b).exp()  # (..., Cp, d): exponent <= 0
+        a.diagonal(dim1=-2, dim2=-1).copy_(on_diag.sum(-1))  # A_tt = x_t · y_t exp(bx_t − b_t)
     s = cp
     while s >= 2:
         h = s // 2
-        xs, ys, bs = (z.unflatten(-2, (cp // s, 2, h)) for z in (x, y, b))  # (..., Cp/s, 2, s/2, d)
+        xs, ys, bs, bxs = (z.unflatten(-2, (cp // s, 2, h)) for z in (x, y, b, bx))  # (..., Cp/s, 2, s/2, d)
         b_r = bs[..., 0, -1:, :]  # (..., Cp/s, 1, d): b at the last row of each top half
-        x_b = xs[..., 1, :, :] * (bs[..., 1, :, :] - b_r).exp()  # (..., Cp/s, s/2, d): exp(b_t − b_r) <= 1
+        x_b = xs[..., 1, :, :] * (bxs[..., 1, :, :] - b_r).exp()  # (..., Cp/s, s/2, d): exp(bx_t − b_r) <= 1
         y_t = ys[..., 0, :, :] * (b_r - bs[..., 0, :, :]).exp()  # (..., Cp/s, s/2, d): exp(b_r − b_s) <= 1
         block = x_b @ y_t.transpose(-2, -1)  # (..., Cp/s, s/2, d) @ (..., Cp/s, d, s/2) -> (..., Cp/s, s/2, s/2)
         grid = a.unflatten(-1, (cp // s, 2, h)).unflatten(-4, (cp // s, 2, h))  # (..., Cp/s, 2, s/2, Cp/s, 2, s/2)

@@ -69,7 +69,7 @@ import inspect
 import torch
 import torch.nn.functional as F
 
-from ._blocks import chunks_first, floor_log_decay, tril_product
+from ._blocks import channel_decayed_scores, chunks_first, floor_log_decay, tril_product
 from ._checks import (check_bool, check_dense_budget, check_gate_values, check_initial_state, check_positive_int,
                       check_tensor, compute_dtype)
 from ._state import RecurrentState, Rule, check_token, register_rule
@@ -304,44 +304,6 @@ def dplr_recurrent_form(q, k, v, a, b, g=None, s0=None):
     return torch.stack(outs, dim=-2), s  # (..., N, d_v), (..., d_k, d_v)
 
 
-def _decayed_pairs(x, x_cum, ys, y_cum, *, strict: bool, sub: int = 16):
-    """A[t, s] = Σ_c x_tc e^{X_tc − Y_sc} y_sc for s <= t (s < t when ``strict``), 0 elsewhere, for each y.
-
-    x, y (n, B, C, d), X = x_cum, Y = y_cum (n, B, C, d) chunk-local cumulative log-decays with
-    X_t <= Y_s whenever s <= t (s < t) -> a list of (n, B, C, C). In sub-chunks of ``sub`` tokens: a
-    block of keys s before the block of t factors through R = Y at the key block's last token,
-    e^{X_t − Y_s} = e^{X_t − R} e^{R − Y_s} (both exponents <= 0), so it is one matmul; a diagonal block
-    keeps the per-channel (sub, sub, d) decay. Masks use ``where`` (a NaN at s never reaches t < s).
-    """
-    n, bsz, c, d = x.shape
-    u = min(sub, c)
-    pad = -c % u
-    if pad:  # pad the chunk to whole sub-chunks; padded rows/columns are cut off at the end
-        x, x_cum, y_cum = (F.pad(z, (0, 0, 0, pad)) for z in (x, x_cum, y_cum))
-        ys = [F.pad(y, (0, 0, 0, pad)) for y in ys]
-    m = (c + pad) // u
-    xb, xcb, ycb = (z.unflatten(2, (m, u)) for z in (x, x_cum, y_cum))  # (n, B, m, u, d)
-    ref = ycb[..., -1, :]  # (n, B, m, d): R_j, Y at the last token of key block j
-    later = torch.ones(m, m, dtype=torch.bool, device=x.device).tril(-1)  # (m, m): query block i > key block j
-    expo = xcb.unsqueeze(3) - ref.unsqueeze(2).unsqueeze(-2)  # (n, B, m_i, m_j, u, d): X_t − R_j
-    left = xb.unsqueeze(3) * torch.where(later[:, :, None, None], expo, -torch.inf).exp()  # (n, B, m, m, u, d)
-    inner = torch.ones(u, u, dtype=torch.bool, device=x.device).tril(-1 if strict else 0)  # (u, u)
-    diag = torch.where(inner[..., None], xcb.unsqueeze(-2) - ycb.unsqueeze(-3), -torch.inf).exp()  # (n, B, m, u, u, d)
-    xd = xb.unsqueeze(-2) * diag  # (n, B, m, u, u, d): x_t e^{X_t − Y_s} inside a block
-    full = torch.ones(c + pad, c + pad, dtype=torch.bool, device=x.device).tril(-1 if strict else 0)  # (C', C')
-    out = []
-    for y in ys:
-        yb = y.unflatten(2, (m, u))  # (n, B, m, u, d)
-        right = yb * (ref.unsqueeze(-2) - ycb).exp()  # (n, B, m, u, d): y_s e^{R_j − Y_s}
-        blocks = left @ right.unsqueeze(2).transpose(-2, -1)  # (n, B, m, m, u, d) @ (n, B, 1, m, d, u) -> (n, B, m, m, u, u)
-        on_diag = (xd * yb.unsqueeze(-3)).sum(-1)  # (n, B, m, u, u)
-        blocks = torch.where(torch.eye(m, dtype=torch.bool, device=x.device)[:, :, None, None],
-                             torch.diag_embed(on_diag.permute(0, 1, 3, 4, 2)).permute(0, 1, 4, 5, 2, 3), blocks)
-        a = blocks.transpose(3, 4).reshape(n, bsz, c + pad, c + pad)  # (n, B, m·u, m·u)
-        out.append(torch.where(full, a, 0.0)[:, :, :c, :c])  # (n, B, C, C)
-    return out
-
-
 def dplr_chunkwise_form(q, k, v, a, b, g=None, s0=None, *, chunk_size=64):
     """Chunkwise DPLR (the WY form in the module docstring); all chunks' intra-chunk work at once,
     then a loop over chunks that carries only S:
@@ -349,9 +311,9 @@ def dplr_chunkwise_form(q, k, v, a, b, g=None, s0=None, *, chunk_size=64):
         U = Ū + W S,   O_c = (Q ⊙ e^{B}) S + A_qk V + A_qa U,
         S ← e^{B_C} ⊙ S + (K ⊙ e^{B_C − B})ᵀ V + (A ⊙ e^{B_C − B})ᵀ U
 
-    The C×C blocks A_qk, A_qa, A_bk, A_ba carry a per-channel decay e^{B_t − B_s}; they are built in
-    sub-chunks of 16 (:func:`_decayed_pairs`: one matmul per pair of sub-chunks, a (16, 16, d_k) decay
-    only on the diagonal), memory ≈ N·max(C/16, 16)·d_k per batch row (checked against the budget).
+    The C×C blocks A_qk, A_qa (s <= t, decay e^{B_t − B_s}) and A_bk, A_ba (s < t, e^{B_{t−1} − B_s}) carry a
+    per-channel decay; each is the binary block tree :func:`linattn_edu._blocks.channel_decayed_scores`
+    (C·d_k work a weight, no (C, C, d_k) tensor), memory ≈ N·C per batch row for the four blocks.
     All exponents are <= 0. C is clamped to N. The blocks are masked with ``where`` and multiplied with
     ``tril_product``, so a NaN at token t stays in rows >= t. Shapes as :func:`dplr_recurrent_form`.
     """
@@ -361,12 +323,13 @@ def dplr_chunkwise_form(q, k, v, a, b, g=None, s0=None, *, chunk_size=64):
     if g is None:
         g = q.new_zeros(q.shape)
     qc, kc, vc, ac, bc, gc = (chunks_first(x, c) for x in (q, k, v, a, b, g))  # (n, B, C, ·)
-    check_dense_budget((gc.shape[1], gc.shape[0] * c, max(-(-c // 16), min(c, 16)), d_k), q.dtype,
-                       "dplr_attention's per-channel decays (B, N, max(C/16, 16), d_k)", "use fewer heads per call")
+    check_dense_budget((gc.shape[1], gc.shape[0] * c, 4 * c), q.dtype,
+                       "dplr_attention's four C×C blocks per chunk (B, N, 4·C)", "use fewer heads per call")
     cum = gc.cumsum(-2)  # (n, B, C, d_k): B_t, chunk-local
     cum_prev = F.pad(cum, (0, 0, 1, 0))[..., :-1, :]  # (n, B, C, d_k): B_{t−1} (0 at the chunk's start), exact
-    a_qk, a_qa = _decayed_pairs(qc, cum, (kc, ac), cum, strict=False)  # (n, B, C, C): s <= t
-    a_bk, a_ba = _decayed_pairs(bc, cum_prev, (kc, ac), cum, strict=True)  # (n, B, C, C): s < t
+    a_qk, a_qa = (channel_decayed_scores(qc, y, cum) for y in (kc, ac))  # (n, B, C, C): e^{B_t − B_s}, s <= t
+    a_bk, a_ba = (channel_decayed_scores(bc, y, cum, bx=cum_prev, strict=True)
+                  for y in (kc, ac))  # (n, B, C, C): e^{B_{t−1} − B_s}, s < t
     to_end = (cum[..., -1:, :] - cum).exp()  # (n, B, C, d_k): e^{B_C − B_s} <= 1
     eye = torch.eye(c, dtype=q.dtype, device=q.device)  # (C, C)
     t_mat = eye - a_ba  # (n, B, C, C): T = I − A_ba, unit lower triangular
