@@ -225,3 +225,49 @@ def test_normalize_backward_equals_autograd_through_safe_divide(eps):
         assert_close(name, r, got, 1e-12)
     assert torch.autograd.gradcheck(lambda a, b: chunked._Normalize.apply(a, b, 1e-3),
                                     (num.requires_grad_(), (den + 0.1).requires_grad_()))
+
+
+# The block tree of per-channel decayed weights (GLA, KDA and DPLR build their C×C blocks with it) ----------------
+def _dense_decayed_scores(x, y, b, bx, strict):
+    """The definition, one weight at a time: A_ts = Σ_c x_tc y_sc exp(bx_tc − b_sc), s <= t (s < t strict)."""
+    c = x.shape[-2]
+    a = torch.zeros(*x.shape[:-2], c, c, dtype=x.dtype)
+    for t in range(c):
+        for s in range(t if strict else t + 1):
+            a[..., t, s] = (x[..., t, :] * y[..., s, :] * (bx[..., t, :] - b[..., s, :]).exp()).sum(-1)
+    return a
+
+
+@pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize("c", [1, 5, 8, 13])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_channel_decayed_scores_equal_the_definition(strict, c, dtype):
+    """Both variants (bx = b, and DPLR's strict rows with bx_t = b_{t−1}) at power-of-two and ragged C."""
+    from linattn_edu._blocks import channel_decayed_scores
+
+    gen = torch.Generator().manual_seed(c)
+    x, y = (torch.randn(2, 3, c, 4, generator=gen, dtype=torch.float64) for _ in range(2))
+    g = -3 * torch.rand(2, 3, c, 4, generator=gen, dtype=torch.float64)  # (2, 3, C, 4): log-decays <= 0
+    b = g.cumsum(-2)  # (2, 3, C, 4)
+    bx = torch.nn.functional.pad(b, (0, 0, 1, 0))[..., :-1, :] if strict else b  # b_{t−1} for the strict rows
+    want = _dense_decayed_scores(x, y, b, bx, strict)  # (2, 3, C, C)
+    got = channel_decayed_scores(*(z.to(dtype) for z in (x, y, b)), bx=None if not strict else bx.to(dtype),
+                                 strict=strict)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    assert got.dtype == dtype and got.shape == want.shape
+    assert (got.double() - want).abs().max() <= tol * want.abs().max()
+
+
+def test_channel_decayed_scores_keep_a_nan_in_its_own_column_and_below():
+    """A NaN in y_s reaches A[t, s] for t >= s (t > s when strict) and no other weight; extreme decays stay finite."""
+    from linattn_edu._blocks import channel_decayed_scores
+
+    c, s_bad = 12, 5
+    x, y = torch.randn(c, 3), torch.randn(c, 3)
+    y[s_bad, 1] = float("nan")
+    b = torch.full((c, 3), -87.0).cumsum(0).clamp_min(-1e30)  # (C, 3): decays as strong as float32 allows
+    for strict, bx in ((False, None), (True, torch.nn.functional.pad(b, (0, 0, 1, 0))[:-1])):
+        a = channel_decayed_scores(x, y, b, bx=bx, strict=strict)  # (C, C)
+        bad = torch.zeros(c, c, dtype=torch.bool)
+        bad[s_bad + int(strict):, s_bad] = True
+        assert a[bad].isnan().all() and a[~bad].isfinite().all()
