@@ -7,7 +7,8 @@
 Nothing is executed. Three steps:
 
 1. **Stage** (``stage``): each ``notebooks/NN_topic.ipynb`` as committed is copied into a source folder
-   with what a reader should not see taken out of the *display* only: ``# NBVAL_*`` comment lines, the
+   with what a reader should not see taken out of the *display* only: nbval's cell tags (and any
+   ``# NBVAL_*`` comment line), the launch badges under the title (the page has launch buttons), the
    Colab install block, ``### BEGIN/END SOLUTION`` markers (the exercise cell is folded: tag
    ``hide-input``), the ``True`` a checker returns, stored widget views. Every plotly output gets an HTML
    rendering (a div and a ``Plotly.newPlot`` call, with an accessible name); each explorer's snapshot
@@ -231,7 +232,7 @@ def stage_notebook(nb: nbformat.NotebookNode, prefix: str, kernel_free: dict) ->
         before = cell.source.count("\n") + 1
         cell.source, solution = reader_source(cell.source)
         counts["hidden_lines"] += before - (cell.source.count("\n") + 1)
-        tags = list(cell.metadata.get("tags", []))
+        tags = [t for t in cell.metadata.get("tags", []) if t not in editions.NBVAL_TAGS]  # tests' business
         if solution:
             tags.append("hide-input")
             counts["folded"] += 1
@@ -273,6 +274,8 @@ def stage_notebook(nb: nbformat.NotebookNode, prefix: str, kernel_free: dict) ->
         cell.outputs = outputs
         if tags:
             cell.metadata["tags"] = sorted(set(tags))
+        else:
+            cell.metadata.pop("tags", None)
     return counts
 
 

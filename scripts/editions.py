@@ -11,9 +11,11 @@ What it writes:
   Binder) and a class's JupyterHub can open it straight from the repository.
 * ``build/editions/instructor/NN_topic.ipynb`` (not committed: it is ``notebooks/`` itself, executed,
   with the solutions in place and a badge cell on top): the answer key to hand to co-instructors.
-* the launch badges (a ``<!-- launch-badges -->`` block in README.md and the first cell of each
-  edition notebook) and the Colab install line of each notebook's first code cell, all from ONE
-  repository URL: ``[tool.linattn_edu] repository`` (and ``branch``) in pyproject.toml.
+* the launch badges (a ``<!-- launch-badges -->`` block in README.md, the line under the title of each
+  read-along notebook ``notebooks/NN_topic.md``, and the first cell of each edition notebook) and the
+  Colab install line of each notebook's first code cell, all from ONE repository URL:
+  ``[tool.linattn_edu] repository`` (and ``branch``) in pyproject.toml. A changed ``.md`` is synced to
+  its ``.ipynb`` by jupytext (markdown only: the stored outputs stay).
 
 The source of each notebook is ``notebooks/NN_topic.md`` (MyST markdown, paired with the executed
 ``.ipynb`` by jupytext), the one source of truth. A solution block there looks like::
@@ -118,6 +120,49 @@ def badges(path: str, *, images: bool = True, **kw) -> str:
             f"[![Launch Binder]({BINDER_BADGE})]({links['Binder']})")
 
 
+#: The launch-badge line under a read-along notebook's title, as :func:`badges` writes it.
+BADGE_LINE = re.compile(r"\[!\[Open in Colab\]\([^()\s]+\)\]\([^()\s]+\) \[!\[Launch Binder\]\([^()\s]+\)\]\([^()\s]+\)[ \t]*")
+TITLE = re.compile(r"^# \S.*$", re.M)
+CODE_CELL = re.compile(r"^```\{code-cell\}", re.M)
+
+
+def with_notebook_badges(text: str, path: str) -> str:
+    """``text`` (a notebook's MyST source) with the launch badges of ``path`` on the line under its title.
+
+    An existing badge line is rewritten (the repository may have changed); without one, the line is put
+    under the ``# title``, which must come before the first code cell.
+    """
+    line = badges(path)
+    found = [m for m in re.finditer(rf"^{BADGE_LINE.pattern}$", text, re.M)]
+    if len(found) > 1:
+        raise ValueError(f"{path}: a notebook must have one launch-badge line; got {len(found)}")
+    if found:
+        return text[:found[0].start()] + line + text[found[0].end():]
+    front = re.match(r"---\n.*?\n---\n", text, re.S)  # jupytext's YAML header
+    start = front.end() if front else 0
+    title = TITLE.search(text, start)
+    first_code = CODE_CELL.search(text, start)
+    if title is None or (first_code is not None and first_code.start() < title.start()):
+        raise ValueError(f"{path}: the notebook must open with a '# title' line before its first code cell")
+    return text[:title.end()] + "\n\n" + line + text[title.end():]
+
+
+def without_notebook_badges(markdown: str) -> str:
+    """``markdown`` without the read-along's launch-badge line (and the blank line after it)."""
+    out, drop_blank = [], False
+    for line in markdown.split("\n"):
+        if BADGE_LINE.fullmatch(line):
+            drop_blank = True
+            continue
+        if drop_blank and not line.strip():
+            drop_blank = False
+            continue
+        drop_blank = False
+        out.append(line)
+    kept = "\n".join(out)
+    return kept.rstrip("\n") if kept != markdown else markdown
+
+
 # --------------------------------------------------------------------------- markers
 
 
@@ -163,10 +208,18 @@ def solution_lines(source: str) -> list[str]:
     return found
 
 
-def _without_nbval_comments(source: str) -> str:
-    """Drop ``# NBVAL_…`` lines (test directives for the committed notebooks, noise for a student)."""
-    kept = [line for line in source.splitlines() if not re.fullmatch(r"\s*# NBVAL_[A-Z_]+\s*", line)]
-    return "\n".join(kept).strip("\n")
+#: The cell tags nbval reads (nbval 0.11): which committed outputs ``pytest --nbval-lax`` compares.
+NBVAL_TAGS = frozenset({"nbval-check-output", "nbval-ignore-output", "nbval-skip", "nbval-raises-exception",
+                        "raises-exception"})
+
+
+def _without_nbval_tags(cell: nbformat.NotebookNode) -> None:
+    """Drop nbval's tags from ``cell`` (test directives for the committed outputs; a student edition has none)."""
+    tags = [t for t in cell.metadata.get("tags", []) if t not in NBVAL_TAGS]
+    if tags:
+        cell.metadata["tags"] = tags
+    else:
+        cell.metadata.pop("tags", None)
 
 
 # --------------------------------------------------------------------------- the nbgrader source notebook
@@ -258,7 +311,9 @@ def nbgrader_source(md: Path) -> nbformat.NotebookNode:
     Each code cell with a solution block becomes an autograded answer cell (solution, its own
     ``grade_id``) and, when checkers follow the block, a locked autograded test cell (grade, points) that
     runs them inside :func:`linattn_edu.exercises.graded` plus the hidden shortcut guards. Other cells
-    are copied; markdown about the markers is rewritten for students; ``# NBVAL_…`` lines are dropped.
+    are copied; markdown about the markers is rewritten for students; nbval's cell tags are dropped (the
+    student edition has no outputs to compare), and so is the read-along's launch badge line (the student
+    edition's own badges open the student notebook, see :func:`_badge_cell`).
     """
     nb = read_source(md)
     cells, used, mark = [], set(), None
@@ -274,13 +329,13 @@ def nbgrader_source(md: Path) -> nbformat.NotebookNode:
                 mark = found.group(1).replace(" ", "-")
             elif EXERCISE_HEADING.search(source):
                 mark = None
-            cell.source = student_text(source)
+            cell.source = student_text(without_notebook_badges(source))
             cells.append(cell)
             continue
         if cell.cell_type != "code":
             cells.append(cell)
             continue
-        cell.source = _without_nbval_comments(source)
+        _without_nbval_tags(cell)
         cell.outputs, cell.execution_count = [], None
         if not any(line.strip() == BEGIN for line in source.splitlines()):
             cells.append(cell)
@@ -396,6 +451,9 @@ def instructor_edition(md: Path) -> nbformat.NotebookNode:
     """The instructor notebook: the executed ``notebooks/NN_topic.ipynb`` (solutions in place), badges on top."""
     nb = nbformat.read(md.with_suffix(".ipynb"), as_version=4)
     _clean_metadata(nb)
+    for cell in nb.cells:  # the badge cell below replaces the read-along's badge line
+        if cell.cell_type == "markdown":
+            cell.source = without_notebook_badges(cell.source)
     rel = md.with_suffix(".ipynb").relative_to(ROOT).as_posix()
     nb.cells.insert(0, _badge_cell(rel, "*Instructor edition: worked solutions in place, every check run.*"))
     return nb
@@ -477,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in stale:
         p.write_text(files[p], encoding="utf-8")
         print(f"wrote {p.relative_to(ROOT)}")
-        if p.parent == NOTEBOOKS:  # an install line changed: keep the pair in step
+        if p.parent == NOTEBOOKS:  # an install line or badge line changed: keep the pair in step
             jupytext = Path(sys.executable).with_name("jupytext")
             subprocess.run([str(jupytext), "--sync", "--quiet", str(p)], check=True, cwd=ROOT)
     INSTRUCTOR.mkdir(parents=True, exist_ok=True)

@@ -123,9 +123,28 @@ def test_markdown_about_the_markers_is_rewritten_for_students():
         editions.student_text("see `### BEGIN SOLUTION` below")
 
 
-def test_student_cells_drop_nbval_directives():
-    assert editions._without_nbval_comments("# NBVAL_CHECK_OUTPUT\n\nx = 1\nprint(x)  # NBVAL_X stays") == \
-        "x = 1\nprint(x)  # NBVAL_X stays"
+def test_student_cells_drop_nbval_tags():
+    cell = nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["nbval-check-output", "lab-path"]})
+    editions._without_nbval_tags(cell)
+    assert cell.metadata["tags"] == ["lab-path"]
+    cell = nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["nbval-ignore-output"]})
+    editions._without_nbval_tags(cell)
+    assert "tags" not in cell.metadata
+    nbval = pytest.importorskip("nbval.plugin")
+    assert editions.NBVAL_TAGS <= set(nbval.metadata_tags)  # the tags nbval reads, spelt as nbval spells them
+
+
+@pytest.mark.parametrize("md", SOURCES, ids=[p.name for p in SOURCES])
+def test_student_edition_keeps_no_nbval_tags_but_every_other_tag(md):
+    """The read-along's nbval tags go (no outputs to compare); its other tags stay on the same cells."""
+    student = nbformat.read(editions.STUDENT / f"{md.stem}.ipynb", as_version=4)
+    nbval = [(i, t) for i, c in enumerate(student.cells) for t in c.metadata.get("tags", []) if t in editions.NBVAL_TAGS]
+    assert not nbval, f"{md.name}: nbval tags left in the student edition: {nbval[:3]}"
+    source_tags = {tuple(sorted(set(c.metadata.get("tags", [])) - editions.NBVAL_TAGS))
+                   for c in editions.read_source(md).cells} - {()}
+    student_tags = {tuple(sorted(set(c.metadata.get("tags", [])) - {"lab-path", "homework", "launch-badges"}))
+                    for c in student.cells} - {()}
+    assert source_tags <= student_tags, f"{md.name}: tags lost in the student edition: {source_tags - student_tags}"
 
 
 def test_solution_lines():

@@ -1,15 +1,18 @@
 """Every notebooks/*.ipynb is committed executed, clean and checkable by nbval.
 
-nbval (``pytest --nbval-lax``) re-runs the notebooks and compares the cells marked
-``# NBVAL_CHECK_OUTPUT``; these tests check the committed files themselves, without a kernel:
+nbval (``pytest --nbval-lax``) re-runs the notebooks and compares the cells tagged
+``nbval-check-output`` (a cell tag, so a reader never sees it); these tests check the committed files
+themselves, without a kernel:
 
 - a python3 kernelspec;
 - every non-empty code cell was executed, in order: execution counts 1, 2, …, n;
 - no error outputs (and no traceback printed to stderr);
 - a code cell whose last statement is an expression, or that prints at top level, has outputs
   (a cell that may legitimately show nothing says so with a ``# output optional`` comment);
-- at least 3 ``# NBVAL_CHECK_OUTPUT`` cells, each with outputs to compare;
-- widget outputs only in cells marked ``# NBVAL_IGNORE_OUTPUT`` (widget state is not reproducible);
+- at least 3 cells tagged ``nbval-check-output``, each with outputs to compare;
+- widget outputs only in cells tagged ``nbval-ignore-output`` (widget state is not reproducible);
+- no ``# NBVAL_*`` comment line in any code cell (nbval reads the tags; a comment is noise to a reader);
+- a launch badge (Colab, Binder) under the title that opens the notebook itself;
 - no absolute paths (/work, /root, /home, /tmp, /Users) or this machine's name in any output;
 - each ``NN_topic.ipynb`` has its MyST text source ``NN_topic.md`` and the two agree (jupytext pairs
   them: same cells, types, sources and nbval tags);
@@ -34,7 +37,8 @@ SOURCES = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.md"))
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 WIDGET_REPR = re.compile(r"^(VBox|HBox|Box|GridBox|Tab|Accordion|FigureWidget)\(")
 EXPLORER_NOTE = "Run this cell to use the explorer"
-CHECK, IGNORE = "# NBVAL_CHECK_OUTPUT", "# NBVAL_IGNORE_OUTPUT"
+CHECK, IGNORE = "nbval-check-output", "nbval-ignore-output"  # nbval cell tags
+NBVAL_COMMENT = re.compile(r"^\s*#\s*(NBVAL_[A-Z_]+|PYTEST_VALIDATE_IGNORE_OUTPUT)\b", re.M)
 OPTIONAL = "# output optional"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:work|root|home|tmp|Users)/")
@@ -55,6 +59,10 @@ def _code_cells(nb: dict) -> list[dict]:
 
 def _first_line(cell: dict) -> str:
     return _source(cell).strip().splitlines()[0].strip()
+
+
+def _tags(cell: dict) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])
 
 
 def _output_text(output: dict) -> str:
@@ -186,18 +194,43 @@ def test_cells_that_should_show_something_do(notebook):
 
 def test_nbval_checked_cells(notebook):
     name, nb = notebook
-    checked = [c for c in _code_cells(nb) if _first_line(c) == CHECK]
-    assert len(checked) >= 3, f"{name}: expected >= 3 cells starting with {CHECK!r}; got {len(checked)}"
-    empty = [_source(c).splitlines()[1:2] for c in checked if not c.get("outputs")]
-    assert not empty, f"{name}: {CHECK} cells with nothing to compare: {empty}"
+    checked = [c for c in _code_cells(nb) if CHECK in _tags(c)]
+    assert len(checked) >= 3, f"{name}: expected >= 3 cells tagged {CHECK!r}; got {len(checked)}"
+    empty = [_first_line(c) for c in checked if not c.get("outputs")]
+    assert not empty, f"{name}: cells tagged {CHECK} with nothing to compare: {empty}"
+    both = [_first_line(c) for c in checked if IGNORE in _tags(c)]
+    assert not both, f"{name}: cells tagged both {CHECK} and {IGNORE}: {both}"
 
 
 def test_widget_cells_are_ignored_by_nbval(notebook):
     name, nb = notebook
     for i, cell in enumerate(_code_cells(nb)):
         if any(WIDGET_MIME in out.get("data", {}) for out in cell.get("outputs", [])):
-            assert _first_line(cell) == IGNORE, \
-                f"{name}, code cell {i}: a widget output needs {IGNORE!r} as the first line"
+            assert IGNORE in _tags(cell), \
+                f"{name}, code cell {i} ({_first_line(cell)!r}): a widget output needs the cell tag {IGNORE!r}"
+
+
+def test_nbval_tags_are_ones_nbval_reads(notebook):
+    """A misspelt tag (``nbval-check-outputs``) would leave a cell silently unchecked."""
+    name, nb = notebook
+    bad = [f"code cell {i}: {t!r}" for i, c in enumerate(_code_cells(nb)) for t in _tags(c)
+           if (t.startswith("nbval") or "exception" in t) and t not in _NBVAL_TAGS]
+    assert not bad, f"{name}: tags nbval does not read: {bad}; it reads {', '.join(_NBVAL_TAGS)}"
+
+
+def test_nbval_reads_these_tags():
+    plugin = pytest.importorskip("nbval.plugin")
+    assert set(_NBVAL_TAGS) <= set(plugin.metadata_tags), sorted(plugin.metadata_tags)
+    assert plugin.metadata_tags[CHECK] == "check" and plugin.metadata_tags[IGNORE] == ("check", False)
+
+
+def test_no_nbval_comments_in_code(notebook):
+    """nbval reads cell tags; a ``# NBVAL_*`` line would be the first thing a reader sees in the cell."""
+    name, nb = notebook
+    found = [f"code cell {i}: {m.group(0).strip()!r}" for i, c in enumerate(_code_cells(nb))
+             for m in NBVAL_COMMENT.finditer(_source(c))]
+    assert not found, (f"{name}: {found[:5]}; tag the cell instead (`:tags: [nbval-check-output]` under the "
+                       "```{code-cell} line of the .md source)")
 
 
 def test_no_absolute_paths_or_machine_name_in_outputs(notebook):

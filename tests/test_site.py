@@ -5,8 +5,9 @@ recorded. Checked in Chromium (Debian's, flags from tests/conftest.py):
 
 * every notebook page at 1280 px: its plotly figures are drawn (one SVG per stored figure, each with an
   accessible name), its math is typeset by the local MathJax (no raw ``$…$`` left), no test machinery
-  (``# NBVAL_*``, solution markers) is shown, every image has alt text, the text column is at most 90
-  characters wide, no request left the machine, none failed, no script error;
+  (nbval's tags or a ``# NBVAL_*`` line, solution markers) or launch badge is shown, every image has
+  alt text, the text column is at most 90 characters wide, no request left the machine, none failed, no
+  script error;
 * every page at 390 px (a phone) and, for the chapters with the most equations, tables and figures, in
   the dark colour scheme at both widths: nothing is cut off (no page-wide sideways scroll; an equation or
   table wider than the column scrolls inside its own box; figures fit the column);
@@ -549,3 +550,33 @@ def test_inline_tex_becomes_unicode_and_what_it_cannot_write_stays_tex():
     assert write(r"divided by $\sqrt d$; an $N \times N$ matrix") == "divided by √d; an N × N matrix"
     assert write(r"eigenvalues $e^{\pm i\theta}$") == "eigenvalues e^(±iθ)"
     assert write(r"$\frac{1}{2}$ and $$x^2$$") == r"$\frac{1}{2}$ and $$x^2$$"  # left to MathJax
+
+
+def test_staging_hides_nbval_tags_comments_and_launch_badges():
+    """What nbval and the launch badge need stays in the notebook; the page shows neither."""
+    import importlib.util
+
+    import nbformat
+
+    spec = importlib.util.spec_from_file_location("build_site", ROOT / "scripts" / "build_site.py")
+    build_site = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_site)
+    badge = build_site.editions.badges("notebooks/01_softmax_attention.ipynb")
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell(f"# 01 · Title\n\n{badge}\n\n**You will:** read."),
+        nbformat.v4.new_code_cell("x = 1\nprint(x)", metadata={"tags": ["nbval-check-output"]}),
+        nbformat.v4.new_code_cell("# NBVAL_IGNORE_OUTPUT\nprint(2)", metadata={"tags": ["hide-output"]}),
+    ])
+    counts = build_site.stage_notebook(nb, "01", {})
+    title, checked, ignored = nb.cells
+    assert "colab" not in title.source and "mybinder" not in title.source and "**You will:** read." in title.source
+    assert "tags" not in checked.metadata and checked.source == "x = 1\nprint(x)"
+    assert ignored.metadata["tags"] == ["hide-output"] and ignored.source == "print(2)"
+    assert counts["hidden_lines"] == 1
+
+
+def test_pages_carry_no_nbval_tag_or_launch_badge_image(site):
+    for page in site.glob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        assert not re.search(r"tag_(nbval-|raises-exception)", text), f"{page.name}: an nbval tag reached the page"
+        assert "colab-badge.svg" not in text and "badge_logo.svg" not in text, f"{page.name}: a launch badge image"
