@@ -73,8 +73,9 @@ class AttentionMapExplorer(Explorer):
     limits = {"n": "the explorer draws dense N × N maps"}
     compute_threads = 1  # tiny tensors: threads only add overhead
     try_this = ("Try this → set inputs to “clustered”, φ to favor+ and move FAVOR+ m from 4 to 1024 → you should "
-                "see the linear map's four blocks sharpen toward softmax's and the row error in the title fall; "
-                "for a flat-looking map pick view “row profiles”.")
+                "see the linear map's four blocks sharpen toward softmax's and the mean row error in the title fall "
+                "from about 1.4 to under 0.9 (not at every step: each m is a new random draw); for a flat-looking "
+                "map pick view “row profiles”.")
 
     def __init__(self, *, n: int = 32, d: int = 16, feature_map: str = "elu+1", m: int = 64,
                  causal: bool = False, temperature: float = 1.0, inputs: str = "random", view: str = "maps",

@@ -68,7 +68,8 @@ class KernelSmootherExplorer(Explorer):
 
     compute_threads = 1  # tiny tensors: threads only add overhead
     try_this = ("Try this → with the Gaussian kernel slide the bandwidth h from 1 down to 0.05 → you should see the "
-                "fit go from a smooth, flattened curve to a jagged one through every point; then pick "
+                "fit go from a smooth, flattened curve (its peaks well inside the dotted true function's) to a "
+                "jagged one that chases the noise, closer to the points than the true function is; then pick "
                 "“exp (softmax)”: its weights pile onto the keys with the largest x·x*, not the nearest ones.")
 
     def __init__(self, *, kernel: str = "gaussian", bandwidth: float = 0.4, query: float = 0.5,
