@@ -68,10 +68,13 @@ def test_paired_slope_alternates_the_two_lengths_and_reads_each_pair_as_a_slope(
 
     clock = iter(x for n in [64, 256] * 3 for x in (0.0, (n * n) * 1e-6))  # (start, end) of each timed call
     monkeypatch.setattr(sweeps, "build_call", fake_build)
+    cpu_clock = iter(x for n in [64, 256] * 3 for x in (0.0, n * 1e-6))  # this process's CPU: t(N) = N µs
     monkeypatch.setattr(sweeps.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(sweeps.time, "process_time", lambda: next(cpu_clock))
     rec = sweeps.paired_slope("delta_chunkwise", 64, 256, pairs=3)
     assert calls == [64, 256, 64, 256, 64, 256, 64, 256]  # one warm-up each, then alternating
     assert len(rec["slopes"]) == 3 and all(abs(s - 2.0) < 1e-9 for s in rec["slopes"])
+    assert len(rec["cpu_slopes"]) == 3 and abs(rec["median_cpu_slope"] - 1.0) < 1e-9  # wall and CPU kept apart
     assert rec["q1_slope"] <= rec["median_slope"] <= rec["q3_slope"]
     with pytest.raises(ValueError, match="n_large"):
         sweeps.paired_slope("delta_chunkwise", 256, 64)

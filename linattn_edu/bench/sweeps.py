@@ -184,18 +184,24 @@ def headline(*, n: int = 16384, batch: int = 1, heads: int = 4, d: int = 64, chu
     return out
 
 
-def _alternate(fns, pairs: int, device) -> list[list[float]]:
-    """Seconds per call of each of ``fns``, called in turn ``pairs`` times after one warm-up call each."""
-    times: list[list[float]] = [[] for _ in fns]
+def _alternate(fns, pairs: int, device) -> tuple[list[list[float]], list[list[float]]]:
+    """Seconds per call of each of ``fns``, called in turn ``pairs`` times after one warm-up call each.
+
+    -> (wall, cpu): wall-clock seconds, and this process's CPU seconds (all its threads, user + system;
+    time the machine gave to other processes is not in it, so a busy neighbour shows in wall, not in cpu).
+    """
+    wall: list[list[float]] = [[] for _ in fns]
+    cpu: list[list[float]] = [[] for _ in fns]
     for fn in fns:  # warm-up: allocator, thread pool, lazy imports
         fn()
     for _ in range(pairs):
         for side, fn in enumerate(fns):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn()
             _sync(device)
-            times[side].append(time.perf_counter() - start)
-    return times
+            wall[side].append(time.perf_counter() - start)
+            cpu[side].append(time.process_time() - start_cpu)
+    return wall, cpu
 
 
 def paired_ratio(baseline: str, method: str, n: int, *, mode: str = "forward", pairs: int = 9, batch: int = 1,
@@ -206,19 +212,22 @@ def paired_ratio(baseline: str, method: str, n: int, *, mode: str = "forward", p
     machine's load during the run reaches both sides of a ratio alike; the record keeps every pair's
     ratio t_baseline / t_method and their median and quartiles (the spread a reader should quote).
     Returns one record: {"method", "baseline", "n", "mode", "d", …, "ratios", "median_ratio", "q1_ratio",
-    "q3_ratio", "median_s" (the method's), "baseline_median_s", "status", "load_average"}.
+    "q3_ratio", "median_s" (the method's), "baseline_median_s", "cpu_ratios", "median_cpu_ratio" (the same
+    ratios in this process's CPU seconds: what a busy neighbour cannot move), "status", "load_average"}.
     """
     check_number(pairs, "pairs", integer=True, minimum=3)
     kw = dict(mode=check_mode(mode), batch=batch, heads=heads, d=d, dtype=parse_dtype(dtype), device=device,
               chunk_size=chunk_size)
-    times = _alternate([build_call(check_method(m).name, n, **kw) for m in (baseline, method)], pairs, device)
+    times, cpu = _alternate([build_call(check_method(m).name, n, **kw) for m in (baseline, method)], pairs, device)
     ratios = [b / m for b, m in zip(*times)]
+    cpu_ratios = [b / m for b, m in zip(*cpu) if m > 0]
     q1, med, q3 = statistics.quantiles(ratios, n=4)
     return {"method": method, "baseline": baseline, "n": n, "mode": mode, "batch": batch, "heads": heads, "d": d,
             "dtype": dtype_name(kw["dtype"]), "device": str(torch.device(device)), "chunk_size": chunk_size,
             "status": "ok", "pairs": pairs, "ratios": ratios, "median_ratio": statistics.median(ratios),
             "q1_ratio": q1, "q3_ratio": q3, "median_s": statistics.median(times[1]),
-            "baseline_median_s": statistics.median(times[0]), "load_average": load_average()}
+            "baseline_median_s": statistics.median(times[0]), "cpu_ratios": cpu_ratios,
+            "median_cpu_ratio": statistics.median(cpu_ratios) if cpu_ratios else None, "load_average": load_average()}
 
 
 def paired_slope(method: str, n_small: int, n_large: int, *, mode: str = "forward+backward", pairs: int = 7,
@@ -229,7 +238,8 @@ def paired_slope(method: str, n_small: int, n_large: int, *, mode: str = "forwar
     slope = log(t(n_large) / t(n_small)) / log(n_large / n_small) for each pair of back-to-back calls
     (1: linear, 2: quadratic), so load that drifts during the run reaches both lengths of a pair alike.
     Returns one record: {"method", "n" (= n_large), "n_small", "n_large", "mode", "d", …, "slopes" (one per pair),
-    "median_slope", "q1_slope", "q3_slope", "median_s_small", "median_s_large", "status", "load_average"}.
+    "median_slope", "q1_slope", "q3_slope", "median_s_small", "median_s_large", "cpu_slopes", "median_cpu_slope"
+    (the same slopes in this process's CPU seconds), "status", "load_average"}.
     """
     check_number(pairs, "pairs", integer=True, minimum=3)
     check_number(n_small, "n_small", integer=True, minimum=1)
@@ -237,14 +247,16 @@ def paired_slope(method: str, n_small: int, n_large: int, *, mode: str = "forwar
     kw = dict(mode=check_mode(mode), batch=batch, heads=heads, d=d, dtype=parse_dtype(dtype), device=device,
               chunk_size=chunk_size)
     name = check_method(method).name
-    small, large = _alternate([build_call(name, n, **kw) for n in (n_small, n_large)], pairs, device)
+    (small, large), cpu = _alternate([build_call(name, n, **kw) for n in (n_small, n_large)], pairs, device)
     slopes = [math.log(b / a) / math.log(n_large / n_small) for a, b in zip(small, large)]
+    cpu_slopes = [math.log(b / a) / math.log(n_large / n_small) for a, b in zip(*cpu) if a > 0 and b > 0]
     q1, _, q3 = statistics.quantiles(slopes, n=4)
     return {"method": method, "n": n_large, "n_small": n_small, "n_large": n_large, "mode": mode, "batch": batch, "heads": heads,
             "d": d, "dtype": dtype_name(kw["dtype"]), "device": str(torch.device(device)), "chunk_size": chunk_size,
             "status": "ok", "pairs": pairs, "slopes": slopes, "median_slope": statistics.median(slopes),
             "q1_slope": q1, "q3_slope": q3, "median_s_small": statistics.median(small),
-            "median_s_large": statistics.median(large), "load_average": load_average()}
+            "median_s_large": statistics.median(large), "cpu_slopes": cpu_slopes,
+            "median_cpu_slope": statistics.median(cpu_slopes) if cpu_slopes else None, "load_average": load_average()}
 
 
 # Decode: one token at context N -----------------------------------------------------------------
