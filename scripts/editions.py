@@ -498,7 +498,8 @@ def plan() -> dict[Path, str]:
     """Every committed file this script owns -> the text it should have."""
     files: dict[Path, str] = {}
     for md in sources():
-        files[md] = with_install_url(md.read_text(encoding="utf-8"))
+        rel = md.with_suffix(".ipynb").relative_to(ROOT).as_posix()
+        files[md] = with_notebook_badges(with_install_url(md.read_text(encoding="utf-8")), rel)
     files[README] = with_readme_badges(README.read_text(encoding="utf-8"))
     files.update(student_editions(sources()))
     return files

@@ -207,6 +207,39 @@ def test_colab_install_line_installs_what_the_notebook_imports(md):
     assert needed <= extras or "all" in extras, f"{md.name}: installs [{','.join(sorted(extras))}], needs {sorted(needed)}"
 
 
+def test_notebook_badge_line_is_written_under_the_title_and_kept_current():
+    path = "notebooks/01_softmax_attention.ipynb"
+    line = editions.badges(path)
+    text = "---\njupytext:\n  formats: ipynb,md:myst\n---\n\n# 01 · Title\n\n**You will:** x\n\n```{code-cell} ipython3\n# a\n```\n"
+    with_line = editions.with_notebook_badges(text, path)
+    assert with_line == text.replace("# 01 · Title\n", f"# 01 · Title\n\n{line}\n")
+    assert editions.with_notebook_badges(with_line, path) == with_line  # idempotent
+    old = with_line.replace("linattn-edu/linattn_edu", "someone/else")
+    assert old != with_line and editions.with_notebook_badges(old, path) == with_line  # a moved repository
+    with pytest.raises(ValueError, match="one launch-badge line"):
+        editions.with_notebook_badges(with_line.replace(line, f"{line}\n\n{line}"), path)
+    with pytest.raises(ValueError, match="title"):
+        editions.with_notebook_badges("```{code-cell} ipython3\n# not a title\n```\n# 01 · Late\n", path)
+    cell = f"# 01 · Title\n\n{line}\n\n**You will:** x"
+    assert editions.without_notebook_badges(cell) == "# 01 · Title\n\n**You will:** x"
+    assert editions.without_notebook_badges("# T\n\ntext") == "# T\n\ntext"
+
+
+@pytest.mark.parametrize("md", SOURCES, ids=[p.name for p in SOURCES])
+def test_editions_open_their_own_notebook_only(md):
+    """The read-along's badge line (solutions in place) is not in the student edition; the instructor
+    edition shows one set of badges, its own."""
+    course = editions.repository()[0].removeprefix("https://github.com/")
+    student = nbformat.read(editions.STUDENT / f"{md.stem}.ipynb", as_version=4)
+    text = "\n".join(_text(c.source) for c in student.cells if c.cell_type == "markdown")
+    assert f"{course}/" not in text, f"{md.name}: the student edition links to the course repository (solutions)"
+    assert text.count("colab.research.google.com/github/") == 1 and text.count("mybinder.org/v2/") == 1
+    instructor = editions.instructor_edition(md)
+    text = "\n".join(_text(c.source) for c in instructor.cells if c.cell_type == "markdown")
+    assert text.count("colab.research.google.com/github/") == 1 and text.count("mybinder.org/v2/") == 1
+    assert all(link in text for link in editions.launch_links(f"notebooks/{md.stem}.ipynb").values())
+
+
 def test_launch_links_come_from_the_one_configured_repository():
     links = editions.launch_links("editions/student/01_x.ipynb", repo="https://github.com/o/r", branch="b")
     assert links == {"Colab": "https://colab.research.google.com/github/o/r/blob/b/editions/student/01_x.ipynb",

@@ -12,7 +12,8 @@ themselves, without a kernel:
 - at least 3 cells tagged ``nbval-check-output``, each with outputs to compare;
 - widget outputs only in cells tagged ``nbval-ignore-output`` (widget state is not reproducible);
 - no ``# NBVAL_*`` comment line in any code cell (nbval reads the tags; a comment is noise to a reader);
-- a launch badge (Colab, Binder) under the title that opens the notebook itself;
+- a launch badge (Colab, Binder, as in README.md) on the line under the title that opens the notebook
+  itself (``scripts/editions.py`` writes it from the one repository URL in pyproject.toml);
 - no absolute paths (/work, /root, /home, /tmp, /Users) or this machine's name in any output;
 - each ``NN_topic.ipynb`` has its MyST text source ``NN_topic.md`` and the two agree (jupytext pairs
   them: same cells, types, sources and nbval tags);
@@ -31,7 +32,8 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 SOURCES = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.md"))
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -289,6 +291,44 @@ def test_explorer_cells_show_their_snapshot(notebook):
         assert EXPLORER_NOTE in text, f"{name}, code cell {i} ({last!r}): no explorer note stored"
         assert any("image/png" in out.get("data", {}) for out in cell.get("outputs", [])), \
             f"{name}, code cell {i} ({last!r}): no snapshot image stored"
+
+
+def _repository() -> tuple[str, str]:
+    """(owner/name, branch) of ``[tool.linattn_edu]`` in pyproject.toml, read here without scripts/editions.py."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["linattn_edu"]
+    return config["repository"].rstrip("/").removeprefix("https://github.com/"), config.get("branch", "main")
+
+
+LAUNCH_LINK = re.compile(r"\[!\[([^\]]*)\]\(([^()\s]+)\)\]\(([^()\s]+)\)")
+
+
+def test_launch_badge_under_the_title_opens_this_notebook(notebook):
+    """The line under the title: Colab and Binder badges (as in README.md) that open this very notebook."""
+    name, nb = notebook
+    slug, branch = _repository()
+    path = f"notebooks/{name}"
+    expected = [("Open in Colab", "https://colab.research.google.com/assets/colab-badge.svg",
+                 f"https://colab.research.google.com/github/{slug}/blob/{branch}/{path}"),
+                ("Launch Binder", "https://mybinder.org/badge_logo.svg",
+                 f"https://mybinder.org/v2/gh/{slug}/{branch}?labpath={path}")]
+    first = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+    lines = [line for line in _source(first).split("\n") if line.strip()]
+    assert lines[0].startswith("# "), f"{name}: the first markdown cell must open with the title; got {lines[0]!r}"
+    assert len(lines) > 1 and LAUNCH_LINK.findall(lines[1]) == expected, (
+        f"{name}: the line under the title must be the launch badges of {path} "
+        f"(run `.venv/bin/python scripts/editions.py`); got {lines[1] if len(lines) > 1 else None!r}")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for alt, image, link in expected:  # the README's badges, same images, same links
+        assert f"[![{alt}]({image})]({link})" in readme, f"README.md has no {alt} badge for {path}"
+    elsewhere = [link for c in nb["cells"] if c["cell_type"] == "markdown"
+                 for link in re.findall(r"https://(?:colab\.research\.google\.com/github|mybinder\.org/v2)/[^)\s]+",
+                                        _source(c))
+                 if link not in {e[2] for e in expected}]
+    assert not elsewhere, f"{name}: launch links to another notebook: {elsewhere}"
 
 
 def test_widget_repr_rule():
