@@ -107,3 +107,239 @@ def test_kernel_free_refuses_what_it_cannot_animate():
     with pytest.raises(ValueError, match="cannot be drawn"):
         kf.kernel_free(ex, "head", [0, 99])
     assert ex.values()["head"] == 0 and ex.message == ""  # the explorer is left as it was
+
+
+# the explorers that were only pictures on the site: rows of buttons and a slider ------------------------------
+from linattn_edu.explorers.attention_map import attention_map_explorer  # noqa: E402
+from linattn_edu.explorers.feature_map_approx import MS, feature_map_explorer  # noqa: E402
+from linattn_edu.explorers.kernel_smoother import KERNELS, kernel_smoother_explorer  # noqa: E402
+from linattn_edu.explorers.kv_cache import TOKEN_CHOICES, kv_cache_calculator  # noqa: E402
+from linattn_edu.explorers.retrieval import retrieval_explorer  # noqa: E402
+from linattn_edu.explorers.state_stepper import state_stepper  # noqa: E402
+
+#: (id, factory name in FIGURES, the live factory, the notebook cell's keyword arguments)
+MENU_CASES = [
+    ("attention_01", "attention_map_explorer", attention_map_explorer, dict(n=24, d=16, inputs="clustered")),
+    ("attention_03", "attention_map_explorer", attention_map_explorer,
+     dict(n=32, d=16, feature_map="elu+1", inputs="clustered")),
+    ("smoother", "kernel_smoother_explorer", kernel_smoother_explorer, dict(kernel="gaussian", bandwidth=0.4)),
+    ("features", "feature_map_explorer", feature_map_explorer, dict(kind="favor+", d=16, m=64)),
+    ("retrieval", "retrieval_explorer", retrieval_explorer, dict(n=24, d=16)),
+    ("kv", "kv_cache_calculator", kv_cache_calculator, dict(preset="llama-2-7b", tokens=32768)),
+]
+_BUILT: dict[str, go.Figure] = {}
+
+
+def _figure(case_id: str) -> go.Figure:
+    """Each case's kernel-free figure, built once for the module (the KV one has 132 frames)."""
+    if case_id not in _BUILT:
+        _, name, _, settings = next(c for c in MENU_CASES + STEPPER_CASE if c[0] == case_id)
+        _BUILT[case_id] = kf.FIGURES[name](**settings)
+    return _BUILT[case_id]
+
+
+STEPPER_CASE = [("stepper04", "state_stepper", state_stepper, dict(n=12, d=4, d_v=4, feature_map="elu+1", t=5))]
+
+
+def _setting(ex, meta: dict, frame_name: str) -> dict:
+    """The control values a frame stands for: "<menu 1>|…|<slider>", each typed as the live control's value."""
+    parts = frame_name.split("|")
+    controls = [m["control"] for m in meta.get("menus", [])] + [meta["control"]]
+    assert len(parts) == len(controls), frame_name
+    now = ex.values()
+    return {c: type(now[c])(p) for c, p in zip(controls, parts)}
+
+
+def _frame_problems(frame, shown: go.Figure, readout: str | None) -> list[str]:
+    """What differs between a frame and the live figure (traces, title, panel titles, axes; the readout note)."""
+    problems = []
+    assert len(frame.data) == len(shown.data)
+    for i, (a, b) in enumerate(zip(frame.data, shown.data)):
+        problems += _same(a.to_plotly_json(), b.to_plotly_json(), f"trace {i}")
+    layout, frame_layout = shown.layout.to_plotly_json(), frame.layout.to_plotly_json()
+    notes = frame_layout.get("annotations", [])
+    extra = [a for a in notes if a.get("name") == "readout"]
+    if readout is None:
+        assert not extra
+    else:  # the live explorer's text readout, carried by the frame beside the live figure's own annotations
+        assert len(extra) == 1 and extra[0]["text"] == readout, (extra, readout)
+    frame_layout["annotations"] = [a for a in notes if a.get("name") != "readout"]
+    for key in ("title", "annotations", *(k for k in layout if k[1:5] == "axis" and k[0] in "xy")):
+        problems += _same(frame_layout.get(key) or None, layout.get(key) or None, key)
+    return problems
+
+
+@pytest.mark.parametrize("case_id, name, live, settings", MENU_CASES + STEPPER_CASE,
+                         ids=[c[0] for c in MENU_CASES + STEPPER_CASE])
+def test_every_frame_of_the_new_figures_is_the_live_explorers_figure(case_id, name, live, settings):
+    """Each frame, at every button combination and slider position, is what a fresh live explorer draws there."""
+    fig = _figure(case_id)
+    meta = fig.layout.meta["kernel_free"]
+    names = [f.name for f in fig.frames]
+    assert len(names) == len(set(names)) >= 12
+    per_menu = [len(m["values"]) for m in meta.get("menus", [])]
+    assert len(names) == int(np.prod(per_menu)) * len(meta["values"])  # every combination, once
+    ex = live(**settings)
+    opening = _setting(ex, meta, fig.layout.sliders[0].steps[fig.layout.sliders[0].active].args[0][0])
+    assert all(ex.values()[c] == v for c, v in opening.items())  # the figure opens on the notebook's setting
+    readout = kf._kv_summary if name == "kv_cache_calculator" else None
+    for frame in fig.frames:
+        setting = _setting(ex, meta, frame.name)
+        ex.update(**setting)
+        assert ex.message == "", (frame.name, ex.message)
+        problems = _frame_problems(frame, go.Figure(ex.figure), readout(ex) if readout else None)
+        assert not problems, f"{case_id}, {setting}: " + "; ".join(problems[:8])
+    shown = fig.frames[names.index(fig.layout.sliders[0].steps[fig.layout.sliders[0].active].args[0][0])]
+    assert fig.layout.title.text == shown.layout.title.text
+    assert len(fig.to_json()) < 1.5 * 2 ** 20  # a chapter page carries it whole
+
+
+@pytest.mark.parametrize("case_id", [c[0] for c in MENU_CASES])
+def test_every_button_and_step_of_every_frame_leads_to_a_frame(case_id):
+    """After any frame: the slider walks the frames of that frame's buttons; a button changes its own row only
+    and keeps the slider's position; the pressed buttons and the slider's position are shown."""
+    fig = _figure(case_id)
+    meta = fig.layout.meta["kernel_free"]
+    rows = [m["values"] for m in meta["menus"]]
+    names = {f.name for f in fig.frames}
+    for frame in [fig, *fig.frames]:  # the opening figure carries its controls in its layout
+        layout = frame.layout
+        if frame is fig:
+            here = fig.layout.sliders[0].steps[fig.layout.sliders[0].active].args[0][0].split("|")
+        else:
+            here = frame.name.split("|")
+        *pressed, position = here
+        slider = layout.sliders[0]
+        assert [s.args[0][0] for s in slider.steps] == ["|".join([*pressed, v]) for v in meta["values"]]
+        assert slider.steps[slider.active].args[0][0] == "|".join(here)
+        assert len(layout.updatemenus) == len(rows)
+        for r, (menu, row) in enumerate(zip(layout.updatemenus, rows)):
+            assert row[menu.active] == pressed[r]
+            targets = [b.args[0][0] for b in menu.buttons]
+            assert targets == ["|".join([*pressed[:r], value, *pressed[r + 1:], position]) for value in row]
+            assert set(targets) <= names
+            assert all(b.method == "animate" for b in menu.buttons)
+
+
+def _title_numbers(text: str) -> list[float]:
+    import re
+
+    return [float(x) for x in re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e-?\d+)?", text)]
+
+
+def _frames(fig, **fixed) -> dict:
+    """{frame name: frame} for the frames whose name parts equal ``fixed`` ({position in the name: text})."""
+    return {f.name: f for f in fig.frames if all(f.name.split("|")[i] == v for i, v in fixed.items())}
+
+
+def test_try_this_attention_favor_sharpens_toward_softmax_as_m_grows():
+    """φ = FAVOR+, m from 4 to 1024: the linear map's mean row error against softmax (from the frames' heatmaps,
+    as the title prints it) falls, though not at every step (one draw of ω per m: 1.44 at m = 4, 0.87 at 1024)."""
+    fig = _figure("attention_03")
+    errors = {}
+    for m in kf.ATTENTION_MS:
+        frame = next(f for f in fig.frames if f.name == f"favor+|{m}")
+        p, a = (np.asarray(t.z, dtype=float) for t in frame.data[:2])  # (N, N) softmax, linear
+        errors[m] = float(np.abs(a - p).sum(-1).mean())
+        assert _title_numbers(frame.layout.title.text)[-1] == pytest.approx(errors[m], rel=5e-3)  # 3 digits
+    assert errors[1024] < 0.7 * errors[4], errors
+    elu = {f.layout.title.text for f in fig.frames if f.name.startswith("elu+1|")}
+    assert len(elu) == 1  # elu+1 has no m: its frames are equal along the slider
+
+
+def test_try_this_smoother_small_bandwidth_is_jagged_and_exp_prefers_large_products():
+    fig = _figure("smoother")
+    fit = {}
+    for h in (0.05, 1.0):
+        frame = next(f for f in fig.frames if f.name == f"gaussian|{h}")
+        y = np.asarray(next(t for t in frame.data if t.name == "Nadaraya–Watson fit").y, dtype=float)
+        fit[h] = float(np.abs(np.diff(y)).sum())  # total variation of the fit over the grid
+    assert fit[0.05] > 2 * fit[1.0], fit
+    frame = next(f for f in fig.frames if f.name == "exp|0.4")
+    data = next(t for t in frame.data if t.name.startswith("data"))
+    weights = np.asarray(next(t for t in frame.data if t.type == "bar").y, dtype=float)
+    x = np.asarray(data.x, dtype=float)  # keys; the query is x* = 0.5 > 0: exp(x·x*/h) grows with x
+    assert x[int(np.argmax(weights))] > 2.5  # the weight piles onto the largest key, not the nearest one
+
+
+def test_try_this_stepper_plays_one_outer_product_per_step():
+    fig = _figure("stepper04")
+    play, pause = fig.layout.updatemenus[0].buttons
+    assert play.method == pause.method == "animate" and play.args[0] is None and play.args[1]["fromcurrent"]
+    assert [s.args[0][0] for s in fig.layout.sliders[0].steps] == [str(t) for t in range(12)]
+    states = [np.asarray(f.data[0].z, dtype=float) for f in fig.frames]  # S_t, (d_φ, d_v) each
+    for t in range(1, 12):
+        sv = np.linalg.svd(states[t] - states[t - 1], compute_uv=False)
+        assert sv[1] < 1e-9 * sv[0]  # S_t − S_{t−1} = φ(k_t)v_tᵀ: rank one
+        outputs = np.asarray(fig.frames[t].data[2].z, dtype=float)
+        assert np.isfinite(outputs[: t + 1]).all() and not np.isfinite(outputs[t + 1:]).any()  # t + 1 rows so far
+        assert _title_numbers(fig.frames[t].layout.title.text)[-1] < 1e-12  # readout − quadratic ~ 1e-16
+
+
+def test_try_this_feature_error_falls_with_m_and_only_trig_goes_negative():
+    fig = _figure("features")
+    err = {f.name: _title_numbers(f.layout.title.text) for f in fig.frames}  # m, relative error, negative %
+    assert err["favor+|1024"][1] < 0.25 * err["favor+|4"][1]
+    assert all(err[f"favor+|{m}"][-1] == 0 for m in MS) and any(err[f"trig|{m}"][-1] > 0 for m in MS)
+
+
+def test_try_this_retrieval_exact_to_n_equals_d_then_additive_grows_past_delta():
+    fig = _figure("retrieval")
+    err = {f.name: _title_numbers(f.layout.title.text)[-2:] for f in fig.frames}  # additive, delta
+    assert err["orthogonal first|16"] == [0.0, 0.0]
+    add, delta = err["orthogonal first|64"]
+    assert add > 1.0 and delta < add
+    assert err["random|8"][0] > 0  # random keys interfere from the second pair on
+
+
+def test_try_this_kv_cache_grows_1024x_mqa_shrinks_it_and_a_3_to_1_hybrid_keeps_a_quarter():
+    fig = _figure("kv")
+    meta = fig.layout.meta["kernel_free"]
+    assert [m["control"] for m in meta["menus"]] == ["preset", "softmax_fraction"]
+    assert fig.layout.sliders[0].steps[0].label == "1k" and fig.layout.sliders[0].steps[-1].label == "1M"
+
+    def note(name):
+        frame = next(f for f in fig.frames if f.name == name)
+        return next(a.text for a in frame.layout.annotations if a.name == "readout"), frame
+
+    small, _ = note("llama-2-7b|1.0|1024")
+    large, _ = note("llama-2-7b|1.0|1048576")
+    assert "512.0 MiB at N = 1,024" in small and "512.0 GiB at N = 1,048,576" in large  # 1024× the cache
+    assert small.split("<br>")[1] == large.split("<br>")[1]  # the linear state line does not move
+    mqa, _ = note("falcon-7b|1.0|32768")
+    assert "KiB/token" in mqa and float(mqa.split("KV cache ")[1].split(" KiB")[0]) < 16  # one KV head
+    _, frame = note("llama-2-7b|0.25|1048576")
+    cache, hybrid = np.asarray(frame.data[0].y, float), np.asarray(frame.data[2].y, float)
+    state = 24 * 32 * 128 * 128 * 2 / 2 ** 20  # MiB: the 24 linear layers' states (bf16)
+    assert hybrid[-1] == pytest.approx(cache[-1] / 4 + state, rel=1e-12)
+    assert hybrid[0] == pytest.approx(cache[0] / 4 + state, rel=1e-12)  # the flat floor of linear states
+
+
+def test_kernel_free_menus_refuses_what_it_cannot_draw():
+    ex = retrieval_explorer(n=8, d=4)
+    with pytest.raises(ValueError, match="control must be one of"):
+        kf.kernel_free_menus(ex, [kf.Menu("nope", [1])], "n", [4, 8])
+    with pytest.raises(ValueError, match="one label per button"):
+        kf.kernel_free_menus(ex, [kf.Menu("keys", ["random"], [])], "n", [4, 8])
+    with pytest.raises(ValueError, match="cannot be drawn"):
+        kf.kernel_free_menus(ex, [kf.Menu("keys", ["random"])], "n", [4, 999])
+    assert ex.values()["n"] == 8 and ex.values()["keys"] == "orthogonal first" and ex.message == ""
+    with pytest.raises(ValueError, match="play must be a positive number"):
+        kf.kernel_free(state_stepper(n=4, t=1), "t", range(4), play=0)
+
+
+def test_registry_names_every_explorer_a_notebook_cell_calls():
+    """Every explorer factory a committed notebook cell calls has a kernel-free figure, except the timing
+    explorer (its live mode measures this machine: frames would be one build's noise)."""
+    import re
+    from pathlib import Path
+
+    sources = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.md"))
+    called = set()
+    for src in sources:
+        called |= set(re.findall(r"^([a-z_]+)\(", src.read_text(encoding="utf-8"), re.M)) & set(
+            ["attention_map_explorer", "kernel_smoother_explorer", "state_stepper", "feature_map_explorer",
+             "retrieval_explorer", "kv_cache_calculator", "decay_explorer", "gated_stepper",
+             "sliding_window_explorer", "transition_zoo_explorer", "mesa_solvers_explorer", "timing_explorer"])
+    assert called - set(kf.FIGURES) <= {"timing_explorer"}, called - set(kf.FIGURES)
+    assert set(kf.FIGURES) <= called

@@ -15,14 +15,19 @@ other controls stay at the values the explorer was built with.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping
+import base64
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 
 from ._base import Explorer
 
-__all__ = ["kernel_free", "kernel_free_grid", "frame_layout", "FIGURES", "decay_figure", "stepper_figure", "window_figure",
-           "transition_zoo_figure", "mesa_solvers_figure", "ZOO_BETAS", "MESA_PAIRS"]
+__all__ = ["kernel_free", "kernel_free_grid", "kernel_free_menus", "Menu", "frame_layout", "FIGURES", "decay_figure",
+           "stepper_figure", "window_figure", "transition_zoo_figure", "mesa_solvers_figure", "attention_map_figure",
+           "kernel_smoother_figure", "state_stepper_figure", "feature_map_figure", "retrieval_figure",
+           "kv_calculator_figure", "ZOO_BETAS", "MESA_PAIRS", "ATTENTION_MS", "SMOOTHER_BANDWIDTHS", "RETRIEVAL_PAIRS",
+           "KV_PRESETS", "KV_SOFTMAX_FRACTIONS"]
 
 #: layout keys a frame carries: what changes with the control (titles, panel titles, axis ranges, shapes)
 _FRAME_KEYS = ("title", "annotations", "shapes")
@@ -36,22 +41,46 @@ def frame_layout(layout: dict) -> dict:
     return keep
 
 
-def _traces(fig: go.Figure) -> list[dict]:
-    out = []
-    for trace in fig.data:
-        t = trace.to_plotly_json()
-        t.pop("uid", None)
-        out.append(t)
-    return out
+def _arrays(value: Any) -> Any:
+    """``value`` with every plotly.js typed-array spec ({"dtype": "f8", "bdata": base64, "shape": "r, c"}, how the
+    widget holds some arrays) decoded back to the numpy array it encodes; everything else as it is."""
+    if isinstance(value, dict):
+        if "bdata" in value and "dtype" in value:
+            out = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(_TYPED[value["dtype"]]))
+            shape = value.get("shape")
+            return out.reshape([int(n) for n in str(shape).split(",")]) if shape else out
+        return {k: _arrays(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_arrays(v) for v in value]
+    return value
+
+
+#: plotly.js typed-array codes -> numpy dtypes (the inverse of plotly's encoding table)
+_TYPED = {"i1": "int8", "u1": "uint8", "i2": "int16", "u2": "uint16", "i4": "int32", "u4": "uint32",
+          "f4": "float32", "f8": "float64"}
+
+
+def _drawn(explorer: Explorer) -> dict:
+    """The live explorer's figure as plotly JSON ({"data": [...], "layout": {...}}), the widget's trace ids dropped.
+
+    (A copy by ``to_plotly_json`` with the arrays decoded, not ``go.Figure(explorer.figure)``: the same
+    figure without validating every property again, which was half the cost of a frame.)
+    """
+    spec = explorer.figure.to_plotly_json()
+    spec["data"] = [_arrays({k: v for k, v in trace.items() if k != "uid"}) for trace in spec["data"]]
+    return spec
 
 
 def kernel_free(explorer: Explorer, control: str, values: Iterable[Any], *, label: str | None = None,
-                start: Any = None) -> go.Figure:
+                start: Any = None, play: float | None = None, below: int = 60) -> go.Figure:
     """A figure with one slider over ``control`` = each of ``values``, each frame computed by ``explorer``.
 
     explorer: a live explorer (its other controls keep their current values); control: one of its
     controls; values: the slider's positions (each must be a value the control accepts); start: the
-    position shown first (default: the explorer's current value, if it is one of ``values``).
+    position shown first (default: the explorer's current value, if it is one of ``values``); play: if given,
+    a ▶ play / ❚❚ pause button pair left of the slider steps through the frames, ``play`` seconds each
+    (the live explorer's play button, in plotly.js), in a row under the slider; below: px between the plot area's bottom and the slider
+    (room for the x-axis titles and a legend drawn under the plot).
     Raises ValueError when a value is refused (the explorer's message says why) or the traces of two
     frames differ in number or type (plotly.js can only animate between equal trace sets).
     """
@@ -60,6 +89,8 @@ def kernel_free(explorer: Explorer, control: str, values: Iterable[Any], *, labe
     values = list(values)
     if not values:
         raise ValueError("values must hold at least one position for the slider; got none")
+    if play is not None and not (isinstance(play, (int, float)) and play > 0):
+        raise ValueError(f"play must be a positive number of seconds per frame; got {play!r}")
     current = explorer.values()[control]
     start = current if start is None and current in values else (values[0] if start is None else start)
     if start not in values:
@@ -70,17 +101,16 @@ def kernel_free(explorer: Explorer, control: str, values: Iterable[Any], *, labe
             explorer.update(**{control: value})
             if explorer.message:
                 raise ValueError(f"{control} = {value!r} cannot be drawn: {explorer.message}")
-            fig = go.Figure(explorer.figure)
-            shape = [t.type for t in fig.data]
+            spec = _drawn(explorer)
+            shape = [t.get("type") for t in spec["data"]]
             if kinds is None:
                 kinds = shape
             elif shape != kinds:
                 raise ValueError(f"{control} = {value!r} changes the set of traces ({kinds} → {shape}); "
                                  "a slider cannot animate between them")
-            layout = frame_layout(fig.layout.to_plotly_json())
-            frames.append(go.Frame(name=str(value), data=_traces(fig), layout=layout))
+            frames.append(dict(name=str(value), data=spec["data"], layout=frame_layout(spec["layout"])))
             if value == start:
-                first = fig
+                first = spec
     finally:
         explorer.update(**{control: current})  # the live explorer is left as it was
     fig = go.Figure(first)
@@ -89,9 +119,19 @@ def kernel_free(explorer: Explorer, control: str, values: Iterable[Any], *, labe
                   args=[[str(v)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
                                        transition=dict(duration=0))]) for v in values]
     fig.update_layout(sliders=[dict(active=values.index(start), steps=steps, x=0.0, len=1.0, y=-0.02,
-                                    yanchor="top", pad=dict(t=60, b=10),
+                                    yanchor="top", pad=dict(t=below, b=10),
                                     currentvalue=dict(prefix=f"{label or control} = ", visible=True))],
-                      margin=dict(b=150))
+                      margin=dict(b=below + 90))
+    if play is not None:
+        run = dict(mode="immediate", fromcurrent=True, frame=dict(duration=int(play * 1000), redraw=True),
+                   transition=dict(duration=0))
+        stop = dict(mode="immediate", frame=dict(duration=0, redraw=False), transition=dict(duration=0))
+        fig.update_layout(margin=dict(b=below + 135), height=(fig.layout.height or 450) + 45,
+                          updatemenus=[dict(type="buttons", direction="right", showactive=False, x=0.0,
+                                            xanchor="left", y=-0.02, yanchor="top", pad=dict(t=below + 85, r=10),
+                                            buttons=[dict(label="▶ play", method="animate", args=[None, run]),
+                                                     dict(label="❚❚ pause", method="animate",
+                                                          args=[[None], stop])])])
     fig.layout.meta = dict(kernel_free=dict(control=control, values=[str(v) for v in values]))
     return fig
 
@@ -111,57 +151,130 @@ def kernel_free_grid(explorer: Explorer, buttons: str, button_values: Iterable[A
     value at the slider's first shown position.  ``slider``/``menu``: placement keys (x, y, pad, ...) merged
     into the slider and the button row.  Raises ValueError as :func:`kernel_free`.
     """
-    for name in (buttons, control):
+    return kernel_free_menus(explorer, [Menu(buttons, button_values, button_labels, menu)], control, values,
+                             label=label, slider=slider, keep_position=False, below=None)
+
+
+class Menu(NamedTuple):
+    """One row of buttons of :func:`kernel_free_menus`: the control it sets and the values it offers.
+
+    labels: the buttons' texts (default ``str(value)``); place: placement keys (x, y, pad, ...) merged
+    into the row (default: above the plot, rows stacked upwards in the order given).
+    """
+
+    control: str
+    values: Iterable[Any]
+    labels: Iterable[str] | None = None
+    place: Mapping[str, Any] | None = None
+
+
+def kernel_free_menus(explorer: Explorer, menus: Sequence[Menu], control: str, values: Iterable[Any], *,
+                      label: str | None = None, slider: Mapping[str, Any] | None = None, keep_position: bool = True,
+                      readout: Callable[[Explorer], str] | None = None, below: int | None = 60,
+                      fmt: Callable[[Any], str] = str) -> go.Figure:
+    """Rows of buttons (one per :class:`Menu`) and one slider over ``control`` = each of ``values``.
+
+    One frame per combination, named ``"<menu 1 value>|…|<menu r value>|<slider value>"`` (r menus: the
+    product of their values times the slider's positions), each the live explorer's figure at those settings.
+    Each frame's layout carries the slider (its steps walk the frames of that frame's button values) and every
+    button row (pressed buttons shown; a button goes to the frame with its own row changed and the other rows
+    kept), so after any button the slider moves the right frames.  keep_position: a button keeps the slider's
+    position (True) or opens its value at the first shown position (False).  readout: a function of the
+    explorer giving its text readout at each setting (e.g. the KV calculator's summary, shown beside the live
+    figure): each frame then carries it as a layout annotation named "readout".  fmt: the slider steps' labels
+    (frame names keep ``str(value)``).
+    below: the controls stack under the plot, from the top: the slider ``below`` px under the plot area (room
+    for the x-axis titles and a legend drawn there), the button rows in the order given, the readout; the
+    bottom margin and the figure's height grow by what they take, so the plot keeps its size.  None: the
+    slider at plotly's place under the plot, the rows above it (:func:`kernel_free_grid`'s layout);
+    ``slider`` and each :attr:`Menu.place` are merged last either way.
+    Raises ValueError as :func:`kernel_free`.
+    """
+    menus = [Menu(*m) for m in menus]
+    for name in (*(m.control for m in menus), control):
         if name not in explorer.controls:
             raise ValueError(f"control must be one of {sorted(explorer.controls)}; got {name!r}")
-    button_values, values = list(button_values), list(values)
-    labels = [str(v) for v in button_values] if button_labels is None else list(button_labels)
-    if not button_values or not values or len(labels) != len(button_values):
+    values = list(values)
+    rows = [list(m.values) for m in menus]
+    labels = [[str(v) for v in row] if m.labels is None else list(m.labels) for m, row in zip(menus, rows)]
+    if not menus or not values or any(not row or len(text) != len(row) for row, text in zip(rows, labels)):
         raise ValueError(f"button_values and values must be non-empty, with one label per button; got "
-                         f"{len(button_values)} buttons, {len(labels)} labels, {len(values)} slider positions")
+                         f"{[len(r) for r in rows]} buttons, {[len(t) for t in labels]} labels, {len(values)} "
+                         f"slider positions")
     now = explorer.values()
-    start_b = now[buttons] if now[buttons] in button_values else button_values[0]
+    start_b = tuple(now[m.control] if now[m.control] in row else row[0] for m, row in zip(menus, rows))
     start_v = now[control] if now[control] in values else values[0]
-    name = lambda b, v: f"{b}|{v}"  # noqa: E731
+    name = lambda bs, v: "|".join(str(x) for x in (*bs, v))  # noqa: E731
+    row_px, slider_px, readout_px = 42, 85, 20  # heights: one button row, the slider with its labels, a text line
+    under = (below or 0) + slider_px  # px from the plot area's bottom to the first button row
+    rows_at = [dict(y=-0.02, yanchor="top", pad=dict(t=under + row_px * r, b=0)) if below is not None else {}
+               for r in range(len(menus))]
+    readout_at = under + row_px * len(menus) + 5
 
-    def slider_for(b, active):
-        steps = [dict(label=str(v), method="animate", args=[[name(b, v)], _ANIMATE]) for v in values]
-        return dict(dict(active=active, steps=steps, x=0.0, len=1.0, y=-0.02, yanchor="top", pad=dict(t=60, b=10),
+    def slider_for(bs, active):
+        steps = [dict(label=fmt(v), method="animate", args=[[name(bs, v)], _ANIMATE]) for v in values]
+        pad = dict(t=60 if below is None else below, b=10)
+        return dict(dict(active=active, steps=steps, x=0.0, len=1.0, y=-0.02, yanchor="top", pad=pad,
                          currentvalue=dict(prefix=f"{label or control} = ", visible=True)), **(slider or {}))
 
-    def menu_for(active):
-        row = [dict(label=text, method="animate", args=[[name(b, start_v)], _ANIMATE])
-               for b, text in zip(button_values, labels)]
-        return dict(dict(type="buttons", direction="right", active=active, showactive=True, buttons=row, x=0.0,
-                         xanchor="left", y=1.15, yanchor="bottom", pad=dict(t=0, b=0)), **(menu or {}))
+    def menus_for(bs, v):
+        out = []
+        for r, (m, row, text) in enumerate(zip(menus, rows, labels)):
+            go_to = v if keep_position else start_v
+            buttons = [dict(label=t, method="animate", args=[[name((*bs[:r], b, *bs[r + 1:]), go_to)], _ANIMATE])
+                       for b, t in zip(row, text)]
+            out.append(dict(dict(type="buttons", direction="right", active=row.index(bs[r]), showactive=True,
+                                 buttons=buttons, x=0.0, xanchor="left", y=1.15, yanchor="bottom",
+                                 pad=dict(t=0, b=0)), **rows_at[r], **(m.place or {})))
+        return out
 
+    def note(ex):
+        return dict(name="readout", text=readout(ex), xref="paper", yref="paper", x=0.0, xanchor="left", y=-0.02,
+                    yanchor="top", yshift=-readout_at, showarrow=False, align="left")
+
+    combos = [()]
+    for row in rows:
+        combos = [(*c, b) for c in combos for b in row]
     frames, first, kinds = [], None, None
     try:
-        for i, b in enumerate(button_values):
+        for bs in combos:
             for j, v in enumerate(values):
-                explorer.update(**{buttons: b, control: v})
+                setting = dict(zip((m.control for m in menus), bs), **{control: v})
+                explorer.update(**setting)
                 if explorer.message:
-                    raise ValueError(f"{buttons} = {b!r}, {control} = {v!r} cannot be drawn: {explorer.message}")
-                fig = go.Figure(explorer.figure)
-                shape = [t.type for t in fig.data]
+                    shown = ", ".join(f"{k} = {x!r}" for k, x in setting.items())
+                    raise ValueError(f"{shown} cannot be drawn: {explorer.message}")
+                spec = _drawn(explorer)
+                shape = [t.get("type") for t in spec["data"]]
                 if kinds is None:
                     kinds = shape
                 elif shape != kinds:
-                    raise ValueError(f"{buttons} = {b!r}, {control} = {v!r} changes the set of traces ({kinds} → "
-                                     f"{shape}); a slider cannot animate between them")
-                layout = frame_layout(fig.layout.to_plotly_json())
-                layout.update(sliders=[slider_for(b, j)], updatemenus=[menu_for(i)])
-                frames.append(go.Frame(name=name(b, v), data=_traces(fig), layout=layout))
-                if (b, v) == (start_b, start_v):
-                    first = fig
+                    shown = ", ".join(f"{k} = {x!r}" for k, x in setting.items())
+                    raise ValueError(f"{shown} changes the set of traces ({kinds} → {shape}); a slider cannot "
+                                     "animate between them")
+                if readout is not None:
+                    spec["layout"]["annotations"] = [*spec["layout"].get("annotations", []), note(explorer)]
+                layout = frame_layout(spec["layout"])
+                layout.update(sliders=[slider_for(bs, j)], updatemenus=menus_for(bs, v))
+                frames.append(dict(name=name(bs, v), data=spec["data"], layout=layout))
+                if (bs, v) == (start_b, start_v):
+                    first = spec
     finally:
-        explorer.update(**{buttons: now[buttons], control: now[control]})  # the live explorer as it was
+        explorer.update(**{m.control: now[m.control] for m in menus}, **{control: now[control]})  # as it was
     fig = go.Figure(first)
     fig.frames = frames
-    fig.update_layout(sliders=[slider_for(start_b, values.index(start_v))],
-                      updatemenus=[menu_for(button_values.index(start_b))], margin=dict(b=150))
-    fig.layout.meta = dict(kernel_free=dict(control=control, values=[str(v) for v in values], buttons=buttons,
-                                            button_values=[str(b) for b in button_values]))
+    fig.update_layout(sliders=[slider_for(start_b, values.index(start_v))], updatemenus=menus_for(start_b, start_v),
+                      margin=dict(b=150))
+    if below is not None:
+        lines = max(f["layout"]["annotations"][-1]["text"].count("<br>") + 1 for f in frames) if readout else 0
+        bottom = readout_at + readout_px * lines + 15
+        grow = bottom - ((first["layout"].get("margin") or {}).get("b") or 80)  # plotly's default margin: 80 px
+        fig.update_layout(margin=dict(b=bottom), height=(first["layout"].get("height") or 450) + max(grow, 0))
+    meta = dict(control=control, values=[str(v) for v in values])
+    if len(menus) == 1:
+        meta.update(buttons=menus[0].control, button_values=[str(b) for b in rows[0]])
+    meta["menus"] = [dict(control=m.control, values=[str(b) for b in row]) for m, row in zip(menus, rows)]
+    fig.layout.meta = dict(kernel_free=meta)
     return fig
 
 
@@ -220,6 +333,111 @@ def mesa_solvers_figure(**settings) -> go.Figure:
     return kernel_free(mesa_solvers_explorer(**settings), "n", MESA_PAIRS, label="pairs n")
 
 
+#: the FAVOR+ feature counts m of the attention map's slider: 4 … 1024, the live slider's options
+ATTENTION_MS = tuple(2 ** i for i in range(2, 11))
+#: the bandwidths h of the kernel smoother's slider (the live slider is log-spaced over 0.03 … 5)
+SMOOTHER_BANDWIDTHS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 1.0, 2.0)
+#: the pair counts n of the retrieval explorer's slider: 4, 8, …, 64 (n = d = 16 among them)
+RETRIEVAL_PAIRS = tuple(range(4, 65, 4))
+#: the presets of the KV calculator's buttons: MHA, GQA, MQA and MLA, the four kinds of KV cache
+KV_PRESETS = ("llama-2-7b", "llama-3-8b", "falcon-7b", "deepseek-v2")
+#: the fractions of softmax layers of the KV calculator's second button row: all, 1 in 4 (3 linear : 1), none
+#: (three, not the live menu's six: each is 4 presets × 11 contexts = 44 frames, ~0.3 MiB of the page)
+KV_SOFTMAX_FRACTIONS = ((1.0, "all"), (0.25, "1/4 (3:1)"), (0.0, "none (all linear)"))
+
+
+def attention_map_figure(**settings) -> go.Figure:
+    """The attention maps (notebooks 01, 03): buttons φ = elu+1 / FAVOR+, a slider over FAVOR+'s m (ATTENTION_MS).
+
+    Left P = softmax(QKᵀ/√d), right A = φ(Q)φ(K)ᵀ / row sums, both (N, N); the title gives the row error
+    ‖A_i − P_i‖₁ (max, mean).  With FAVOR+ the slider moves m (A → P as m grows, error ∝ 1/√m); elu+1 has no
+    m, so its frames are equal along the slider.  A button keeps the slider's m.
+    """
+    from .attention_map import attention_map_explorer
+
+    ex = attention_map_explorer(**settings)
+    menu = Menu("feature_map", ("elu+1", "favor+"), ("φ = elu+1", "φ = FAVOR+ (random features)"))
+    return kernel_free_menus(ex, [menu], "m", ATTENTION_MS, label="FAVOR+ features m")
+
+
+def kernel_smoother_figure(**settings) -> go.Figure:
+    """Nadaraya–Watson f(x*) = Σⱼ κ(x*, xⱼ) yⱼ / Σⱼ κ(x*, xⱼ) (notebook 02): buttons over the five kernels κ and
+    a slider over the bandwidth h (SMOOTHER_BANDWIDTHS); the fit over the grid and one query's weights move.
+
+    A button keeps the slider's h.
+    """
+    from .kernel_smoother import KERNELS, kernel_smoother_explorer
+
+    ex = kernel_smoother_explorer(**settings)
+    menu = Menu("kernel", [k for _, k in KERNELS], [text for text, _ in KERNELS])
+    return kernel_free_menus(ex, [menu], "bandwidth", SMOOTHER_BANDWIDTHS, label="bandwidth h")
+
+
+def state_stepper_figure(**settings) -> go.Figure:
+    """The recurrent state stepper (notebook 04) with a slider and a play button over the token t = 0 … N − 1.
+
+    Each frame shows S_t = S_{t−1} + φ(k_t)v_tᵀ (d_φ, d_v), z_t (d_φ,) and the outputs so far (t + 1, d_v),
+    with the readout − quadratic-form difference in the title.
+    """
+    from .state_stepper import state_stepper
+
+    ex = state_stepper(**settings)
+    return kernel_free(ex, "t", range(ex.values()["n"]), label="token t", play=0.6, below=85)
+
+
+def feature_map_figure(**settings) -> go.Figure:
+    """Random-feature estimates of exp(qᵀk/√d) (notebook 05): buttons FAVOR+ / trig, a slider over the number of
+    features m = 4 … 1024 (the live slider's options).  Left: every pair's estimate against the exact value;
+    right: the relative error against m with the 1/√m guide.  A button keeps the slider's m.
+    """
+    from .feature_map_approx import MS, feature_map_explorer
+
+    ex = feature_map_explorer(**settings)
+    menu = Menu("kind", ("favor+", "trig"), ("FAVOR+ (positive)", "trig (sin/cos)"))
+    return kernel_free_menus(ex, [menu], "m", MS, label="features m")
+
+
+def retrieval_figure(**settings) -> go.Figure:
+    """Recall error of n key→value pairs in a d × d state (notebook 08): buttons over the keys (orthogonal first /
+    random) and a slider over n (RETRIEVAL_PAIRS).  Additive S = Σⱼ kⱼvⱼᵀ against the delta rule
+    S_t = S_{t−1} + β k_t (v_t − S_{t−1}ᵀk_t)ᵀ; a button keeps the slider's n.
+    """
+    from .retrieval import retrieval_explorer
+
+    ex = retrieval_explorer(**settings)
+    menu = Menu("keys", ("orthogonal first", "random"), ("keys: orthogonal first", "keys: random"))
+    return kernel_free_menus(ex, [menu], "n", RETRIEVAL_PAIRS, label="pairs n", below=85)
+
+
+def _tokens(n: int) -> str:
+    """A context length as the slider labels it: 1024 -> "1k", 2**20 -> "1M"."""
+    return f"{n // 2**20}M" if n % 2**20 == 0 else f"{n // 2**10}k" if n % 2**10 == 0 else str(n)
+
+
+def _kv_summary(calc) -> str:
+    """The KV calculator's one-sentence summary, broken at its semicolons into lines (plotly wraps nothing)."""
+    return "<br>".join(part.strip() for part in calc.summary.split(";"))
+
+
+def kv_calculator_figure(**settings) -> go.Figure:
+    """KV cache 2·layers·kv_heads·head_dim·N·bytes against the constant linear state (notebook 07): a slider over
+    the context N = 1k … 1M (the live slider's options), one button row over four presets (KV_PRESETS: MHA, GQA,
+    MQA, MLA) and one over the fraction of softmax layers of a hybrid (KV_SOFTMAX_FRACTIONS).
+
+    Each frame also carries the calculator's summary (cache per token and at N, the state, the crossover, the
+    hybrid's cache and states) above the plot, as the live calculator prints it beside the figure.  Buttons keep
+    the slider's N.
+    """
+    from .kv_cache import TOKEN_CHOICES, kv_cache_calculator
+
+    ex = kv_cache_calculator(**settings)
+    presets = Menu("preset", KV_PRESETS)
+    fractions = Menu("softmax_fraction", [f for f, _ in KV_SOFTMAX_FRACTIONS],
+                     [f"softmax layers: {text}" for _, text in KV_SOFTMAX_FRACTIONS])
+    return kernel_free_menus(ex, [presets, fractions], "tokens", TOKEN_CHOICES, label="context N",
+                             readout=_kv_summary, fmt=_tokens)
+
+
 #: explorer factory name (as a notebook cell calls it) -> (**the cell's keyword arguments) -> figure
 FIGURES: dict[str, Callable[..., go.Figure]] = {
     "decay_explorer": decay_figure,
@@ -227,4 +445,10 @@ FIGURES: dict[str, Callable[..., go.Figure]] = {
     "sliding_window_explorer": window_figure,
     "transition_zoo_explorer": transition_zoo_figure,
     "mesa_solvers_explorer": mesa_solvers_figure,
+    "attention_map_explorer": attention_map_figure,
+    "kernel_smoother_explorer": kernel_smoother_figure,
+    "state_stepper": state_stepper_figure,
+    "feature_map_explorer": feature_map_figure,
+    "retrieval_explorer": retrieval_figure,
+    "kv_cache_calculator": kv_calculator_figure,
 }
