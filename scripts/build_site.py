@@ -399,14 +399,27 @@ def vendor(out: Path) -> None:
     shutil.copytree(MATHJAX / "output" / "chtml" / "fonts" / "woff-v2", fonts, dirs_exist_ok=True)
 
 
-def build(out: Path, notebooks_dir: Path = NOTEBOOKS, *, jobs: int = 2) -> dict:
-    """Build the site into ``out`` (replaced); returns {"pages": [...], "figures": n, ...}."""
+def check_hub_url(url: str) -> str:
+    """A JupyterHub's address for the launch button: "" (no button) or an http(s) URL, without a trailing slash."""
+    if not isinstance(url, str):
+        raise TypeError(f"the hub URL must be a string; got {type(url).__name__}")
+    if url and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
+        raise ValueError(f"the hub URL must look like https://hub.example.edu (no query, no spaces); got {url!r}")
+    return url.rstrip("/")
+
+
+def build(out: Path, notebooks_dir: Path = NOTEBOOKS, *, jobs: int = 2, hub_url: str = "") -> dict:
+    """Build the site into ``out`` (replaced); returns {"pages": [...], "figures": n, ...}.
+
+    hub_url: a JupyterHub (with nbgitpuller) whose launch button each chapter shows beside Binder and Colab;
+    "" shows none (the default: there is no hub everyone can use)."""
+    hub_url = check_hub_url(hub_url)
     work = out.parent / f".{out.name}-src"
     info = stage(work, notebooks_dir)
     if out.exists():
         shutil.rmtree(out)
     repo, branch = editions.repository()
-    env = dict(os.environ, LINATTN_SITE_CONFIG=json.dumps({"repository": repo, "branch": branch}))
+    env = dict(os.environ, LINATTN_SITE_CONFIG=json.dumps({"repository": repo, "branch": branch, "hub": hub_url}))
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-j", str(jobs), "-c", str(CONF), "-d",
            str(out.parent / f".{out.name}-doctrees"), str(work), str(out)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -423,7 +436,7 @@ def build(out: Path, notebooks_dir: Path = NOTEBOOKS, *, jobs: int = 2) -> dict:
             pages.append(extra)
     source = notebooks_dir.relative_to(ROOT).as_posix() if notebooks_dir.is_relative_to(ROOT) else str(notebooks_dir)
     meta = {"pages": pages, "figures": info["figures"], "notebooks": source, "hidden_lines": info["hidden_lines"],
-            "folded": info["folded"], "explorers": info["explorers"], "kernel_free": info["kernel_free"],
+            "folded": info["folded"], "explorers": info["explorers"], "kernel_free": info["kernel_free"], "hub": hub_url,
             "warnings": [line for line in done.stderr.splitlines() if "WARNING" in line]}
     (out / "pages.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return meta
@@ -434,9 +447,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "site")
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS, help="where the executed notebooks are")
     parser.add_argument("--jobs", type=int, default=2, help="sphinx-build -j (processes)")
+    parser.add_argument("--hub-url", default=os.environ.get("LINATTN_HUB_URL", ""),
+                        help="your class's JupyterHub (with nbgitpuller), e.g. https://hub.example.edu: each chapter "
+                             "gets a JupyterHub launch button (default: $LINATTN_HUB_URL, else none)")
     args = parser.parse_args(argv)
+    try:
+        hub_url = check_hub_url(args.hub_url)
+    except ValueError as err:
+        parser.error(str(err))
     start = time.perf_counter()
-    info = build(args.out.resolve(), args.notebooks.resolve(), jobs=args.jobs)
+    info = build(args.out.resolve(), args.notebooks.resolve(), jobs=args.jobs, hub_url=hub_url)
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     print(f"site: {args.out} — {len(info['pages'])} pages, {info['figures']} interactive figures "
           f"({info['kernel_free']} kernel-free explorers), {info['hidden_lines']} test-machinery lines hidden, "

@@ -59,6 +59,10 @@ NO_FIGURE_BUDGET = 1.5 * 2 ** 20  # bytes, first view of a page without figures
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
+#: the JupyterHub address the test build passes to --hub-url (any address: the button is a link)
+TEST_HUB = "https://hub.example.edu"
+
+
 def _unavailable(message: str):
     if IN_CI:
         pytest.fail(f"CI=true and {message}", pytrace=False)
@@ -87,7 +91,8 @@ def site(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site") / "site"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_site.py"), "--out", str(out)],
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_site.py"), "--out", str(out),
+                           "--hub-url", TEST_HUB],  # a class's hub: its launch button is tested below
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert done.returncode == 0, f"scripts/build_site.py failed:\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}"
@@ -376,7 +381,7 @@ def test_dark_mode(width, site, server, browser):
             visit.close()
 
 
-def test_sidebar_prev_next_and_launch_buttons(server, browser):
+def test_sidebar_prev_next_and_launch_buttons(site, server, browser):
     page = "04_causal_linear_attention_is_an_rnn"
     visit = Visit(browser, _url(server, page))
     try:
@@ -397,6 +402,14 @@ def test_sidebar_prev_next_and_launch_buttons(server, browser):
         hrefs = pg.evaluate("() => [...document.querySelectorAll('a')].map(a => a.href)")
         assert any("colab.research.google.com" in h and f"notebooks/{page}.ipynb" in h for h in hrefs), "no Colab button"
         assert any("mybinder.org" in h and page in h for h in hrefs), "no Binder button"
+        hub = json.loads((site / "pages.json").read_text(encoding="utf-8")).get("hub", "")  # "" for an older build
+        hub_links = [h for h in hrefs if "/hub/user-redirect/git-pull?" in h]
+        if hub:  # nbgitpuller pulls the repository into the student's home and opens this chapter in JupyterLab
+            assert any(h.startswith(f"{hub}/hub/user-redirect/git-pull?") and "urlpath=lab/tree/" in h
+                       and f"notebooks/{page}.ipynb" in h and "branch=" in h for h in hub_links), (
+                f"no JupyterHub button for {hub}: {hub_links}")
+        else:
+            assert not hub_links, f"a JupyterHub button without a hub: {hub_links}"
         download = [h for h in hrefs if h.endswith(f"{page}.ipynb") and "127.0.0.1" in h]
         assert download, "no .ipynb download"
         nxt.click()
@@ -580,3 +593,22 @@ def test_pages_carry_no_nbval_tag_or_launch_badge_image(site):
         text = page.read_text(encoding="utf-8")
         assert not re.search(r"tag_(nbval-|raises-exception)", text), f"{page.name}: an nbval tag reached the page"
         assert "colab-badge.svg" not in text and "badge_logo.svg" not in text, f"{page.name}: a launch badge image"
+
+
+def test_hub_url_is_checked_before_anything_is_built():
+    """--hub-url takes an http(s) address (a trailing slash is dropped) or nothing; anything else is refused."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import build_site
+
+    assert build_site.check_hub_url("") == ""
+    assert build_site.check_hub_url("https://hub.example.edu/") == "https://hub.example.edu"
+    assert build_site.check_hub_url("http://10.0.0.5:8000/course") == "http://10.0.0.5:8000/course"
+    for bad in ("hub.example.edu", "https://hub.example.edu/?next=x", "ftp://hub", "https://a b"):
+        with pytest.raises(ValueError, match="hub URL must look like"):
+            build_site.check_hub_url(bad)
+    with pytest.raises(TypeError, match="must be a string"):
+        build_site.check_hub_url(None)
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_site.py"), "--hub-url", "hub.example.edu"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "hub URL must look like" in done.stderr
+

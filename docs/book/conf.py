@@ -31,7 +31,7 @@ exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 mathjax_path = "mathjax/tex-chtml-full.js"
 mathjax3_config = {"chtml": {"fontURL": "_static/mathjax/output/chtml/fonts/woff-v2"}}
 
-_site = json.loads(os.environ.get("LINATTN_SITE_CONFIG", "{}"))  # repository, branch (from pyproject.toml)
+_site = json.loads(os.environ.get("LINATTN_SITE_CONFIG", "{}"))  # repository, branch (pyproject.toml), hub (--hub-url)
 
 html_theme = "sphinx_book_theme"
 html_title = project
@@ -49,7 +49,9 @@ html_theme_options = {
     "use_download_button": True,
     "use_fullscreen_button": False,
     "launch_buttons": {"binderhub_url": "https://mybinder.org", "colab_url": "https://colab.research.google.com",
-                       "notebook_interface": "jupyterlab"},
+                       "notebook_interface": "jupyterlab",
+                       # a class's own JupyterHub (nbgitpuller pulls the course into each student's home)
+                       "jupyterhub_url": _site.get("hub", "")},
     "show_toc_level": 2,
     "home_page_in_toc": True,
     "navigation_with_keys": False,
