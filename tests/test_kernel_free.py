@@ -343,3 +343,79 @@ def test_registry_names_every_explorer_a_notebook_cell_calls():
              "sliding_window_explorer", "transition_zoo_explorer", "mesa_solvers_explorer", "timing_explorer"])
     assert called - set(kf.FIGURES) <= {"timing_explorer"}, called - set(kf.FIGURES)
     assert set(kf.FIGURES) <= called
+
+
+# in a browser: the controls clear the plot and each other, and buttons and slider reach the right frames ---------
+CONTROL_BOXES = r"""
+() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  const box = (el) => { const r = el.getBoundingClientRect();
+                        return r.width > 0 && r.height > 0 ? [r.left, r.top, r.right, r.bottom] : null; };
+  const all = (sel) => Array.from(gd.querySelectorAll(sel)).map(box).filter(b => b);
+  const g = gd.getBoundingClientRect(), fl = gd._fullLayout, plots = [];
+  for (const sp of Object.values(fl._plots || {})) {
+    plots.push([g.left + sp.xaxis._offset, g.top + sp.yaxis._offset, g.left + sp.xaxis._offset + sp.xaxis._length,
+                g.top + sp.yaxis._offset + sp.yaxis._length]);
+  }
+  const notes = (gd.layout.annotations || []).map((a, i) => [a.name, i]).filter(([n]) => n === 'readout')
+    .map(([, i]) => gd.querySelector(`.annotation[data-index="${i}"]`)).filter(el => el).map(box);
+  return {slider: all('.slider-container'), buttons: all('.updatemenu-header-group'), readout: notes,
+          title: all('.gtitle'), legend: all('.legend'), colorbar: all('.colorbar'), panel: plots,
+          xtitle: all('.xtitle'), shown: gd.layout.title.text,
+          steps: fl.sliders[0].steps.map(s => s.args[0][0]), active: fl.sliders[0].active};
+}
+"""
+BROWSER_CASES = [c for c in MENU_CASES if c[0] != "attention_01"] + STEPPER_CASE
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_executable, chromium_args):
+    from _lab import launch_chromium
+
+    yield from launch_chromium(chromium_executable, chromium_args)
+
+
+@pytest.mark.parametrize("case_id", [c[0] for c in BROWSER_CASES])
+def test_in_the_page_controls_clear_the_figure_and_reach_their_frames(case_id, browser, tmp_path):
+    """plotly.js alone (no kernel): at 1100 and 700 px the slider, the button rows and the readout overlap no
+    panel, title, axis title, legend, colour scale or each other; pressing the last button of each row, then
+    the slider's last step, shows the frame of exactly those settings (its title; the readout with it)."""
+    fig = _figure(case_id)
+    page = tmp_path / f"{case_id}.html"
+    fig.write_html(str(page), include_plotlyjs="directory", full_html=True, auto_play=False)  # offline
+    mine = {"slider", "buttons", "readout"}
+    for width in (1100, 700):
+        pg = browser.new_page(viewport={"width": width, "height": 1100})
+        try:
+            pg.goto(page.as_uri())
+            pg.wait_for_function("() => { const gd = document.querySelector('.js-plotly-plot');"
+                                 " return gd && gd._fullLayout && gd._fullLayout._plots; }", timeout=30_000)
+            boxes = pg.evaluate(CONTROL_BOXES)
+            parts = [(kind, b) for kind in ("slider", "buttons", "readout", "title", "legend", "colorbar", "panel",
+                                            "xtitle") for b in boxes[kind]]
+            clashes = [f"{a} {p} and {b} {q}" for i, (a, p) in enumerate(parts) for b, q in parts[i + 1:]
+                       if (a in mine or b in mine) and min(p[2], q[2]) - max(p[0], q[0]) > 1
+                       and min(p[3], q[3]) - max(p[1], q[1]) > 1]
+            assert not clashes, f"{case_id} at {width} px: " + "; ".join(clashes)
+            if width != 1100:
+                continue
+            meta = fig.layout.meta["kernel_free"]
+            expect = [m["values"][-1] for m in meta.get("menus", [])]
+            for menu in fig.layout.updatemenus if meta.get("menus") else ():
+                pg.locator(".updatemenu-button", has_text=menu.buttons[-1].label).first.click()
+                pg.wait_for_timeout(300)
+            rail = pg.locator(".slider-rail-rect").first.bounding_box()
+            pg.mouse.click(rail["x"] + rail["width"] - 2, rail["y"] + rail["height"] / 2)
+            name = "|".join([*expect, meta["values"][-1]])
+            frame = next(f for f in fig.frames if f.name == name)
+            pg.wait_for_function("t => document.querySelector('.js-plotly-plot').layout.title.text === t",
+                                 arg=frame.layout.title.text, timeout=10_000)
+            after = pg.evaluate(CONTROL_BOXES)
+            assert after["steps"][after["active"]] == name and after["steps"][0].startswith("|".join(expect))
+            notes = [a.text for a in frame.layout.annotations if a.name == "readout"]
+            if notes:
+                shown = pg.evaluate("() => document.querySelector('.js-plotly-plot').layout.annotations"
+                                    ".filter(a => a.name === 'readout').map(a => a.text)")
+                assert shown == notes
+        finally:
+            pg.close()
