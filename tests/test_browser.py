@@ -509,3 +509,47 @@ def test_try_this_box_is_legible_in_the_dark_theme(page):
     finally:
         pg.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
         pg.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'", timeout=30_000)
+
+
+
+#: roles a reader operates: each needs a name a screen reader can announce
+_OPERATED = ("slider", "button", "combobox", "checkbox", "spinbutton", "textbox", "radio", "switch", "link")
+
+
+def _aria_node(line: str) -> str:
+    """One node of an ARIA snapshot as 'role "name"' (YAML quotes a line holding ': ', a node with children ends in ':')."""
+    node = line.strip()[2:]
+    node = node[:-1] if node.endswith(":") else node
+    return node[1:-1].replace("''", "'") if node.startswith("'") and node.endswith("'") else node
+
+
+def test_every_control_and_figure_has_an_accessible_name(page):
+    """What a screen reader announces for each explorer (Chromium's accessibility tree, as an ARIA snapshot).
+
+    Every slider, button, drop-down, checkbox and number box has a name (ipywidgets leaves slider handles
+    and the Play widget's icon buttons nameless; AccessibleNames names them), each figure is a "figure"
+    named by its title, and a slider's name is its description.
+    """
+    pg, _errors = page
+    outputs = pg.locator(".jp-Notebook .jp-CodeCell .jp-OutputArea")
+    nameless, figures, sliders = [], {}, {}
+    for i, (key, _) in enumerate(EXPLORERS, start=1):
+        deadline = time.monotonic() + 20
+        while True:  # the names are set by the page's module once the views exist
+            snapshot = outputs.nth(i).aria_snapshot()
+            lines = [_aria_node(line) for line in snapshot.splitlines() if line.strip().startswith("- ")]
+            bare = [line for line in lines if line in _OPERATED or any(line.startswith(f'{role} ""') for role in _OPERATED)]
+            named_figures = [line for line in lines if line.startswith('figure "Figure: ')]
+            if (not bare and named_figures) or time.monotonic() > deadline:
+                break
+            pg.wait_for_timeout(200)
+        nameless += [f"{key}: {line}" for line in bare]
+        figures[key] = named_figures
+        sliders[key] = [line for line in lines if line.startswith("slider ")]
+    assert not nameless, f"controls without an accessible name: {nameless}"
+    assert all(len(f) == 1 for f in figures.values()), f"one named figure per explorer: {figures}"
+    report = _report(pg, "_report('window')")
+    title = report["figure"]["title"]
+    assert any(title.split("<")[0].strip()[:30] in f for f in figures["window"]), (title, figures["window"])
+    assert 'slider "window w"' in [s.split(":")[0] for s in sliders["window"]], sliders["window"]
+

@@ -29,6 +29,7 @@ from typing import Any, Iterator, Mapping
 import torch
 
 try:
+    import anywidget
     import ipywidgets as widgets
     import plotly
     import plotly.graph_objects as go
@@ -153,6 +154,56 @@ class ExplorerFigure(go.FigureWidget):
         self._py2js_react = {"data": self._data, "layout": self._layout, "trace_edit_id": trace_edit_id,
                              "layout_edit_id": layout_edit_id}
         self._py2js_react = None
+
+
+#: the front-end half of :class:`AccessibleNames`: names what a screen reader would otherwise announce bare
+_NAMES_ESM = r"""
+const PLAY = {play: "play", pause: "pause", stop: "stop", repeat: "repeat", retweet: "repeat"};
+const plain = (text) => (text || "").replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim();
+function name(root) {
+  for (const slider of root.querySelectorAll(".widget-slider")) {  // noUiSlider handles: role=slider, no name
+    const text = plain(slider.querySelector(".widget-label")?.textContent);
+    if (!text) continue;
+    for (const handle of slider.querySelectorAll(".noUi-handle")) handle.setAttribute("aria-label", text);
+    const readout = slider.querySelector(".widget-readout");
+    if (readout) readout.setAttribute("aria-label", `${text}, typed value`);
+  }
+  for (const button of root.querySelectorAll("button")) {  // icon-only buttons (the Play widget's)
+    if (plain(button.textContent) || button.getAttribute("aria-label")) continue;
+    const icon = (button.querySelector("i")?.className || "").match(/fa-(play|pause|stop|repeat|retweet)/);
+    if (icon) button.setAttribute("aria-label", PLAY[icon[1]]);
+  }
+  for (const plot of root.querySelectorAll(".js-plotly-plot")) {  // the figure: named by its title
+    const title = plain(plot.layout?.title?.text ?? plot.querySelector(".gtitle")?.textContent);
+    plot.setAttribute("role", "figure");
+    plot.setAttribute("aria-label", title ? `Figure: ${title}` : "Figure");
+  }
+}
+export default {
+  render({ el }) {
+    el.style.display = "none";
+    const root = el.closest(".widget-vbox") || el.parentElement;
+    if (!root) return;
+    name(root);
+    const watch = new MutationObserver(() => name(root));  // new views, redraws, a changed title
+    watch.observe(root, { childList: true, subtree: true, characterData: true });
+    return () => watch.disconnect();
+  },
+};
+"""
+
+
+class AccessibleNames(anywidget.AnyWidget):
+    """An invisible widget that gives the controls and the figure of the box it sits in accessible names.
+
+    ipywidgets 8 names its dropdowns, checkboxes and text boxes from their descriptions, but not a slider's
+    handle (role "slider", no name), nor the Play widget's icon buttons, and a plotly figure is announced
+    as a bare picture of tick labels.  In the page, this widget's module labels each slider handle with its
+    description, each Play button with its action, and each figure ("Figure: <its title>"), again whenever
+    the box redraws (tests/test_browser.py reads the names a screen reader gets).
+    """
+
+    _esm = _NAMES_ESM
 
 
 @contextmanager
@@ -339,7 +390,7 @@ class Explorer:
         boxes = [w for w in controls.values()] + list(extra)
         self.widget = widgets.VBox(
             [widgets.HBox(boxes, layout=widgets.Layout(flex_flow="row wrap")), self._message_box, self.figure,
-             self.try_this_box],
+             self.try_this_box, AccessibleNames()],
             layout=widgets.Layout(width="100%"),
         )
         self.adjust()
