@@ -25,6 +25,7 @@ explorers' responsiveness benchmark, :mod:`linattn_edu.explorers.bench`, draws n
 from __future__ import annotations
 
 import base64
+import textwrap
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -168,13 +169,16 @@ class Menu(NamedTuple):
     """One row of buttons of :func:`kernel_free_menus`: the control it sets and the values it offers.
 
     labels: the buttons' texts (default ``str(value)``); place: placement keys (x, y, pad, ...) merged
-    into the row (default: above the plot, rows stacked upwards in the order given).
+    into the row; kind: "buttons" (a row of buttons, like the live explorer's toggle buttons) or
+    "dropdown" (one button that opens upwards onto the list, like its dropdowns: as wide as the longest
+    label, so it fits a phone's width, and each label should say what it sets, e.g. "kernel: Gaussian").
     """
 
     control: str
     values: Iterable[Any]
     labels: Iterable[str] | None = None
     place: Mapping[str, Any] | None = None
+    kind: str = "buttons"
 
 
 def kernel_free_menus(explorer: Explorer, menus: Sequence[Menu], control: str, values: Iterable[Any], *,
@@ -200,6 +204,9 @@ def kernel_free_menus(explorer: Explorer, menus: Sequence[Menu], control: str, v
     Raises ValueError as :func:`kernel_free`.
     """
     menus = [Menu(*m) for m in menus]
+    for m in menus:
+        if m.kind not in ("buttons", "dropdown"):
+            raise ValueError(f"kind must be 'buttons' or 'dropdown'; got {m.kind!r}")
     for name in (*(m.control for m in menus), control):
         if name not in explorer.controls:
             raise ValueError(f"control must be one of {sorted(explorer.controls)}; got {name!r}")
@@ -232,14 +239,17 @@ def kernel_free_menus(explorer: Explorer, menus: Sequence[Menu], control: str, v
             go_to = v if keep_position else start_v
             buttons = [dict(label=t, method="animate", args=[[name((*bs[:r], b, *bs[r + 1:]), go_to)], _ANIMATE])
                        for b, t in zip(row, text)]
-            out.append(dict(dict(type="buttons", direction="right", active=row.index(bs[r]), showactive=True,
+            out.append(dict(dict(type=m.kind, direction="right" if m.kind == "buttons" else "up",
+                                 active=row.index(bs[r]), showactive=True,
                                  buttons=buttons, x=0.0, xanchor="left", y=1.15, yanchor="bottom",
                                  pad=dict(t=0, b=0)), **rows_at[r], **(m.place or {})))
         return out
 
+    left = min(((explorer.figure.layout.margin.l or 80) - 10), 50)  # px: the text may start in the left margin
+
     def note(ex):
         return dict(name="readout", text=readout(ex), xref="paper", yref="paper", x=0.0, xanchor="left", y=-0.02,
-                    yanchor="top", yshift=-readout_at, showarrow=False, align="left")
+                    yanchor="top", yshift=-readout_at, xshift=-left, showarrow=False, align="left")
 
     combos = [()]
     for row in rows:
@@ -350,13 +360,13 @@ SMOOTHER_BANDWIDTHS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 1.0, 2.0)
 RETRIEVAL_PAIRS = tuple(range(4, 65, 4))
 #: the presets of the KV calculator's buttons: MHA, GQA, MQA and MLA, the four kinds of KV cache
 KV_PRESETS = ("llama-2-7b", "llama-3-8b", "falcon-7b", "deepseek-v2")
-#: the fractions of softmax layers of the KV calculator's second button row: all, 1 in 4 (3 linear : 1), none
+#: the fractions of softmax layers of the KV calculator's second menu: all, 1 in 4 (3 linear : 1), none
 #: (three, not the live menu's six: each is 4 presets × 11 contexts = 44 frames, ~0.3 MiB of the page)
 KV_SOFTMAX_FRACTIONS = ((1.0, "all"), (0.25, "1/4 (3:1)"), (0.0, "none (all linear)"))
 
 
 def attention_map_figure(**settings) -> go.Figure:
-    """The attention maps (notebooks 01, 03): buttons φ = elu+1 / FAVOR+, a slider over FAVOR+'s m (ATTENTION_MS).
+    """The attention maps (notebooks 01, 03): a φ menu (elu+1 / FAVOR+), a slider over FAVOR+'s m (ATTENTION_MS).
 
     Left P = softmax(QKᵀ/√d), right A = φ(Q)φ(K)ᵀ / row sums, both (N, N); the title gives the row error
     ‖A_i − P_i‖₁ (max, mean).  With FAVOR+ the slider moves m: the blocks of A sharpen toward P's and the mean
@@ -366,12 +376,12 @@ def attention_map_figure(**settings) -> go.Figure:
     from .attention_map import attention_map_explorer
 
     ex = attention_map_explorer(**settings)
-    menu = Menu("feature_map", ("elu+1", "favor+"), ("φ = elu+1", "φ = FAVOR+ (random features)"))
+    menu = Menu("feature_map", ("elu+1", "favor+"), ("φ = elu+1", "φ = FAVOR+ (random features)"), kind="dropdown")
     return kernel_free_menus(ex, [menu], "m", ATTENTION_MS, label="FAVOR+ features m")
 
 
 def kernel_smoother_figure(**settings) -> go.Figure:
-    """Nadaraya–Watson f(x*) = Σⱼ κ(x*, xⱼ) yⱼ / Σⱼ κ(x*, xⱼ) (notebook 02): buttons over the five kernels κ
+    """Nadaraya–Watson f(x*) = Σⱼ κ(x*, xⱼ) yⱼ / Σⱼ κ(x*, xⱼ) (notebook 02): a menu of the five kernels κ
     and a slider over the bandwidth h (SMOOTHER_BANDWIDTHS); the fit over the grid and one query's weights move.
 
     A button keeps the slider's h.
@@ -379,7 +389,7 @@ def kernel_smoother_figure(**settings) -> go.Figure:
     from .kernel_smoother import KERNELS, kernel_smoother_explorer
 
     ex = kernel_smoother_explorer(**settings)
-    menu = Menu("kernel", [k for _, k in KERNELS], [text for text, _ in KERNELS])
+    menu = Menu("kernel", [k for _, k in KERNELS], [f"kernel: {text}" for text, _ in KERNELS], kind="dropdown")
     return kernel_free_menus(ex, [menu], "bandwidth", SMOOTHER_BANDWIDTHS, label="bandwidth h")
 
 
@@ -408,14 +418,14 @@ def feature_map_figure(**settings) -> go.Figure:
 
 
 def retrieval_figure(**settings) -> go.Figure:
-    """Recall error of n key→value pairs in a d × d state (notebook 08): buttons over the keys (orthogonal first /
+    """Recall error of n key→value pairs in a d × d state (notebook 08): a menu of the keys (orthogonal first /
     random) and a slider over n (RETRIEVAL_PAIRS).  Additive S = Σⱼ kⱼvⱼᵀ against the delta rule
     S_t = S_{t−1} + β k_t (v_t − S_{t−1}ᵀk_t)ᵀ; a button keeps the slider's n.
     """
     from .retrieval import retrieval_explorer
 
     ex = retrieval_explorer(**settings)
-    menu = Menu("keys", ("orthogonal first", "random"), ("keys: orthogonal first", "keys: random"))
+    menu = Menu("keys", ("orthogonal first", "random"), ("keys: orthogonal first", "keys: random"), kind="dropdown")
     return kernel_free_menus(ex, [menu], "n", RETRIEVAL_PAIRS, label="pairs n", below=85)
 
 
@@ -425,25 +435,26 @@ def _tokens(n: int) -> str:
 
 
 def _kv_summary(calc) -> str:
-    """The KV calculator's one-sentence summary, broken at its semicolons into lines (plotly wraps nothing)."""
-    return "<br>".join(part.strip() for part in calc.summary.split(";"))
+    """The KV calculator's one-sentence summary in lines of at most 50 characters, a new line at each of its
+    semicolons (plotly wraps nothing; 50 characters fit a phone's width)."""
+    return "<br>".join(line for part in calc.summary.split(";") for line in textwrap.wrap(part.strip(), 50))
 
 
 def kv_calculator_figure(**settings) -> go.Figure:
     """KV cache 2·layers·kv_heads·head_dim·N·bytes against the constant linear state (notebook 07): a slider over
-    the context N = 1k … 1M (the live slider's options), one button row over four presets (KV_PRESETS: MHA, GQA,
+    the context N = 1k … 1M (the live slider's options), one menu of four presets (KV_PRESETS: MHA, GQA,
     MQA, MLA) and one over the fraction of softmax layers of a hybrid (KV_SOFTMAX_FRACTIONS).
 
     Each frame also carries the calculator's summary (cache per token and at N, the state, the crossover, the
-    hybrid's cache and states) above the plot, as the live calculator prints it beside the figure.  Buttons keep
-    the slider's N.
+    hybrid's cache and states) under the controls, as the live calculator prints it beside the figure.  The menus
+    keep the slider's N.
     """
     from .kv_cache import TOKEN_CHOICES, kv_cache_calculator
 
     ex = kv_cache_calculator(**settings)
-    presets = Menu("preset", KV_PRESETS)
+    presets = Menu("preset", KV_PRESETS, [f"preset: {p}" for p in KV_PRESETS], kind="dropdown")
     fractions = Menu("softmax_fraction", [f for f, _ in KV_SOFTMAX_FRACTIONS],
-                     [f"softmax layers: {text}" for _, text in KV_SOFTMAX_FRACTIONS])
+                     [f"softmax layers: {text}" for _, text in KV_SOFTMAX_FRACTIONS], kind="dropdown")
     return kernel_free_menus(ex, [presets, fractions], "tokens", TOKEN_CHOICES, label="context N",
                              readout=_kv_summary, fmt=_tokens)
 
