@@ -173,6 +173,39 @@ def kernel(pg, code: str) -> str:
     return result["out"]
 
 
+#: what a drawn plotly graph ``gd`` shows, in page pixels: its axes' ranges, every panel's plot area, the
+#: colourbars, annotations (with their yref), titles, axis titles and tick labels (layout_problems reads it)
+RENDERED_GRAPH = r"""
+(gd) => {
+  const fl = gd._fullLayout;
+  const axes = {};
+  for (const [key, ax] of Object.entries(fl)) {
+    if (/^[xy]axis\d*$/.test(key) && ax && ax.range) axes[key] = {range: Array.from(ax.range, Number),
+                                                                  autorange: ax.autorange ?? null};
+  }
+  const box = (el) => { const r = el.getBoundingClientRect();
+                        return r.width > 0 && r.height > 0 ? [r.left, r.top, r.right, r.bottom] : null; };
+  const boxes = (sel) => Array.from(gd.querySelectorAll(sel)).map(el => [el.textContent || '', box(el)])
+                              .filter(([, b]) => b);
+  const notes = Array.from(gd.querySelectorAll('.infolayer .annotation')).map(el => {
+    const a = (fl.annotations || [])[+el.getAttribute('data-index')] || {};
+    return [el.textContent || '', box(el), a.yref || null]; }).filter(([, b]) => b);
+  const g = gd.getBoundingClientRect();
+  const plots = [];
+  for (const [id, sp] of Object.entries(fl._plots || {})) {
+    const xa = sp.xaxis, ya = sp.yaxis;
+    if (!xa || !ya) continue;
+    plots.push([id, [g.left + xa._offset, g.top + ya._offset, g.left + xa._offset + xa._length,
+                     g.top + ya._offset + ya._length]]);
+  }
+  return {axes, plots, graph: [g.left, g.top, g.right, g.bottom],
+          colorbars: boxes('.colorbar'), annotations: notes,
+          titles: boxes('.infolayer .gtitle'), axis_titles: boxes('.infolayer [class*="title"] text')
+            .filter(([t]) => t), ticks: boxes('.xtick text, .ytick text, [class*="tick"] > text')};
+}
+"""
+
+
 def overlaps(a, b, tol: float = 1.0) -> bool:
     """Two page boxes [left, top, right, bottom] share more than ``tol`` px in both directions."""
     return min(a[2], b[2]) - max(a[0], b[0]) > tol and min(a[3], b[3]) - max(a[1], b[1]) > tol

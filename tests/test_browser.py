@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _lab import REDRAWS, jupyterlab_server, kernel, launch_chromium, layout_problems, open_explorers
+from _lab import RENDERED_GRAPH, REDRAWS, jupyterlab_server, kernel, launch_chromium, layout_problems, open_explorers
 
 from linattn_edu import bench, explorers  # the registries the moves below are read from
 
@@ -219,31 +219,7 @@ RENDERED = r"""
   const cell = document.querySelectorAll('.jp-Notebook .jp-CodeCell')[index];
   const gd = cell && cell.querySelector('.js-plotly-plot');
   if (!gd || !gd._fullLayout) return null;
-  const fl = gd._fullLayout;
-  const axes = {};
-  for (const [key, ax] of Object.entries(fl)) {
-    if (/^[xy]axis\d*$/.test(key) && ax && ax.range) axes[key] = {range: Array.from(ax.range, Number),
-                                                                  autorange: ax.autorange ?? null};
-  }
-  const box = (el) => { const r = el.getBoundingClientRect();
-                        return r.width > 0 && r.height > 0 ? [r.left, r.top, r.right, r.bottom] : null; };
-  const boxes = (sel) => Array.from(gd.querySelectorAll(sel)).map(el => [el.textContent || '', box(el)])
-                              .filter(([, b]) => b);
-  const notes = Array.from(gd.querySelectorAll('.infolayer .annotation')).map(el => {
-    const a = (fl.annotations || [])[+el.getAttribute('data-index')] || {};
-    return [el.textContent || '', box(el), a.yref || null]; }).filter(([, b]) => b);
-  const g = gd.getBoundingClientRect();
-  const plots = [];
-  for (const [id, sp] of Object.entries(fl._plots || {})) {
-    const xa = sp.xaxis, ya = sp.yaxis;
-    if (!xa || !ya) continue;
-    plots.push([id, [g.left + xa._offset, g.top + ya._offset, g.left + xa._offset + xa._length,
-                     g.top + ya._offset + ya._length]]);
-  }
-  return {axes, plots, graph: [g.left, g.top, g.right, g.bottom],
-          colorbars: boxes('.colorbar'), annotations: notes,
-          titles: boxes('.infolayer .gtitle'), axis_titles: boxes('.infolayer [class*="title"] text')
-            .filter(([t]) => t), ticks: boxes('.xtick text, .ytick text, [class*="tick"] > text')};
+  return (""" + RENDERED_GRAPH + r""")(gd);
 }
 """
 

@@ -44,6 +44,7 @@ from html import unescape as html_unescape
 from urllib.parse import unquote, urlparse
 
 import pytest
+from _lab import RENDERED_GRAPH, layout_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
@@ -300,6 +301,62 @@ def test_nothing_is_cut_off_on_a_phone(page, server, browser):
         if page == "08_how_the_field_fixed_linear_attention":
             ARTIFACTS.mkdir(exist_ok=True)
             visit.page.screenshot(path=str(ARTIFACTS / f"site_{page[:2]}_390_light.png"))
+    finally:
+        visit.close()
+
+
+#: each figure of a page as drawn: how the page laid it out for this width, its rendered parts and panels
+FIGURE_LAYOUTS = r"""
+() => [...document.querySelectorAll('.bd-article .js-plotly-plot')].map(gd => {
+  const box = gd.parentElement.getBoundingClientRect();
+  let scrolls = false;
+  for (let e = gd.parentElement; e; e = e.parentElement) {
+    const o = getComputedStyle(e).overflowX;
+    if ((o === 'auto' || o === 'scroll') && e.scrollWidth > e.clientWidth) { scrolls = true; break; }
+  }
+  return {mode: gd.getAttribute('data-linattn-layout'), column: box.width, scrolls,
+          title: ((gd._fullLayout.title || {}).text || '').replace(/<[^>]*>/g, ' ').slice(0, 60),
+          rendered: (""" + RENDERED_GRAPH + r""")(gd)};
+})
+"""
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+@pytest.mark.parametrize("page", CHAPTERS)
+def test_figures_fit_the_column_and_panels_stack_on_a_phone(page, width, server, browser):
+    """Every figure as drawn: no title or panel title cut off by the figure's edge or printed over another,
+    no colourbar over a panel or a label (the checks of the explorers' browser test, on the site's column).
+
+    On a phone (390 px) a figure whose panels stand side by side is redrawn with them stacked, each the
+    column's width; a figure that moves through frames, or a grid of square heatmap cells, keeps its layout
+    and scrolls sideways inside its own box; a single panel fills the column.
+    """
+    visit = Visit(browser, _url(server, page), width=width)
+    try:
+        pg = visit.page
+        pg.wait_for_function("() => [...document.querySelectorAll('.bd-article .plotly-graph-div')]"
+                             ".every(el => el.getAttribute('data-linattn-layout') && el.querySelector('.main-svg'))",
+                             timeout=30000)
+        pg.wait_for_timeout(1500)  # the second draw (wrapped titles) and a fallback to scrolling
+        problems = []
+        for i, fig in enumerate(pg.evaluate(FIGURE_LAYOUTS)):
+            where = f"{page} at {width} px, figure {i} ({fig['title']!r}, {fig['mode']})"
+            problems += [f"{where}: {p}" for p in layout_problems(fig["rendered"])]
+            plots = [b for _, b in fig["rendered"]["plots"]]
+            lefts = {round(b[0]) for b in plots}
+            if fig["mode"] == "stacked":
+                wide = [b for b in plots if b[2] - b[0] < 0.6 * fig["column"]]
+                if len(lefts) > 1 or wide:
+                    problems.append(f"{where}: stacked, yet panels side by side or narrower than 0.6 of the column")
+            elif fig["mode"] == "scroll":
+                if width >= 1280 and not fig["rendered"]["graph"][2] - fig["rendered"]["graph"][0] <= fig["column"] + 1:
+                    problems.append(f"{where}: scrolls sideways on a desktop screen")
+                if not fig["scrolls"]:
+                    problems.append(f"{where}: wider than its column but no box scrolls")
+            elif width == 390 and len(lefts) > 1:
+                problems.append(f"{where}: panels side by side on a phone, neither stacked nor scrolling")
+        assert not problems, "\n".join(problems)
+        visit.clean(f"{page} at {width} px")
     finally:
         visit.close()
 
