@@ -282,7 +282,8 @@ def colorbar_beside(fig: go.Figure, colorbar, row: int, col: int) -> None:
     """Put ``colorbar`` just right of subplot (row, col) and as tall as it, so it never covers a panel."""
     ref = fig.get_subplot(row, col)
     (_, x1), (y0, y1) = ref.xaxis.domain, ref.yaxis.domain
-    colorbar.update(x=x1 + 0.01, xanchor="left", y=(y0 + y1) / 2, yanchor="middle", len=y1 - y0, thickness=12)
+    colorbar.update(x=x1 + 0.01, xanchor="left", y=(y0 + y1) / 2, yanchor="middle", len=y1 - y0, thickness=12,
+                    title_side="right")  # its title runs along the bar: no wider than the bar and its ticks
 
 
 #: a bar's fill pattern for each dash pattern: bars of two methods differ by pattern as their lines by dash

@@ -56,8 +56,8 @@ def associativity_diagram(*, n: int = 8, d: int = 2) -> go.Figure:
     fig = subplots(1, 1)
     top, bottom = N + 2.0, 0.0  # rows N tall, with room for the shape labels and the second header
     fig.add_annotation(x=0, y=top + N / 2 + 0.55, xanchor="left", showarrow=False, font=dict(size=14),
-                       text="<b>(φ(Q) φ(K)ᵀ) V</b>: multiply queries by keys first  →  an N × N matrix, "
-                            "time ∝ N²·d, memory ∝ N²")
+                       text="<b>(φ(Q) φ(K)ᵀ) V</b>: multiply queries by keys first<br>"
+                            "→ an N × N matrix, time ∝ N²·d, memory ∝ N²")
     x = _box(fig, 0.0, top, D, N, SOFTMAX_COLOUR, "φ(Q)", "N × d_φ")
     x = _op(fig, x, top, "·")
     x = _box(fig, x, top, N, D, SOFTMAX_COLOUR, "φ(K)ᵀ", "d_φ × N")
@@ -68,8 +68,8 @@ def associativity_diagram(*, n: int = 8, d: int = 2) -> go.Figure:
     x = _op(fig, x, top, "=")
     right = _box(fig, x, top, D, N, NEUTRAL_COLOUR, "out", "N × d_v")
     fig.add_annotation(x=0, y=bottom + N / 2 + 0.55, xanchor="left", showarrow=False, font=dict(size=14),
-                       text="<b>φ(Q) (φ(K)ᵀ V)</b>: multiply keys by values first  →  a d_φ × d_v state S, "
-                            "time ∝ N·d², memory ∝ d² (no N × N)")
+                       text="<b>φ(Q) (φ(K)ᵀ V)</b>: multiply keys by values first<br>"
+                            "→ a d_φ × d_v state S, time ∝ N·d², memory ∝ d² (no N × N)")
     x = _box(fig, 0.0, bottom, N, D, LINEAR_COLOUR, "φ(K)ᵀ", "d_φ × N")
     x = _op(fig, x, bottom, "·")
     x = _box(fig, x, bottom, D, N, NEUTRAL_COLOUR, "V", "N × d_v")

@@ -70,12 +70,12 @@ def state_step(
     fig.update_xaxes(title_text="value dim", row=1, col=1)
     fig.update_yaxes(title_text=f"feature ({feature_name})", range=[d_phi - 0.5, -0.5], row=1, col=1)  # row 0 on top
     fig.update_xaxes(title_text=f"feature ({feature_name})", row=1, col=2)
-    fig.update_yaxes(title_text="z_t", row=1, col=2)
+    fig.update_yaxes(title_text="z_t", side="right", row=1, col=2)  # the gap on its left holds S_t's colourbar
     if z_range is not None:
         fig.update_yaxes(range=[min(0.0, float(zz.min())), z_range], row=1, col=2)
     fig.update_xaxes(title_text="value dim", row=2, col=1)
     fig.update_yaxes(title_text="position i", range=[n - 0.5, -0.5], row=2, col=1)
     fig.update_xaxes(title_text="value dim", row=2, col=2)
-    fig.update_yaxes(title_text="output", range=[-o_span * 1.05, o_span * 1.05], row=2, col=2)
+    fig.update_yaxes(title_text="output", side="right", range=[-o_span * 1.05, o_span * 1.05], row=2, col=2)
     title = f"Recurrent linear attention, t = {t} of {n - 1}: readout − quadratic row t = {err:.2e}"
     return finish(fig, title, 640)
