@@ -43,6 +43,7 @@ Conventions in the field's reference code (flash-linear-attention ``fla/ops/mesa
 from __future__ import annotations
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from ._blocks import chunks_first, floor_log_decay, segment_sum, tril_product
 from ._checks import (check_bool, check_dense_budget, check_gate_values, check_number, check_positive_int, check_qkv,
@@ -99,6 +100,22 @@ def mesa_recurrent_form(q, k, v, beta, g, ridge_diag, h0=None):
     return torch.stack(outs, dim=-2), (h_kk, h_kv)  # (..., N, d_v)
 
 
+def _mesa_chunk(q_i, k_i, v_i, w_i, gamma_i, e_kk, e_kv, ridge):
+    """One chunk from its entry state: outputs (B, C, d_v) and the chunk's last (H_kk, H_kv).
+
+    q_i, k_i (B, C, d), v_i (B, C, d_v), w_i (B, C, C) the decayed write weights, gamma_i (B, C, 1, 1) the
+    entry state's decay at each token, e_kk (B, d, d), e_kv (B, d, d_v), ridge (d, d) = λI.
+    """
+    d, d_v = k_i.shape[-1], v_i.shape[-1]
+    p_kk = (k_i.unsqueeze(-1) * k_i.unsqueeze(-2)).flatten(-2)  # (B, C, d·d): k_s k_sᵀ
+    p_kv = (k_i.unsqueeze(-1) * v_i.unsqueeze(-2)).flatten(-2)  # (B, C, d·d_v): k_s v_sᵀ
+    h_kk = gamma_i * e_kk.unsqueeze(1) + tril_product(w_i, p_kk).unflatten(-1, (d, d))  # (B, C, d, d)
+    h_kv = gamma_i * e_kv.unsqueeze(1) + tril_product(w_i, p_kv).unflatten(-1, (d, d_v))  # (B, C, d, d_v)
+    x = _solve(h_kk + ridge, q_i.unsqueeze(-1))  # (B, C, d, 1): (H_kk + λI)⁻¹ q, C systems at once
+    out = (h_kv.transpose(-2, -1) @ x).squeeze(-1)  # (B, C, d_v, d) @ (B, C, d, 1) -> (B, C, d_v)
+    return out, h_kk[:, -1], h_kv[:, -1]  # the chunk's last token (padded tokens write and decay nothing)
+
+
 def mesa_chunkwise_form(q, k, v, beta, g, ridge_diag, h0=None, *, chunk_size=64):
     """Every token's H's without a loop over tokens: a loop over chunks, one batched solve per chunk.
 
@@ -111,9 +128,11 @@ def mesa_chunkwise_form(q, k, v, beta, g, ridge_diag, h0=None, *, chunk_size=64)
     rows < t),
     o_t = H_kv,tᵀ (H_kk,t + λI)⁻¹ q_t for the chunk's C tokens is one batched solve, and the chunk's last
     H's are the next chunk's entry state. C is clamped to N. Cost per token: C·d·(d + d_v) for the sums
-    plus d³/3 for the solve. Memory: C·d·(d + d_v) per batch row at a time without autograd; with
-    autograd every token's H's are kept for backward, N·d·(d + d_v) (checked against the budget).
-    Shapes as :func:`mesa_recurrent_form`.
+    plus d³/3 for the solve. Memory: C·d·(d + d_v) per batch row for the chunk at work. Under autograd
+    each chunk is a checkpoint (:func:`torch.utils.checkpoint.checkpoint`): backward keeps only the chunks'
+    entry states, (N/C)·d·(d + d_v), and recomputes a chunk's C per-token H's when it reaches it (about a
+    quarter more time than keeping all N·d·(d + d_v) of them, whose allocation bent the time curve upward:
+    2.1 GB at N = 16k, H = 4, d = 64). Shapes as :func:`mesa_recurrent_form`.
     """
     lead, n = q.shape[:-2], q.shape[-2]
     d, d_v = q.shape[-1], v.shape[-1]
@@ -121,11 +140,9 @@ def mesa_chunkwise_form(q, k, v, beta, g, ridge_diag, h0=None, *, chunk_size=64)
     batch = 1
     for s in lead:
         batch *= int(s)
-    keeps_all = torch.is_grad_enabled() and any(x is not None and x.requires_grad
-                                                for x in (q, k, v, beta, g, ridge_diag, *(h0 or ())))
-    check_dense_budget((batch, n if keeps_all else c, d, d + d_v), q.dtype,
-                       f"mesa_attention's per-token (B, {'N' if keeps_all else 'C'}, d, d + d_v) statistics",
-                       "use a shorter sequence or fewer heads per call" + (", or no autograd" if keeps_all else ""))
+    check_dense_budget((batch, c + -(-n // c), d, d + d_v), q.dtype,
+                       "mesa_attention's per-token (B, C, d, d + d_v) statistics and chunk entry states",
+                       "use a smaller chunk_size or fewer heads per call")
     qc, kc, vc = (chunks_first(x, c) for x in (q, k, v))  # (n, B, C, d | d_v)
     bc = chunks_first(beta.unsqueeze(-1), c)  # (n, B, C, 1)
     gc = chunks_first((beta.new_zeros(beta.shape) if g is None else g).unsqueeze(-1), c)  # (n, B, C, 1)
@@ -136,16 +153,15 @@ def mesa_chunkwise_form(q, k, v, beta, g, ridge_diag, h0=None, *, chunk_size=64)
         e_kk, e_kv = q.new_zeros(qc.shape[1], d, d), q.new_zeros(qc.shape[1], d, d_v)  # (B, d, d), (B, d, d_v)
     else:
         e_kk, e_kv = h0[0].reshape(-1, d, d), h0[1].reshape(-1, d, d_v)
+    recorded = torch.is_grad_enabled() and any(x is not None and x.requires_grad
+                                               for x in (q, k, v, beta, g, ridge_diag, *(h0 or ())))
     outs = []
     for q_i, k_i, v_i, w_i, gamma_i in zip(qc.unbind(0), kc.unbind(0), vc.unbind(0), weights.unbind(0),
                                            gamma.unbind(0)):  # a loop over chunks (unbind views: a linear backward)
-        p_kk = (k_i.unsqueeze(-1) * k_i.unsqueeze(-2)).flatten(-2)  # (B, C, d·d): k_s k_sᵀ
-        p_kv = (k_i.unsqueeze(-1) * v_i.unsqueeze(-2)).flatten(-2)  # (B, C, d·d_v): k_s v_sᵀ
-        h_kk = gamma_i * e_kk.unsqueeze(1) + tril_product(w_i, p_kk).unflatten(-1, (d, d))  # (B, C, d, d)
-        h_kv = gamma_i * e_kv.unsqueeze(1) + tril_product(w_i, p_kv).unflatten(-1, (d, d_v))  # (B, C, d, d_v)
-        x = _solve(h_kk + ridge, q_i.unsqueeze(-1))  # (B, C, d, 1): (H_kk + λI)⁻¹ q, C systems at once
-        outs.append((h_kv.transpose(-2, -1) @ x).squeeze(-1))  # (B, C, d_v, d) @ (B, C, d, 1) -> (B, C, d_v)
-        e_kk, e_kv = h_kk[:, -1], h_kv[:, -1]  # the chunk's last token (padded tokens write and decay nothing)
+        parts = (q_i, k_i, v_i, w_i, gamma_i, e_kk, e_kv, ridge)
+        out, e_kk, e_kv = (checkpoint(_mesa_chunk, *parts, use_reentrant=False) if recorded
+                           else _mesa_chunk(*parts))  # (B, C, d_v), (B, d, d), (B, d, d_v)
+        outs.append(out)
     out = torch.stack(outs).transpose(0, 1).flatten(1, 2)[:, :n]  # (n, B, C, d_v) -> (B, N, d_v)
     return out.reshape(*lead, n, d_v), (e_kk.reshape(*lead, d, d), e_kv.reshape(*lead, d, d_v))
 

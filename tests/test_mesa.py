@@ -170,18 +170,34 @@ def test_extreme_valid_gates_stay_finite():
     assert_close("only the current token", expect, forget_all, 1e-5)
 
 
-def test_memory_guard_counts_what_autograd_keeps():
-    """Without autograd the chunkwise form holds one chunk's statistics at a time; with it, every token's."""
+def test_memory_guard_counts_one_chunk_and_the_chunk_entry_states():
+    """With or without autograd the chunkwise form holds one chunk's statistics and the chunks' entry states."""
     q, k, v, beta, g = _inputs(lead=(2,), n=64, d=8, d_v=8)
-    old = set_memory_budget(2 * 64 * 8 * 16 * 8 // 4)  # a quarter of (B, N, d, d + d_v) float64
+    need = 2 * (16 + 64 // 16) * 8 * 16 * 8  # bytes of (B, C + N/C, d, d + d_v) float64
+    old = set_memory_budget(need)
     try:
         with torch.no_grad():
-            out = mesa_attention(q, k, v, beta=beta, log_decay=g, chunk_size=16)  # (B, C, d, d + d_v) fits
+            out = mesa_attention(q, k, v, beta=beta, log_decay=g, chunk_size=16)
         assert torch.isfinite(out).all()
-        with pytest.raises(MemoryBudgetError, match=r"per-token \(B, N, d, d \+ d_v\) statistics"):
-            mesa_attention(q.requires_grad_(True), k, v, beta=beta, log_decay=g, chunk_size=16)
+        mesa_attention(q.clone().requires_grad_(True), k, v, beta=beta, log_decay=g, chunk_size=16).sum().backward()
+        set_memory_budget(need - 1)
+        with pytest.raises(MemoryBudgetError, match=r"\(B, C, d, d \+ d_v\) statistics and chunk entry states"):
+            mesa_attention(q, k, v, beta=beta, log_decay=g, chunk_size=16)
     finally:
         set_memory_budget(old)
+
+
+def test_backward_keeps_chunk_entry_states_not_every_tokens_statistics():
+    """Autograd saves (checkpointed chunks) far fewer numbers than the N·d·(d + d_v) per-token H's."""
+    q, k, v, beta, g = _inputs(lead=(2,), n=256, d=16, d_v=16)
+    saved = []
+    q.requires_grad_(True)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+        out = mesa_attention(q, k, v, beta=beta, log_decay=g, chunk_size=16)
+    every_token = 2 * 256 * 16 * 32  # (B, N, d, d + d_v)
+    assert sum(saved) < 0.5 * every_token, f"autograd saved {sum(saved)} numbers; every token's H's are {every_token}"
+    out.square().sum().backward()
+    assert torch.isfinite(q.grad).all()
 
 
 def test_auto_is_chunkwise_and_beta_defaults_to_one():
