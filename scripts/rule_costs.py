@@ -14,11 +14,14 @@
   chunkwise form at 16k (forward and forward+backward), timed in alternating pairs (``bench.sweeps.paired_ratio``)
   so that load drifting during the run reaches both sides of each ratio;
 * every rule's forward+backward slope from 4k to 16k timed the same way, 4k and 16k back to back
-  (``bench.sweeps.paired_slope``): one slope per pair, the median and quartiles of seven pairs;
+  (``bench.sweeps.paired_slope``): one slope per pair, the median and quartiles of seven pairs at d = 64
+  and of five at d = 128, in wall-clock and in this process's CPU seconds;
 * where Hugging Face transformers imports: its pure-PyTorch Gated DeltaNet (what Qwen3-Next runs on a CPU)
   on the same inputs, checked equal before timing; and its recurrent decode step beside DeltaState.step.
 Each record file carries device, torch, date, revision and the machine's load (linattn_edu.bench.records).
 Files: cpu_rules.json (the sweeps), cpu_rules_decode.json, cpu_rules_paired.json (ratios and slopes in pairs).
+cpu_rules_paired_repeat.json is an earlier ``--part paired`` run of the same revision (copied before the
+second run): notebook 06 compares the two to show how far a slope moves between runs on one machine.
 """
 from __future__ import annotations
 
@@ -88,7 +91,7 @@ def _paired(ns: list[int], out: Path, *, quick: bool) -> None:
     records = [paired_ratio("delta_recurrent", "delta_chunkwise", n_small, pairs=9)]
     records += [paired_ratio("sdpa", "chunkwise", n_large, mode=mode, pairs=7) for mode in ("forward", "forward+backward")]
     records += [paired_slope(m, n_small, n_large, d=64) for m in RULE_METHODS]
-    records += [paired_slope(m, n_small, n_large, d=128) for m in ("chunkwise", "delta_chunkwise", "gated_delta_chunkwise")]
+    records += [paired_slope(m, n_small, n_large, d=128, pairs=5) for m in RULE_METHODS]  # Qwen3-Next's head size
     meta = dict(run_metadata(), benchmark="rule costs in alternating pairs: the delta rule's chunkwise form vs its token "
                                           "loop, SDPA vs the linear rule, every rule's slope from 4k to 16k",
                 quick=quick)
