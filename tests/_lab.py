@@ -206,6 +206,31 @@ RENDERED_GRAPH = r"""
 """
 
 
+#: a kernel-free figure's parts in page pixels (the first plotly graph of the page): its slider, menu buttons
+#: and menus, readout notes, title (boxes and text), legend, colourbars, panels, x-axis titles, and the
+#: slider's steps (frame names) with the active one
+KERNEL_FREE_BOXES = r"""
+() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  const box = (el) => { const r = el.getBoundingClientRect();
+                        return r.width > 0 && r.height > 0 ? [r.left, r.top, r.right, r.bottom] : null; };
+  const all = (sel) => Array.from(gd.querySelectorAll(sel)).map(box).filter(b => b);
+  const g = gd.getBoundingClientRect(), fl = gd._fullLayout, plots = [];
+  for (const sp of Object.values(fl._plots || {})) {
+    plots.push([g.left + sp.xaxis._offset, g.top + sp.yaxis._offset, g.left + sp.xaxis._offset + sp.xaxis._length,
+                g.top + sp.yaxis._offset + sp.yaxis._length]);
+  }
+  const notes = (gd.layout.annotations || []).map((a, i) => [a.name, i]).filter(([n]) => n === 'readout')
+    .map(([, i]) => gd.querySelector(`.annotation[data-index="${i}"]`)).filter(el => el).map(box);
+  const slider = (fl.sliders || [])[0] || {steps: [], active: null};
+  return {slider: all('.slider-container'), buttons: all('.updatemenu-header-group'),
+          menus: all('.updatemenu-container'), readout: notes, title: all('.gtitle'),
+          shown: (fl.title && fl.title.text) || '', legend: all('.legend'), colorbar: all('.colorbar'),
+          panel: plots, xtitle: all('.xtitle'), steps: slider.steps.map(s => s.args[0][0]), active: slider.active};
+}
+"""
+
+
 def overlaps(a, b, tol: float = 1.0) -> bool:
     """Two page boxes [left, top, right, bottom] share more than ``tol`` px in both directions."""
     return min(a[2], b[2]) - max(a[0], b[0]) > tol and min(a[3], b[3]) - max(a[1], b[1]) > tol

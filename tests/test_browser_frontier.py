@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 import pytest
-from _lab import REDRAWS, jupyterlab_server, kernel, launch_chromium, layout_problems, open_explorers
+from _lab import (KERNEL_FREE_BOXES, RENDERED_GRAPH, REDRAWS, jupyterlab_server, kernel, launch_chromium,
+                  layout_problems, open_explorers)
 
 pytestmark = pytest.mark.browser
 
@@ -168,31 +169,7 @@ RENDERED = r"""
   const cell = document.querySelectorAll('.jp-Notebook .jp-CodeCell')[index];
   const gd = cell && cell.querySelector('.js-plotly-plot');
   if (!gd || !gd._fullLayout) return null;
-  const fl = gd._fullLayout;
-  const axes = {};
-  for (const [key, ax] of Object.entries(fl)) {
-    if (/^[xy]axis\d*$/.test(key) && ax && ax.range) axes[key] = {range: Array.from(ax.range, Number),
-                                                                  autorange: ax.autorange ?? null};
-  }
-  const box = (el) => { const r = el.getBoundingClientRect();
-                        return r.width > 0 && r.height > 0 ? [r.left, r.top, r.right, r.bottom] : null; };
-  const boxes = (sel) => Array.from(gd.querySelectorAll(sel)).map(el => [el.textContent || '', box(el)])
-                              .filter(([, b]) => b);
-  const notes = Array.from(gd.querySelectorAll('.infolayer .annotation')).map(el => {
-    const a = (fl.annotations || [])[+el.getAttribute('data-index')] || {};
-    return [el.textContent || '', box(el), a.yref || null]; }).filter(([, b]) => b);
-  const g = gd.getBoundingClientRect();
-  const plots = [];
-  for (const [id, sp] of Object.entries(fl._plots || {})) {
-    const xa = sp.xaxis, ya = sp.yaxis;
-    if (!xa || !ya) continue;
-    plots.push([id, [g.left + xa._offset, g.top + ya._offset, g.left + xa._offset + xa._length,
-                     g.top + ya._offset + ya._length]]);
-  }
-  return {axes, plots, graph: [g.left, g.top, g.right, g.bottom],
-          colorbars: boxes('.colorbar'), annotations: notes,
-          titles: boxes('.infolayer .gtitle'), axis_titles: boxes('.infolayer [class*="title"] text')
-            .filter(([t]) => t), ticks: boxes('.xtick text, .ytick text, [class*="tick"] > text')};
+  return (""" + RENDERED_GRAPH + r""")(gd);
 }
 """
 
@@ -430,25 +407,6 @@ def test_the_page_draws_torchs_eigenvalues_of_the_kernels_transition(page):
 
 
 # the kernel-free figures as a page without a kernel shows them: slider, legend and colour scales apart
-KERNEL_FREE_BOXES = r"""
-() => {
-  const gd = document.querySelector('.js-plotly-plot');
-  const box = (el) => { const r = el.getBoundingClientRect();
-                        return r.width > 0 && r.height > 0 ? [r.left, r.top, r.right, r.bottom] : null; };
-  const all = (sel) => Array.from(gd.querySelectorAll(sel)).map(box).filter(b => b);
-  const g = gd.getBoundingClientRect(), fl = gd._fullLayout, plots = [];
-  for (const [id, sp] of Object.entries(fl._plots || {})) {
-    const xa = sp.xaxis, ya = sp.yaxis;
-    plots.push([g.left + xa._offset, g.top + ya._offset, g.left + xa._offset + xa._length,
-                g.top + ya._offset + ya._length]);
-  }
-  return {sliders: all('.slider-container'), legends: all('.legend'), colorbars: all('.colorbar'), plots,
-          menus: all('.updatemenu-container'), title: (fl.title && fl.title.text) || '',
-          steps: (fl.sliders[0] || {steps: []}).steps.map(s => s.args[0][0])};
-}
-"""
-
-
 @pytest.mark.parametrize("name", ["transition_zoo_explorer", "mesa_solvers_explorer"])
 def test_kernel_free_figure_keeps_slider_legend_and_colour_scales_apart(tmp_path, browser, name):
     from linattn_edu.explorers import kernel_free
@@ -464,10 +422,10 @@ def test_kernel_free_figure_keeps_slider_legend_and_colour_scales_apart(tmp_path
                              " return gd && gd._fullLayout && gd._fullLayout._plots; }", timeout=30_000)
         pg.wait_for_timeout(500)
         boxes = pg.evaluate(KERNEL_FREE_BOXES)
-        assert boxes["title"] == fig.layout.title.text and len(boxes["sliders"]) == 1
-        parts = ([("slider", b) for b in boxes["sliders"]] + [("legend", b) for b in boxes["legends"]]
+        assert boxes["shown"] == fig.layout.title.text and len(boxes["slider"]) == 1
+        parts = ([("slider", b) for b in boxes["slider"]] + [("legend", b) for b in boxes["legend"]]
                  + [("buttons", b) for b in boxes["menus"]]
-                 + [("colour scale", b) for b in boxes["colorbars"]] + [("panel", b) for b in boxes["plots"]])
+                 + [("colour scale", b) for b in boxes["colorbar"]] + [("panel", b) for b in boxes["panel"]])
         clashes = [f"{a} {p} and {b} {q}" for i, (a, p) in enumerate(parts) for b, q in parts[i + 1:]
                    if not (a == b == "panel") and min(p[2], q[2]) - max(p[0], q[0]) > 1
                    and min(p[3], q[3]) - max(p[1], q[1]) > 1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _lab import KERNEL_FREE_BOXES
 
 pytest.importorskip("plotly")
 pytest.importorskip("ipywidgets")
@@ -349,25 +350,6 @@ def test_registry_names_every_explorer_a_notebook_cell_calls():
 
 
 # in a browser: the controls clear the plot and each other, and buttons and slider reach the right frames ---------
-CONTROL_BOXES = r"""
-() => {
-  const gd = document.querySelector('.js-plotly-plot');
-  const box = (el) => { const r = el.getBoundingClientRect();
-                        return r.width > 0 && r.height > 0 ? [r.left, r.top, r.right, r.bottom] : null; };
-  const all = (sel) => Array.from(gd.querySelectorAll(sel)).map(box).filter(b => b);
-  const g = gd.getBoundingClientRect(), fl = gd._fullLayout, plots = [];
-  for (const sp of Object.values(fl._plots || {})) {
-    plots.push([g.left + sp.xaxis._offset, g.top + sp.yaxis._offset, g.left + sp.xaxis._offset + sp.xaxis._length,
-                g.top + sp.yaxis._offset + sp.yaxis._length]);
-  }
-  const notes = (gd.layout.annotations || []).map((a, i) => [a.name, i]).filter(([n]) => n === 'readout')
-    .map(([, i]) => gd.querySelector(`.annotation[data-index="${i}"]`)).filter(el => el).map(box);
-  return {slider: all('.slider-container'), buttons: all('.updatemenu-header-group'), readout: notes,
-          title: all('.gtitle'), legend: all('.legend'), colorbar: all('.colorbar'), panel: plots,
-          xtitle: all('.xtitle'), shown: gd.layout.title.text,
-          steps: fl.sliders[0].steps.map(s => s.args[0][0]), active: fl.sliders[0].active};
-}
-"""
 BROWSER_CASES = [c for c in MENU_CASES if c[0] != "attention_01"] + STEPPER_CASE
 
 
@@ -394,7 +376,7 @@ def test_in_the_page_controls_clear_the_figure_and_reach_their_frames(case_id, b
             pg.goto(page.as_uri())
             pg.wait_for_function("() => { const gd = document.querySelector('.js-plotly-plot');"
                                  " return gd && gd._fullLayout && gd._fullLayout._plots; }", timeout=30_000)
-            boxes = pg.evaluate(CONTROL_BOXES)
+            boxes = pg.evaluate(KERNEL_FREE_BOXES)
             right = pg.evaluate("() => document.querySelector('.js-plotly-plot').getBoundingClientRect().right")
             cut = [f"{kind} {b}" for kind in mine for b in boxes[kind] if b[2] > right + 1]
             assert not cut, f"{case_id} at {width} px: clipped at the figure's right edge ({right}): {cut}"
@@ -423,7 +405,7 @@ def test_in_the_page_controls_clear_the_figure_and_reach_their_frames(case_id, b
             frame = next(f for f in fig.frames if f.name == name)
             pg.wait_for_function("t => document.querySelector('.js-plotly-plot').layout.title.text === t",
                                  arg=frame.layout.title.text, timeout=10_000)
-            after = pg.evaluate(CONTROL_BOXES)
+            after = pg.evaluate(KERNEL_FREE_BOXES)
             assert after["steps"][after["active"]] == name and after["steps"][0].startswith("|".join(expect))
             notes = [a.text for a in frame.layout.annotations if a.name == "readout"]
             if notes:
