@@ -6,38 +6,37 @@
 var LINATTN_NARROW = 640;  /* px of column below which panels stack */
 
 var LINATTN_MIN_MOVING = 680;  /* px: a figure with frames needs this much; narrower, it scrolls sideways */
+var LINATTN_CONFIG = {responsive: true, displaylogo: false};
 
 window.linattnPlot = function (id, fig) {
   var draw = function () {
     var gd = document.getElementById(id);
-    var config = {responsive: true, displaylogo: false};
     var moving = !!((fig.frames && fig.frames.length) || (fig.layout.sliders || []).length ||
                     (fig.layout.updatemenus || []).length);
-    var shown = null;
-    var render = function (force) {
+    var shown = null, crowded = false;  /* crowded: the narrow layout did not fit; narrow, it scrolls */
+    var render = function () {
       var width = (gd.parentElement || gd).clientWidth;
       var mode = moving ? (width < LINATTN_MIN_MOVING ? 'scroll' : 'as-built')
                         : width >= LINATTN_NARROW ? 'as-built'
-                        : linattnPanels(fig.layout || {}) ? 'stacked'
-                        : linattnSquareGrid(fig.layout || {}) ? 'scroll' : 'as-built';
-      if (force && force !== true) { mode = force; }
+                        : crowded || linattnSquareCells(fig.layout || {}) ? 'scroll'
+                        : linattnPanels(fig.layout || {}) ? 'stacked' : 'as-built';
       if (mode === shown) { return; }
       shown = mode;
       gd.classList.toggle('linattn-scroll-figure', mode === 'scroll');
       gd.setAttribute('data-linattn-layout', mode);
       var out = mode === 'stacked' ? linattnNarrow(fig, width) : JSON.parse(JSON.stringify(
         {data: fig.data || [], layout: fig.layout || {}, frames: fig.frames || []}));
-      Plotly.react(gd, {data: out.data, layout: out.layout, config: config}).then(function () {
+      Plotly.react(gd, {data: out.data, layout: out.layout, config: LINATTN_CONFIG}).then(function () {
         return linattnFitTexts(gd, out);
       }).then(function () {
         if (out.frames && out.frames.length) { return Plotly.addFrames(gd, out.frames); }
       }).then(function () {
         /* a figure that still does not fit a narrow column scrolls sideways at its built layout */
-        if (mode !== 'scroll' && width < LINATTN_NARROW && linattnCrowded(gd)) { render('scroll'); }
+        if (mode !== 'scroll' && width < LINATTN_NARROW && linattnCrowded(gd)) { crowded = true; render(); }
       });
     };
     render();
-    window.addEventListener('resize', function () { render(); });
+    window.addEventListener('resize', render);
   };
   if (window.Plotly) { draw(); } else { window.addEventListener('DOMContentLoaded', draw); }
 };
@@ -55,20 +54,22 @@ function linattnTextBoxes(gd) {
   return out.filter(function (t) { return t.box.width > 0; });
 }
 
-/* True when a drawn title or panel title runs past the figure's edge or over another one. */
+/* True when box t (of linattnTextBoxes) runs past the figure's edge g or over another of `others`. */
+function linattnClashes(t, others, g) {
+  return t.box.left < g.left - 1 || t.box.right > g.right + 1 || others.some(function (o) {
+    return o !== t && Math.min(t.box.right, o.box.right) - Math.max(t.box.left, o.box.left) > 1 &&
+           Math.min(t.box.bottom, o.box.bottom) - Math.max(t.box.top, o.box.top) > 1;
+  });
+}
+
+/* True when a drawn title, annotation or colourbar runs past the figure's edge or over another one. */
 function linattnCrowded(gd) {
   var g = gd.getBoundingClientRect(), texts = linattnTextBoxes(gd);
-  for (var i = 0; i < texts.length; i++) {
-    var a = texts[i].box;
-    if (a.left < g.left - 1 || a.right > g.right + 1) { return true; }
-    for (var j = i + 1; j < texts.length; j++) {
-      var b = texts[j].box;
-      if (Math.min(a.right, b.right) - Math.max(a.left, b.left) > 1 &&
-          Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 1) { return true; }
-    }
-  }
-  return false;
+  return texts.some(function (t) { return linattnClashes(t, texts, g); });
 }
+
+/* The lines of a plotly text ("a<br>b"). */
+function linattnLines(text) { return String(text || '').split(/<br\s*\/?>/i); }
 
 /* Wrap the title to the figure's width and each paper annotation to its panel's width, measured on the
    drawn figure; the same wrap goes into every frame (a frame carries the title and panel titles). */
@@ -76,7 +77,7 @@ function linattnFitTexts(gd, out) {
   var fl = gd._fullLayout, size = fl._size, g = gd.getBoundingClientRect();
   var plain = function (t) { return String(t || '').replace(/<[^>]*>/g, ''); };
   var limit = function (text, drawn, room) {  /* characters a line may hold so that it fits `room` px */
-    var n = Math.max.apply(null, String(text || '').split(/<br\s*\/?>/i).map(function (l) { return plain(l).length; }));
+    var n = Math.max.apply(null, linattnLines(text).map(function (l) { return plain(l).length; }));
     return drawn > room ? Math.max(12, Math.floor(n * room / drawn) - 1) : 0;
   };
   var xs = Object.keys(fl).filter(function (k) { return /^xaxis\d*$/.test(k) && fl[k] && fl[k].domain; });
@@ -90,16 +91,10 @@ function linattnFitTexts(gd, out) {
   };
   var titleChars = 0, noteChars = {}, extraTop = 0;
   var texts = linattnTextBoxes(gd).filter(function (t) { return t.kind !== 'bar'; });
-  var meets = function (t) {  /* t runs past the figure's edge, or over another title */
-    return t.box.left < g.left - 1 || t.box.right > g.right + 1 || texts.some(function (o) {
-      return o !== t && Math.min(t.box.right, o.box.right) - Math.max(t.box.left, o.box.left) > 1 &&
-             Math.min(t.box.bottom, o.box.bottom) - Math.max(t.box.top, o.box.top) > 1;
-    });
-  };
   texts.forEach(function (t) {
     if (t.kind === 'title') {
       titleChars = limit(fl.title.text, t.box.width, g.width - 16);
-    } else if (t.kind === 'note' && meets(t)) {  /* a panel title that fits where it is stays on one line */
+    } else if (t.kind === 'note' && linattnClashes(t, texts, g)) {  /* a panel title that fits stays one line */
       var a = fl.annotations[t.index];
       var chars = limit(a.text, t.box.width, a.xref === 'paper' ? panelRoom(a.x) : g.width - 16);
       if (chars) { noteChars[t.index] = chars; }
@@ -118,14 +113,14 @@ function linattnFitTexts(gd, out) {
     (layout.annotations || []).forEach(function (a, i) {
       if (noteChars[i]) {
         var lines = linattnWrap(a.text, noteChars[i], 1);
-        added = Math.max(added, lines.length - String(a.text).split(/<br\s*\/?>/i).length);
+        added = Math.max(added, lines.length - linattnLines(a.text).length);
         a.text = lines.join('<br>');
       }
     });
     return added;
   };
   if (!titleChars && !Object.keys(noteChars).length) { return Promise.resolve(); }
-  var before = String((fl.title || {}).text || '').split(/<br\s*\/?>/i).length;
+  var before = linattnLines((fl.title || {}).text).length;
   var titleLines = wrapTitle(out.layout) || before;
   extraTop = wrapNotes(out.layout) * 22 + (titleLines - before) * 22;
   (out.frames || []).forEach(function (f) { if (f.layout) { wrapTitle(f.layout); wrapNotes(f.layout); } });
@@ -137,7 +132,7 @@ function linattnFitTexts(gd, out) {
     out.layout.title = title;
   }
   if (out.layout.height) { out.layout.height += Math.max(0, extraTop); }
-  return Plotly.react(gd, {data: out.data, layout: out.layout, config: {responsive: true, displaylogo: false}});
+  return Plotly.react(gd, {data: out.data, layout: out.layout, config: LINATTN_CONFIG});
 }
 
 /* The panels of a one-row grid, left to right: [{x: 'xaxis2', y: 'yaxis2', domain: [a, b]}], or null. */
@@ -150,8 +145,6 @@ function linattnPanels(layout) {
     return {x: k, y: y, domain: layout[k].domain};
   });
   if (list.length < 2) { return null; }
-  var square = Object.keys(layout).some(function (k) { return /^[xy]axis\d*$/.test(k) && layout[k] && layout[k].scaleanchor; });
-  if (square) { return null; }  /* square cells (heatmaps) keep their grid: such a figure scrolls instead */
   var rows = {};
   list.forEach(function (p) { var d = (layout[p.y] || {}).domain || [0, 1]; rows[d.join(',')] = d; });
   if (Object.keys(rows).length !== 1) { return null; }  /* already several rows: leave it */
@@ -163,11 +156,13 @@ function linattnPanels(layout) {
   return list;
 }
 
-/* Two or more panels side by side with square cells (heatmaps): too small to read when squeezed. */
-function linattnSquareGrid(layout) {
-  var xs = Object.keys(layout).filter(function (k) { return /^xaxis\d*$/.test(k) && layout[k] && layout[k].domain; });
+/* Two or more panels side by side with square cells (heatmaps): too small to read when squeezed, and
+   their grid is kept (such a figure scrolls instead of stacking). */
+function linattnSquareCells(layout) {
   var starts = {};
-  xs.forEach(function (k) { starts[layout[k].domain[0].toFixed(3)] = true; });
+  Object.keys(layout).forEach(function (k) {
+    if (/^xaxis\d*$/.test(k) && layout[k] && layout[k].domain) { starts[layout[k].domain[0].toFixed(3)] = true; }
+  });
   return Object.keys(starts).length >= 2 && Object.keys(layout).some(function (k) {
     return /^[xy]axis\d*$/.test(k) && layout[k] && layout[k].scaleanchor; });
 }
@@ -176,7 +171,7 @@ function linattnSquareGrid(layout) {
    letters are smaller; 1 when `chars` was measured on the drawn lines). */
 function linattnWrap(text, chars, sup) {
   var lines = [];
-  String(text || '').split(/<br\s*\/?>/i).forEach(function (part) {
+  linattnLines(text).forEach(function (part) {
     var small = /^\s*<sup>([\s\S]*)<\/sup>\s*$/i.exec(part);
     var body = small ? small[1] : part, limit = small ? Math.floor(chars * (sup || 1.3)) : chars, line = '';
     body.split(/\s+/).forEach(function (word) {
@@ -217,7 +212,6 @@ function linattnNarrow(fig, width) {
     layout[p.x].domain = [0, 1];
     layout[p.y] = layout[p.y] || {};
     layout[p.y].domain = slot(c);
-    layout[p.x].title = layout[p.x].title || {};
   });
   (layout.annotations || []).forEach(function (a) {
     if ((a.xref || 'paper') !== 'paper' || (a.yref || 'paper') !== 'paper') { return; }
