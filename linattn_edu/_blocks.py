@@ -152,12 +152,11 @@ def channel_decayed_scores(x, y, b, *, bx=None, strict=False):
     c = x.shape[-2]
     cp = 1 << max(c - 1, 0).bit_length()  # C rounded up to a power of two
     same = bx is None
-    bx = b if same else bx
     if cp != c:  # padded rows: x = y = 0 and both decays held at b's last row (decay 1): they add nothing, cut off
         x, y = chunk(x, cp).squeeze(-3), chunk(y, cp).squeeze(-3)  # (..., Cp, d)
         tail = b[..., -1:, :].expand(*b.shape[:-2], cp - c, b.shape[-1])  # (..., Cp − C, d)
-        b, bx = torch.cat([b, tail], dim=-2), (None if same else torch.cat([bx, tail], dim=-2))  # (..., Cp, d)
-        bx = b if same else bx
+        b, bx = (None if z is None else torch.cat([z, tail], dim=-2) for z in (b, bx))  # (..., Cp, d)
+    bx = b if same else bx
     a = x.new_zeros(*x.shape[:-2], cp, cp)  # (..., Cp, Cp)
     if not strict:
         on_diag = x * y if same else x * y * (bx - b).exp()  # (..., Cp, d): exponent <= 0

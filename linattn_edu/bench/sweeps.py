@@ -248,8 +248,9 @@ def paired_slope(method: str, n_small: int, n_large: int, *, mode: str = "forwar
               chunk_size=chunk_size)
     name = check_method(method).name
     (small, large), cpu = _alternate([build_call(name, n, **kw) for n in (n_small, n_large)], pairs, device)
-    slopes = [math.log(b / a) / math.log(n_large / n_small) for a, b in zip(small, large)]
-    cpu_slopes = [math.log(b / a) / math.log(n_large / n_small) for a, b in zip(*cpu) if a > 0 and b > 0]
+    slope = lambda a, b: math.log(b / a) / math.log(n_large / n_small)  # noqa: E731 (1: linear, 2: quadratic)
+    slopes = [slope(a, b) for a, b in zip(small, large)]
+    cpu_slopes = [slope(a, b) for a, b in zip(*cpu) if a > 0 and b > 0]
     q1, _, q3 = statistics.quantiles(slopes, n=4)
     return {"method": method, "n": n_large, "n_small": n_small, "n_large": n_large, "mode": mode, "batch": batch, "heads": heads,
             "d": d, "dtype": dtype_name(kw["dtype"]), "device": str(torch.device(device)), "chunk_size": chunk_size,

@@ -81,6 +81,27 @@ def _drawn(explorer: Explorer) -> dict:
     return spec
 
 
+_ANIMATE = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
+
+
+def _frame_at(explorer: Explorer, setting: Mapping[str, Any], kinds: list | None) -> tuple[dict, list]:
+    """The explorer's figure (plotly JSON) at ``setting``, and its trace types, which must equal ``kinds``.
+
+    Raises ValueError when the explorer refuses the setting (its message says why) or the trace types differ
+    from ``kinds`` (plotly.js can only animate between equal trace sets); ``kinds`` None: the first frame.
+    """
+    explorer.update(**setting)
+    shown = ", ".join(f"{k} = {x!r}" for k, x in setting.items())
+    if explorer.message:
+        raise ValueError(f"{shown} cannot be drawn: {explorer.message}")
+    spec = _drawn(explorer)
+    shape = [t.get("type") for t in spec["data"]]
+    if kinds is not None and shape != kinds:
+        raise ValueError(f"{shown} changes the set of traces ({kinds} → {shape}); "
+                         "a slider cannot animate between them")
+    return spec, shape
+
+
 def kernel_free(explorer: Explorer, control: str, values: Iterable[Any], *, label: str | None = None,
                 start: Any = None, play: float | None = None, below: int = 60) -> go.Figure:
     """A figure with one slider over ``control`` = each of ``values``, each frame computed by ``explorer``.
@@ -108,16 +129,7 @@ def kernel_free(explorer: Explorer, control: str, values: Iterable[Any], *, labe
     frames, first, kinds = [], None, None
     try:
         for value in values:
-            explorer.update(**{control: value})
-            if explorer.message:
-                raise ValueError(f"{control} = {value!r} cannot be drawn: {explorer.message}")
-            spec = _drawn(explorer)
-            shape = [t.get("type") for t in spec["data"]]
-            if kinds is None:
-                kinds = shape
-            elif shape != kinds:
-                raise ValueError(f"{control} = {value!r} changes the set of traces ({kinds} → {shape}); "
-                                 "a slider cannot animate between them")
+            spec, kinds = _frame_at(explorer, {control: value}, kinds)
             frames.append(dict(name=str(value), data=spec["data"], layout=frame_layout(spec["layout"])))
             if value == start:
                 first = spec
@@ -125,9 +137,7 @@ def kernel_free(explorer: Explorer, control: str, values: Iterable[Any], *, labe
         explorer.update(**{control: current})  # the live explorer is left as it was
     fig = go.Figure(first)
     fig.frames = frames
-    steps = [dict(label=str(v), method="animate",
-                  args=[[str(v)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
-                                       transition=dict(duration=0))]) for v in values]
+    steps = [dict(label=str(v), method="animate", args=[[str(v)], _ANIMATE]) for v in values]
     fig.update_layout(sliders=[dict(active=values.index(start), steps=steps, x=0.0, len=1.0, y=-0.02,
                                     yanchor="top", pad=dict(t=below, b=10),
                                     currentvalue=dict(prefix=f"{label or control} = ", visible=True))],
@@ -144,9 +154,6 @@ def kernel_free(explorer: Explorer, control: str, values: Iterable[Any], *, labe
                                                           args=[[None], stop])])])
     fig.layout.meta = dict(kernel_free=dict(control=control, values=[str(v) for v in values]))
     return fig
-
-
-_ANIMATE = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
 
 
 def kernel_free_grid(explorer: Explorer, buttons: str, button_values: Iterable[Any], control: str,
@@ -258,19 +265,7 @@ def kernel_free_menus(explorer: Explorer, menus: Sequence[Menu], control: str, v
     try:
         for bs in combos:
             for j, v in enumerate(values):
-                setting = dict(zip((m.control for m in menus), bs), **{control: v})
-                explorer.update(**setting)
-                if explorer.message:
-                    shown = ", ".join(f"{k} = {x!r}" for k, x in setting.items())
-                    raise ValueError(f"{shown} cannot be drawn: {explorer.message}")
-                spec = _drawn(explorer)
-                shape = [t.get("type") for t in spec["data"]]
-                if kinds is None:
-                    kinds = shape
-                elif shape != kinds:
-                    shown = ", ".join(f"{k} = {x!r}" for k, x in setting.items())
-                    raise ValueError(f"{shown} changes the set of traces ({kinds} → {shape}); a slider cannot "
-                                     "animate between them")
+                spec, kinds = _frame_at(explorer, dict(zip((m.control for m in menus), bs), **{control: v}), kinds)
                 if readout is not None:
                     spec["layout"]["annotations"] = [*spec["layout"].get("annotations", []), note(explorer)]
                 layout = frame_layout(spec["layout"])
