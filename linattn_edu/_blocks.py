@@ -47,6 +47,17 @@ def unchunk(x: torch.Tensor, n_tokens: int) -> torch.Tensor:
     return x.flatten(-3, -2)[..., :n_tokens, :]
 
 
+def batch_chunks(x: torch.Tensor, c: int) -> torch.Tensor:
+    """(..., N, e) -> (B, n, C, e), B = the leading dims flattened: a view of x when N is a multiple of C.
+
+    The loop-over-chunks twin of :func:`chunks_first` for loops that run on all chunks' blocks first:
+    (B, n) merge into one batch dim, so a matmul over every chunk at once needs no copy, and
+    ``unbind(1)`` hands the loop (B, C, e) views (batch stride n·C·e, which bmm reads in place) whose
+    gradients autograd stacks once. Never write into it.
+    """
+    return chunk(x.reshape(-1, *x.shape[-2:]), c)  # (B, n, C, e)
+
+
 def chunks_first(x: torch.Tensor, c: int) -> torch.Tensor:
     """(..., N, e) -> (n, B, C, e), B = the leading dims flattened, chunk axis first and contiguous.
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._blocks import (channel_decayed_scores, chunk_len, chunks_first, floor_log_decay, segment_sum,
+from ._blocks import (batch_chunks, channel_decayed_scores, chunk_len, floor_log_decay, segment_sum,
                       tril_product, zero_state)
 from ._checks import (check_beta, check_bool, check_dense_budget, check_gate_values, check_initial_state,
                       check_log_decay, check_positive_int, check_qkv, compute_dtype)
@@ -90,9 +90,12 @@ def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64, initial_state=
         U = Ū − W S,  out_c = diag(Γ) Q_c S + [(Q_c K_cᵀ) ⊙ D]_{t>=s} U,  S ← Γ_C S + (K_c ⊙ exp(b_C − b))ᵀ U
 
     Everything that does not need S runs for all chunks at once before the loop: the K Kᵀ and
-    Q Kᵀ blocks, T⁻¹ diag(β) by one batched triangular solve, Ū and W. The loop over chunks holds
-    the state recursion and each chunk's output (four small matmuls a chunk) over ``unbind`` views,
-    so autograd's backward is linear in N too, and no (n, d, d_v) stack of chunk states is built. All exponents are
+    Q Kᵀ blocks, T⁻¹ diag(β) by one batched triangular solve against I (only T's strict lower part
+    is read; the unit diagonal is implied) with β scaling its columns, Ū and W. The chunks are
+    (B, n, C, ·) views of the inputs (:func:`linattn_edu._blocks.batch_chunks`): no copy before the
+    batched products. The loop over chunks holds the state recursion and each chunk's output (four
+    small matmuls a chunk) over ``unbind(1)`` views, so autograd's backward is linear in N too, and no
+    (n, d, d_v) stack of chunk states is built. All exponents are
     <= 0. C is clamped to N. The carry is a loop on every device: its transition, Γ_C (I − K'ᵀW), is a
     d × d matrix per chunk, not a decay that a cumsum could carry.
     Cost per token and head: ≈ 6d² (the state work, as in the recurrent loop) + 10·C·d (the C×C
@@ -110,50 +113,49 @@ def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64, initial_state=
         c_blocks = 1 << max(c - 1, 0).bit_length()
         check_dense_budget((*lead, -(-n // c) * c_blocks, c_blocks), q.dtype,
                            "the KDA chunkwise form's (..., N, C) intra-chunk blocks", "use a smaller chunk_size")
-    qc, kc, vc = (chunks_first(x, c) for x in (q, k, v))  # (n, B, C, d | d_v); padded k = v = 0
-    bc = chunks_first(beta.unsqueeze(-1), c)  # (n, B, C, 1); padded β = 0: those rows write nothing
+    qc, kc, vc = (batch_chunks(x, c) for x in (q, k, v))  # (B, n, C, d | d_v); padded k = v = 0
+    bc = batch_chunks(beta.unsqueeze(-1), c)  # (B, n, C, 1); padded β = 0: those rows write nothing
     q_in, k_out, kw, keep = qc, kc, kc, None  # ungated: no decay anywhere
     if per_channel:  # KDA: row c of S decays by exp(b_tc − b_sc) <= 1, each channel its own
-        gc = chunks_first(g, c)  # (n, B, C, d); padded g = 0
-        b = gc.cumsum(-2)  # (n, B, C, d): chunk-local cumulative log-decay per channel
-        kk = channel_decayed_scores(kc, kc, b)  # (n, B, C, C): Σ_c k_tc k_sc exp(b_tc − b_sc), t >= s
-        qk = channel_decayed_scores(qc, kc, b)  # (n, B, C, C): Σ_c q_tc k_sc exp(b_tc − b_sc), t >= s
-        b_last = b[..., -1:, :]  # (n, B, 1, d)
-        q_in = qc * b.exp()  # (n, B, C, d): queries read S decayed to their step, Γ_t q_t
-        kw = kc * b.exp()  # (n, B, C, d): Γ_t k_t, the keys W is built from
-        k_out = kc * (b_last - b).exp()  # (n, B, C, d): keys written, decayed to the chunk's end
-        keep = b_last.transpose(-2, -1).exp()  # (n, B, d, 1): the chunk's total decay, one per row of S
+        gc = batch_chunks(g, c)  # (B, n, C, d); padded g = 0
+        b = gc.cumsum(-2)  # (B, n, C, d): chunk-local cumulative log-decay per channel
+        kk = channel_decayed_scores(kc, kc, b)  # (B, n, C, C): Σ_c k_tc k_sc exp(b_tc − b_sc), t >= s
+        qk = channel_decayed_scores(qc, kc, b)  # (B, n, C, C): Σ_c q_tc k_sc exp(b_tc − b_sc), t >= s
+        b_last = b[..., -1:, :]  # (B, n, 1, d)
+        q_in = qc * b.exp()  # (B, n, C, d): queries read S decayed to their step, Γ_t q_t
+        kw = kc * b.exp()  # (B, n, C, d): Γ_t k_t, the keys W is built from
+        k_out = kc * (b_last - b).exp()  # (B, n, C, d): keys written, decayed to the chunk's end
+        keep = b_last.transpose(-2, -1).exp()  # (B, n, d, 1): the chunk's total decay, one per row of S
     else:
-        kk = kc @ kc.transpose(-2, -1)  # (n, B, C, d) @ (n, B, d, C) -> (n, B, C, C)
-        qk = qc @ kc.transpose(-2, -1)  # (n, B, C, d) @ (n, B, d, C) -> (n, B, C, C)
+        kk = kc @ kc.transpose(-2, -1)  # (B, n, C, d) @ (B, n, d, C) -> (B, n, C, C)
+        qk = qc @ kc.transpose(-2, -1)  # (B, n, C, d) @ (B, n, d, C) -> (B, n, C, C)
     if g is not None and not per_channel:  # Gated DeltaNet: decay every product by exp(b_t − b_s) <= 1
-        gc = chunks_first(g.unsqueeze(-1), c)  # (n, B, C, 1); padded g = 0
-        b = gc.cumsum(-2)  # (n, B, C, 1): chunk-local cumulative log-decay
-        dmask = segment_sum(gc.squeeze(-1)).exp()  # (n, B, C, C): D_ts = exp(b_t − b_s), t >= s, else 0
-        kk, qk = kk * dmask, qk * dmask  # (n, B, C, C); entries above the diagonal are dropped below
-        b_last = b[..., -1:, :]  # (n, B, 1, 1)
-        q_in = qc * b.exp()  # (n, B, C, d): queries read S decayed to their step
-        kw = kc * b.exp()  # (n, B, C, d): ΓK, the keys W is built from
-        k_out = kc * (b_last - b).exp()  # (n, B, C, d): keys written, decayed to the chunk's end
-        keep = b_last.exp()  # (n, B, 1, 1): the chunk's total decay
-    eye = torch.eye(c, dtype=q.dtype, device=q.device)  # (C, C)
-    strict = torch.ones(c, c, dtype=torch.bool, device=q.device).tril(-1)  # (C, C): t > s
-    t_mat = torch.where(strict, bc * kk, eye)  # (n, B, C, C): T = I + strict_tril(diag(β) KKᵀ ⊙ D)
-    t_inv_b = torch.linalg.solve_triangular(t_mat, torch.diag_embed(bc.squeeze(-1)), upper=False,
-                                            unitriangular=True).tril()  # (n, B, C, C): T⁻¹ diag(β) (the UT transform)
-    u_bar = tril_product(t_inv_b, vc)  # (n, B, C, C) @ (n, B, C, d_v) -> (n, B, C, d_v): Ū = T⁻¹ βV
-    w = tril_product(t_inv_b, kw)  # (n, B, C, C) @ (n, B, C, d) -> (n, B, C, d): W = T⁻¹ βΓK
-    s = q.new_zeros(qc.shape[1], q.shape[-1], v.shape[-1]) if initial_state is None else \
+        gc = batch_chunks(g.unsqueeze(-1), c)  # (B, n, C, 1); padded g = 0
+        b = gc.cumsum(-2)  # (B, n, C, 1): chunk-local cumulative log-decay
+        dmask = segment_sum(gc.squeeze(-1)).exp()  # (B, n, C, C): D_ts = exp(b_t − b_s), t >= s, else 0
+        kk, qk = kk.mul_(dmask), qk.mul_(dmask)  # (B, n, C, C); entries above the diagonal are dropped below
+        b_last = b[..., -1:, :]  # (B, n, 1, 1)
+        q_in = qc * b.exp()  # (B, n, C, d): queries read S decayed to their step
+        kw = kc * b.exp()  # (B, n, C, d): ΓK, the keys W is built from
+        k_out = kc * (b_last - b).exp()  # (B, n, C, d): keys written, decayed to the chunk's end
+        keep = b_last.exp()  # (B, n, 1, 1): the chunk's total decay
+    t_mat = kk.mul_(bc).tril_(-1)  # (B, n, C, C): T − I = strict_tril(diag(β) KKᵀ ⊙ D); the unit diagonal is implied
+    eye = torch.eye(c, dtype=q.dtype, device=q.device).expand_as(t_mat)  # (B, n, C, C)
+    t_inv_b = (torch.linalg.solve_triangular(t_mat, eye, upper=False, unitriangular=True)
+               * bc.transpose(-2, -1)).tril_()  # (B, n, C, C) ⊙ (B, n, 1, C): T⁻¹ diag(β) (the UT transform)
+    u_bar = tril_product(t_inv_b, vc)  # (B, n, C, C) @ (B, n, C, d_v) -> (B, n, C, d_v): Ū = T⁻¹ βV
+    w = tril_product(t_inv_b, kw)  # (B, n, C, C) @ (B, n, C, d) -> (B, n, C, d): W = T⁻¹ βΓK
+    s = q.new_zeros(qc.shape[0], q.shape[-1], v.shape[-1]) if initial_state is None else \
         initial_state.reshape(-1, *initial_state.shape[-2:])  # (B, d, d_v)
-    keeps = [None] * qc.shape[0] if keep is None else keep.unbind(0)
+    keeps = [None] * qc.shape[1] if keep is None else keep.unbind(1)
     outs = []
-    for u_bar_i, w_i, k_out_i, keep_i, q_i, qk_i in zip(u_bar.unbind(0), w.unbind(0), k_out.unbind(0), keeps,
-                                                         q_in.unbind(0), qk.tril_().unbind(0)):  # the state recursion
+    for u_bar_i, w_i, k_out_i, keep_i, q_i, qk_i in zip(u_bar.unbind(1), w.unbind(1), k_out.unbind(1), keeps,
+                                                         q_in.unbind(1), qk.tril_().unbind(1)):  # the state recursion
         u = torch.baddbmm(u_bar_i, w_i, s, alpha=-1)  # Ū − W S: (B, C, d) @ (B, d, d_v) -> (B, C, d_v)
         outs.append(tril_product(qk_i, u, acc=q_i @ s))  # the past through S + this chunk: (B, C, d_v)
         s = s if keep_i is None else keep_i * s  # (B, 1 | d, 1) ⊙ (B, d, d_v)
         s = torch.baddbmm(s, k_out_i.transpose(-2, -1), u)  # S + K'ᵀU: (B, d, C) @ (B, C, d_v) -> (B, d, d_v)
-    out = torch.stack(outs).transpose(0, 1).flatten(1, 2)[:, :n]  # (n, B, C, d_v) -> (B, N, d_v)
+    out = torch.stack(outs, 1).flatten(1, 2)[:, :n]  # (B, n, C, d_v) -> (B, N, d_v)
     return out.reshape(*lead, n, v.shape[-1]), s.reshape(*lead, *s.shape[-2:])  # (..., N, d_v), (..., d, d_v)
 
 
