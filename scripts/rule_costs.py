@@ -4,6 +4,7 @@
     .venv/bin/python scripts/rule_costs.py                 # writes assets/cpu_rules*.json (three files)
     .venv/bin/python scripts/rule_costs.py --quick         # N = 1024 and 4096 (a smoke run, not shipped)
     .venv/bin/python scripts/rule_costs.py --part paired   # only the alternating-pair records (a few minutes)
+    .venv/bin/python scripts/rule_costs.py --part paired --keep-freed-memory   # the same, malloc keeping freed memory
 
 * every rule's chunkwise form (linear, gated, GLA, delta, gated delta, KDA, DeltaProduct, DPLR, MesaNet) at
   N = 4k and 16k, d = 64, and the linear, delta and gated delta rules at d = 128 (Qwen3-Next's head size),
@@ -20,8 +21,11 @@
   on the same inputs, checked equal before timing; and its recurrent decode step beside DeltaState.step.
 Each record file carries device, torch, date, revision and the machine's load (linattn_edu.bench.records).
 Files: cpu_rules.json (the sweeps), cpu_rules_decode.json, cpu_rules_paired.json (ratios and slopes in pairs).
-cpu_rules_paired_repeat.json is an earlier ``--part paired`` run of the same revision (copied before the
-second run): notebook 06 compares the two to show how far a slope moves between runs on one machine.
+Every pair also counts the minor page faults of each call: the fresh pages the kernel zeroes when glibc's
+malloc has returned a freed block to it. ``--keep-freed-memory`` (glibc only, ``bench.timer.keep_freed_memory``)
+makes malloc keep freed memory, as a caching allocator does, and writes the files with a ``_kept`` suffix;
+``--suffix`` names another copy of a run (cpu_rules_paired_kept_repeat.json: a second run of the same revision,
+which notebook 06 compares with the first to show how far a slope moves between runs on one machine).
 """
 from __future__ import annotations
 
@@ -48,23 +52,30 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--part", choices=("all", "sweep", "paired"), default="all",
                         help="sweep: cpu_rules.json and the decode record; paired: cpu_rules_paired.json")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="glibc: keep freed memory in the process (no page faults on the next call); "
+                             "files get a _kept suffix")
+    parser.add_argument("--suffix", default="", help="appended to the file names (e.g. _repeat)")
     args = parser.parse_args()
     if args.threads is not None and not 1 <= args.threads <= (os.cpu_count() or 1):
         parser.error(f"--threads must be between 1 and this machine's {os.cpu_count()} CPUs; got {args.threads}")
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
+    if args.keep_freed_memory:
+        print(bench.timer.keep_freed_memory())
+    suffix = ("_kept" if args.keep_freed_memory else "") + args.suffix
     ns = [1024, 4096] if args.quick else [4096, 16384]
     out = ROOT / ("artifacts" if args.quick else "assets")
     out.mkdir(exist_ok=True)
     if args.part in ("all", "sweep"):
-        _sweeps(ns, out)
+        _sweeps(ns, out, suffix)
     if args.part in ("all", "paired"):
-        _paired(ns, out, quick=args.quick)
+        _paired(ns, out, suffix, quick=args.quick)
     return 0
 
 
-def _sweeps(ns: list[int], out: Path) -> None:
+def _sweeps(ns: list[int], out: Path, suffix: str) -> None:
     """Every rule's sweep over N (forward, forward+backward), d = 128 past the cache, the decode step."""
     hf_methods = ["hf_gated_delta"] if hf.available() else []
     timing = dict(modes=("forward", "forward+backward"), min_repeats=3, min_run_time=0.0, time_budget_s=300.0,
@@ -77,15 +88,15 @@ def _sweeps(ns: list[int], out: Path) -> None:
                    d=64, min_repeats=3, min_run_time=0.0, time_budget_s=300.0, measure_memory=False)]
     records = [r for p in parts for r in p.records]
     meta = dict(parts[0].metadata, benchmark="rule costs", transformers=hf.version(), d="64 and 128 (per record)")
-    Results(records=records, metadata=meta).save(out / "cpu_rules.json")
+    Results(records=records, metadata=meta).save(out / f"cpu_rules{suffix}.json")
     decoders = ["recurrent", "gated_delta"] + (["hf_gated_delta"] if hf.available() else [])
     dec = decode_sweep([1024], d=128, decoders=decoders)
     dec.metadata["transformers"] = hf.version()
-    dec.save(out / "cpu_rules_decode.json")
-    print(f"wrote {out / 'cpu_rules.json'} and {out / 'cpu_rules_decode.json'}")
+    dec.save(out / f"cpu_rules_decode{suffix}.json")
+    print(f"wrote {out / f'cpu_rules{suffix}.json'} and {out / f'cpu_rules_decode{suffix}.json'}")
 
 
-def _paired(ns: list[int], out: Path, *, quick: bool) -> None:
+def _paired(ns: list[int], out: Path, suffix: str, *, quick: bool) -> None:
     """Ratios and slopes timed in alternating pairs: load drift reaches both sides of each."""
     n_small, n_large = ns
     records = [paired_ratio("delta_recurrent", "delta_chunkwise", n_small, pairs=9)]
@@ -95,8 +106,9 @@ def _paired(ns: list[int], out: Path, *, quick: bool) -> None:
     meta = dict(run_metadata(), benchmark="rule costs in alternating pairs: the delta rule's chunkwise form vs its token "
                                           "loop, SDPA vs the linear rule, every rule's slope from 4k to 16k",
                 quick=quick)
-    Results(records=records, metadata=meta).save(out / "cpu_rules_paired.json")
-    print(f"wrote {out / 'cpu_rules_paired.json'}")
+    path = out / f"cpu_rules_paired{suffix}.json"
+    Results(records=records, metadata=meta).save(path)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
 """The bench's rule methods: one per registered rule, and transformers' CPU fallback checked equal before timing."""
+import platform
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -71,8 +75,11 @@ def test_paired_slope_alternates_the_two_lengths_and_reads_each_pair_as_a_slope(
     cpu_clock = iter(x for n in [64, 256] * 3 for x in (0.0, n * 1e-6))  # this process's CPU: t(N) = N µs
     monkeypatch.setattr(sweeps.time, "perf_counter", lambda: next(clock))
     monkeypatch.setattr(sweeps.time, "process_time", lambda: next(cpu_clock))
+    fault_counter = iter(x for n in [64, 256] * 3 for x in (1000, 1000 + n // 64))  # t(N): N / 64 faults a call
+    monkeypatch.setattr(sweeps, "minor_faults", lambda: next(fault_counter))
     rec = sweeps.paired_slope("delta_chunkwise", 64, 256, pairs=3)
     assert calls == [64, 256, 64, 256, 64, 256, 64, 256]  # one warm-up each, then alternating
+    assert (rec["median_faults_small"], rec["median_faults_large"]) == (1, 4)  # each call's own faults
     assert len(rec["slopes"]) == 3 and all(abs(s - 2.0) < 1e-9 for s in rec["slopes"])
     assert len(rec["cpu_slopes"]) == 3 and abs(rec["median_cpu_slope"] - 1.0) < 1e-9  # wall and CPU kept apart
     assert rec["q1_slope"] <= rec["median_slope"] <= rec["q3_slope"]
@@ -96,3 +103,39 @@ def test_paired_records_load_as_a_records_file(tmp_path):
             paired_slope("delta_chunkwise", 64, 128, d=8, pairs=3, chunk_size=16)]
     Results(records=recs, metadata=run_metadata()).save(tmp_path / "paired.json")
     assert [r["n"] for r in Results.load(tmp_path / "paired.json").records] == [64, 128]
+
+
+_FAULTS_OF_A_SECOND_ALLOCATION = """
+import sys, torch
+from linattn_edu.bench import timer
+if sys.argv[1] == "keep":
+    print(timer.keep_freed_memory(), file=sys.stderr)
+counts = []
+for _ in range(3):  # 64 MiB: above glibc's largest mmap threshold (32 MiB), so mmapped by default
+    before = timer.minor_faults()
+    x = torch.ones(16 * 2**20)  # written: every page touched
+    counts.append(timer.minor_faults() - before)
+    del x
+print(counts[-1])
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
+def test_keep_freed_memory_stops_the_page_faults_of_the_next_allocation():
+    def faults(mode):
+        out = subprocess.run([sys.executable, "-c", _FAULTS_OF_A_SECOND_ALLOCATION, mode], capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout.split()[-1]), out.stderr
+    default, _ = faults("default")
+    kept, said = faults("keep")
+    assert default > 0  # glibc unmapped the freed 64 MiB: the third tensor faults its pages in again
+    assert kept == 0, f"with freed memory kept, the third 64 MiB tensor still faulted {kept} pages"
+    assert "M_MMAP_MAX = 0" in said
+
+
+def test_the_records_say_how_malloc_treats_freed_memory():
+    from linattn_edu.bench.records import run_metadata
+    assert run_metadata()["allocator"] == bench.timer.allocator_setting() == "the C library's defaults"
+    faults = bench.timer.minor_faults()
+    assert faults is None or faults >= 0

@@ -28,6 +28,7 @@ from .records import Results, check_records_path
 from .report import format_decode, format_grid, format_headline, format_table, report
 from .sweeps import GiB, decode_sweep, default_methods, headline, sweep
 from .targets import decode_targets, headline_targets, slope_targets
+from .timer import keep_freed_memory
 
 __all__ = ["main", "build_parser", "DEFAULTS"]
 
@@ -136,6 +137,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--d", type=_int_at_least(1), default=64)
     p.add_argument("--threads", type=_int_at_least(1), default=None,
                    help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument("--keep-freed-memory", action="store_true",
+                   help="glibc: malloc keeps freed memory, so a call does not fault its big tensors in again "
+                        "(as a caching allocator does; the records say which)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -296,4 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.keep_freed_memory:
+        try:
+            keep_freed_memory()
+        except RuntimeError as exc:
+            print(f"--keep-freed-memory: {exc}", file=sys.stderr)
+            return 2
     return {"headline": _headline, "sweep": _sweep, "slopes": _slopes, "decode": _decode}[args.command](args)

@@ -22,7 +22,7 @@ import torch
 
 from .. import __version__
 from .._checks import dtype_name, parse_dtype
-from .timer import load_average
+from .timer import allocator_setting, load_average
 
 __all__ = ["Results", "run_metadata", "device_name", "git_revision", "check_records_path", "check_writable",
            "REVISION_ENV"]
@@ -121,6 +121,7 @@ def run_metadata(*, device="cpu", dtype=torch.float32, **extra) -> dict:
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "git_revision": git_revision(),
         "load_average_1m": load_average(),
+        "allocator": allocator_setting(),
         "memory_method": ("torch.cuda.max_memory_allocated" if cuda
                           else "torch.profiler profile_memory: peak of CPU allocator events"),
         "timer": ("CUDA events around blocks of calls, median and IQR" if cuda

@@ -31,7 +31,7 @@ from .analysis import chunkwise_flops
 from .methods import ALL_METHODS, FEATURE_MAP, MODES, build_call, check_method, check_mode, predict_peak_bytes, \
     predict_seconds
 from .records import Results, run_metadata
-from .timer import _sync, load_average, matmul_gflops, peak_memory, time_call
+from .timer import _sync, load_average, matmul_gflops, minor_faults, peak_memory, time_call
 
 __all__ = ["GiB", "measure_point", "sweep", "default_methods", "headline", "paired_ratio", "paired_slope", "DECODERS", "DEFAULT_DECODERS", "decode_sweep"]
 
@@ -184,24 +184,34 @@ def headline(*, n: int = 16384, batch: int = 1, heads: int = 4, d: int = 64, chu
     return out
 
 
-def _alternate(fns, pairs: int, device) -> tuple[list[list[float]], list[list[float]]]:
+def _alternate(fns, pairs: int, device) -> tuple[list[list[float]], list[list[float]], list[list[int]]]:
     """Seconds per call of each of ``fns``, called in turn ``pairs`` times after one warm-up call each.
 
-    -> (wall, cpu): wall-clock seconds, and this process's CPU seconds (all its threads, user + system;
-    time the machine gave to other processes is not in it, so a busy neighbour shows in wall, not in cpu).
+    -> (wall, cpu, faults): wall-clock seconds; this process's CPU seconds (all its threads, user +
+    system; time the machine gave to other processes is not in it, so a busy neighbour shows in wall,
+    not in cpu); and the minor page faults of each call (fresh pages the kernel zeroed for it; empty
+    lists where the OS does not count them).
     """
     wall: list[list[float]] = [[] for _ in fns]
     cpu: list[list[float]] = [[] for _ in fns]
+    faults: list[list[int]] = [[] for _ in fns]
     for fn in fns:  # warm-up: allocator, thread pool, lazy imports
         fn()
     for _ in range(pairs):
         for side, fn in enumerate(fns):
-            start, start_cpu = time.perf_counter(), time.process_time()
+            start, start_cpu, start_faults = time.perf_counter(), time.process_time(), minor_faults()
             fn()
             _sync(device)
             wall[side].append(time.perf_counter() - start)
             cpu[side].append(time.process_time() - start_cpu)
-    return wall, cpu
+            if start_faults is not None:
+                faults[side].append(minor_faults() - start_faults)
+    return wall, cpu, faults
+
+
+def _median(xs):
+    """The median of a list, None for an empty one."""
+    return statistics.median(xs) if xs else None
 
 
 def paired_ratio(baseline: str, method: str, n: int, *, mode: str = "forward", pairs: int = 9, batch: int = 1,
@@ -213,12 +223,14 @@ def paired_ratio(baseline: str, method: str, n: int, *, mode: str = "forward", p
     ratio t_baseline / t_method and their median and quartiles (the spread a reader should quote).
     Returns one record: {"method", "baseline", "n", "mode", "d", …, "ratios", "median_ratio", "q1_ratio",
     "q3_ratio", "median_s" (the method's), "baseline_median_s", "cpu_ratios", "median_cpu_ratio" (the same
-    ratios in this process's CPU seconds: what a busy neighbour cannot move), "status", "load_average"}.
+    ratios in this process's CPU seconds: what a busy neighbour cannot move), "median_faults",
+    "baseline_median_faults" (minor page faults a call), "status", "load_average"}.
     """
     check_number(pairs, "pairs", integer=True, minimum=3)
     kw = dict(mode=check_mode(mode), batch=batch, heads=heads, d=d, dtype=parse_dtype(dtype), device=device,
               chunk_size=chunk_size)
-    times, cpu = _alternate([build_call(check_method(m).name, n, **kw) for m in (baseline, method)], pairs, device)
+    times, cpu, faults = _alternate([build_call(check_method(m).name, n, **kw) for m in (baseline, method)], pairs,
+                                    device)
     ratios = [b / m for b, m in zip(*times)]
     cpu_ratios = [b / m for b, m in zip(*cpu) if m > 0]
     q1, med, q3 = statistics.quantiles(ratios, n=4)
@@ -227,7 +239,8 @@ def paired_ratio(baseline: str, method: str, n: int, *, mode: str = "forward", p
             "status": "ok", "pairs": pairs, "ratios": ratios, "median_ratio": statistics.median(ratios),
             "q1_ratio": q1, "q3_ratio": q3, "median_s": statistics.median(times[1]),
             "baseline_median_s": statistics.median(times[0]), "cpu_ratios": cpu_ratios,
-            "median_cpu_ratio": statistics.median(cpu_ratios) if cpu_ratios else None, "load_average": load_average()}
+            "median_cpu_ratio": _median(cpu_ratios), "median_faults": _median(faults[1]),
+            "baseline_median_faults": _median(faults[0]), "load_average": load_average()}
 
 
 def paired_slope(method: str, n_small: int, n_large: int, *, mode: str = "forward+backward", pairs: int = 7,
@@ -239,7 +252,8 @@ def paired_slope(method: str, n_small: int, n_large: int, *, mode: str = "forwar
     (1: linear, 2: quadratic), so load that drifts during the run reaches both lengths of a pair alike.
     Returns one record: {"method", "n" (= n_large), "n_small", "n_large", "mode", "d", …, "slopes" (one per pair),
     "median_slope", "q1_slope", "q3_slope", "median_s_small", "median_s_large", "cpu_slopes", "median_cpu_slope"
-    (the same slopes in this process's CPU seconds), "status", "load_average"}.
+    (the same slopes in this process's CPU seconds), "median_faults_small", "median_faults_large" (minor page
+    faults a call: memory the kernel had to hand over again), "status", "load_average"}.
     """
     check_number(pairs, "pairs", integer=True, minimum=3)
     check_number(n_small, "n_small", integer=True, minimum=1)
@@ -247,7 +261,7 @@ def paired_slope(method: str, n_small: int, n_large: int, *, mode: str = "forwar
     kw = dict(mode=check_mode(mode), batch=batch, heads=heads, d=d, dtype=parse_dtype(dtype), device=device,
               chunk_size=chunk_size)
     name = check_method(method).name
-    (small, large), cpu = _alternate([build_call(name, n, **kw) for n in (n_small, n_large)], pairs, device)
+    (small, large), cpu, faults = _alternate([build_call(name, n, **kw) for n in (n_small, n_large)], pairs, device)
     slope = lambda a, b: math.log(b / a) / math.log(n_large / n_small)  # noqa: E731 (1: linear, 2: quadratic)
     slopes = [slope(a, b) for a, b in zip(small, large)]
     cpu_slopes = [slope(a, b) for a, b in zip(*cpu) if a > 0 and b > 0]
@@ -257,7 +271,8 @@ def paired_slope(method: str, n_small: int, n_large: int, *, mode: str = "forwar
             "status": "ok", "pairs": pairs, "slopes": slopes, "median_slope": statistics.median(slopes),
             "q1_slope": q1, "q3_slope": q3, "median_s_small": statistics.median(small),
             "median_s_large": statistics.median(large), "cpu_slopes": cpu_slopes,
-            "median_cpu_slope": statistics.median(cpu_slopes) if cpu_slopes else None, "load_average": load_average()}
+            "median_cpu_slope": _median(cpu_slopes), "median_faults_small": _median(faults[0]),
+            "median_faults_large": _median(faults[1]), "load_average": load_average()}
 
 
 # Decode: one token at context N -----------------------------------------------------------------

@@ -37,8 +37,8 @@ from torch.utils import benchmark
 
 from .._checks import check_number, parse_dtype
 
-__all__ = ["NOISE_RATIO", "load_average", "machine_busy", "time_call", "peak_memory", "matmul_gflops",
-           "format_timing", "short_number"]
+__all__ = ["NOISE_RATIO", "load_average", "machine_busy", "minor_faults", "keep_freed_memory", "allocator_setting", "time_call",
+           "peak_memory", "matmul_gflops", "format_timing", "short_number"]
 
 #: IQR / median above which a timing is flagged noisy
 NOISE_RATIO = 0.10
@@ -47,6 +47,53 @@ NOISE_RATIO = 0.10
 def load_average() -> float | None:
     """The 1-minute load average (None where the OS has none)."""
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+def minor_faults() -> int | None:
+    """This process's minor page faults so far (None where the OS does not count them).
+
+    A minor fault is the kernel handing the process a fresh, zeroed page on its first touch: a tensor
+    allocated where freed memory went back to the kernel pays one per 4 KiB before any arithmetic.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+#: glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+#: how this process's malloc treats freed memory (a record's metadata says it)
+_ALLOCATOR = ["the C library's defaults"]
+
+
+def allocator_setting() -> str:
+    """How this process's malloc treats freed memory: its defaults, or :func:`keep_freed_memory`'s setting."""
+    return _ALLOCATOR[0]
+
+
+def keep_freed_memory() -> str:
+    """Make glibc's malloc keep freed memory for the next allocation instead of returning it to the kernel.
+
+    By default glibc serves a block above its mmap threshold (128 KiB, adapting up to 32 MiB) with a fresh
+    mmap and unmaps it when freed, and trims the heap's free top: every long-sequence call then faults
+    its big tensors in again, page by page. Here: M_MMAP_MAX = 0 (every block from the heap) and
+    M_TRIM_THRESHOLD = 2 GiB − 1 (the heap is not trimmed), as a caching allocator (jemalloc, tcmalloc,
+    PyTorch's CUDA allocator) does. The process keeps its peak memory. For this process only, from now on.
+    -> the setting, in words (for a record's metadata). Raises RuntimeError where the C library is not glibc.
+    """
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError) as exc:
+        raise RuntimeError(f"keep_freed_memory needs glibc's mallopt; this C library has none ({exc})") from None
+    if not (mallopt(_M_MMAP_MAX, 0) and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)):
+        raise RuntimeError("glibc's mallopt refused M_MMAP_MAX = 0 or M_TRIM_THRESHOLD = 2 GiB − 1")
+    _ALLOCATOR[0] = "glibc malloc keeping freed memory (mallopt M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB − 1)"
+    return _ALLOCATOR[0]
 
 
 def machine_busy(load: float | None = None) -> bool:
