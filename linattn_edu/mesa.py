@@ -113,7 +113,9 @@ def _mesa_chunk(q_i, k_i, v_i, w_i, gamma_i, e_kk, e_kv, ridge):
     h_kv = gamma_i * e_kv.unsqueeze(1) + tril_product(w_i, p_kv).unflatten(-1, (d, d_v))  # (B, C, d, d_v)
     x = _solve(h_kk + ridge, q_i.unsqueeze(-1))  # (B, C, d, 1): (H_kk + λI)⁻¹ q, C systems at once
     out = (h_kv.transpose(-2, -1) @ x).squeeze(-1)  # (B, C, d_v, d) @ (B, C, d, 1) -> (B, C, d_v)
-    return out, h_kk[:, -1], h_kv[:, -1]  # the chunk's last token (padded tokens write and decay nothing)
+    # the chunk's last token (padded tokens write and decay nothing), copied: a view would keep the whole
+    # (B, C, d, d + d_v) chunk alive as the next chunk's input, 32 MiB a chunk at d = 128
+    return out, h_kk[:, -1].clone(), h_kv[:, -1].clone()
 
 
 def mesa_chunkwise_form(q, k, v, beta, g, ridge_diag, h0=None, *, chunk_size=64):

@@ -200,6 +200,29 @@ def test_backward_keeps_chunk_entry_states_not_every_tokens_statistics():
     assert torch.isfinite(q.grad).all()
 
 
+def test_forward_and_backward_memory_does_not_grow_by_a_chunk_of_statistics_per_chunk():
+    """Peak memory of forward+backward at 8 and at 32 chunks: the 24 more chunks may add their entry states,
+    inputs and gradients (a few KiB each), never a chunk's (B, C, d, d + d_v) statistics (256 KiB here) apiece.
+
+    Allocator events under the profiler (bench.timer.peak_memory): the same count on any machine.
+    """
+    from linattn_edu.bench.timer import peak_memory
+
+    def peak(n_chunks):
+        q, k, v, beta, g = _inputs(lead=(2,), n=16 * n_chunks, d=32, d_v=32)
+        q, k, v = (x.float().requires_grad_(True) for x in (q, k, v))
+        beta, g = beta.float(), g.float()
+
+        def step():
+            out = mesa_attention(q, k, v, beta=beta, log_decay=g, chunk_size=16)
+            torch.autograd.grad(out, (q, k, v), torch.ones_like(out))
+        return peak_memory(step)
+    chunk_stats = 2 * 16 * 32 * 64 * 4  # bytes of one chunk's (B, C, d, d + d_v) float32 statistics
+    per_chunk = (peak(32) - peak(8)) / 24
+    assert per_chunk < chunk_stats / 2, f"peak grows {per_chunk / 1024:.0f} KiB a chunk; a chunk's statistics " \
+                                        f"are {chunk_stats / 1024:.0f} KiB"
+
+
 def test_auto_is_chunkwise_and_beta_defaults_to_one():
     q, k, v, _, g = _inputs(n=10)
     ones = torch.ones(2, 3, 10, dtype=q.dtype)

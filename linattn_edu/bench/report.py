@@ -26,9 +26,9 @@ def _ms(t: float | None) -> str:
 
 
 def format_metadata(meta: dict) -> str:
-    """One line: device, torch version, dtype, threads, date, git revision, load average."""
+    """One line: device, torch version, dtype, threads, date, git revision, load average, allocator (where recorded)."""
     keys = ("device_name", "torch_version", "dtype", "threads", "date", "git_revision", "load_average_1m",
-            "load_average_1m_end", "compiled", "note")
+            "load_average_1m_end", "allocator", "compiled", "note")
     return "  ".join(f"{k}={meta[k]}" for k in keys if meta.get(k) not in (None, False))
 
 
