@@ -282,9 +282,9 @@ _GATED_PEAK = {
     "kda_chunkwise": ((16, 4, 0), (40, 6, 0)),  # the same block tree, for the WY blocks' decays
     "gated_delta_product_chunkwise": ((26, 23, 2), (19, 31, 5)),  # n_h = 2 micro-steps a token: 2N rows
     "dplr_chunkwise": ((69, 6, 0), (116, 6, 0)),  # a, b, their decayed copies and the C×C pair blocks
-    # MesaNet: one chunk's per-token key covariances H_kk (C·d² numbers) at a time forward; backward keeps
-    # every token's (N·d²) for its solves
-    "mesa_chunkwise": ((3, 2, 0.5, 0, 8), (5.5, 1, 0.5, 3, 4.5)),
+    # MesaNet: one chunk's per-token key covariances H_kk (C·d² numbers) at a time, forward and in backward
+    # (each chunk a checkpoint: backward keeps the chunks' entry states, (N/C)·d², and recomputes one chunk)
+    "mesa_chunkwise": ((3, 2, 0.5, 0, 8), (2.5, 1, 1.5, 0, 8)),
 }
 
 def predict_peak_bytes(method: str, n: int, *, mode: str = "forward", batch: int = 1, heads: int = 4,
@@ -301,7 +301,7 @@ def predict_peak_bytes(method: str, n: int, *, mode: str = "forward", batch: int
           for backward;  window: O(bh·N·w) band of scores (N rounded up to a multiple of w);
       gated / delta-rule chunkwise: the same three terms (N·d, (N/C)·C² blocks, (N/C)·d² states) with
           their own coefficients (the WY form keeps more (N/C)·C×C blocks: KKᵀ, QKᵀ, T, T⁻¹); MesaNet adds
-          its per-token key covariances (C·d² forward, N·d² saved for backward);
+          its per-token key covariances (C·d² for the chunk at work, forward and backward);
       delta_recurrent: O(bh·N·d) forward, bh·N·d² saved states with backward.
     The coefficients are upper-ish fits to profiler measurements at small N (tests keep the
     prediction within 0.5–3× of the measurement).
