@@ -50,7 +50,7 @@ def unchunk(x: torch.Tensor, n_tokens: int) -> torch.Tensor:
 def batch_chunks(x: torch.Tensor, c: int) -> torch.Tensor:
     """(..., N, e) -> (B, n, C, e), B = the leading dims flattened: a view of x when N is a multiple of C.
 
-    The loop-over-chunks twin of :func:`chunks_first` for loops that run on all chunks' blocks first:
+    The view :func:`chunks_first` copies chunk-first; for loops that run on all chunks' blocks first:
     (B, n) merge into one batch dim, so a matmul over every chunk at once needs no copy, and
     ``unbind(1)`` hands the loop (B, C, e) views (batch stride n·C·e, which bmm reads in place) whose
     gradients autograd stacks once. Never write into it.
@@ -65,7 +65,7 @@ def chunks_first(x: torch.Tensor, c: int) -> torch.Tensor:
     views whose gradients autograd stacks once (indexing x[c] inside the loop would make autograd
     build one zero-filled, full-size gradient per chunk: a backward quadratic in N).
     """
-    return chunk(x.reshape(-1, *x.shape[-2:]), c).transpose(0, 1).contiguous()  # (n, B, C, e)
+    return batch_chunks(x, c).transpose(0, 1).contiguous()  # (B, n, C, e) -> (n, B, C, e)
 
 
 def zero_state(fq: torch.Tensor, v: torch.Tensor, *, z: bool = True):

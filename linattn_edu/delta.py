@@ -139,7 +139,7 @@ def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64, initial_state=
         kw = kc * b.exp()  # (B, n, C, d): ΓK, the keys W is built from
         k_out = kc * (b_last - b).exp()  # (B, n, C, d): keys written, decayed to the chunk's end
         keep = b_last.exp()  # (B, n, 1, 1): the chunk's total decay
-    t_mat = kk.mul_(bc).tril_(-1)  # (B, n, C, C): T − I = strict_tril(diag(β) KKᵀ ⊙ D); the unit diagonal is implied
+    t_mat = kk.mul_(bc).tril_(-1)  # (B, n, C, C): T − I = strict_tril(diag(β) KKᵀ ⊙ D); unit diagonal implied
     eye = torch.eye(c, dtype=q.dtype, device=q.device).expand_as(t_mat)  # (B, n, C, C)
     t_inv_b = (torch.linalg.solve_triangular(t_mat, eye, upper=False, unitriangular=True)
                * bc.transpose(-2, -1)).tril_()  # (B, n, C, C) ⊙ (B, n, 1, C): T⁻¹ diag(β) (the UT transform)

@@ -37,8 +37,8 @@ from torch.utils import benchmark
 
 from .._checks import check_number, parse_dtype
 
-__all__ = ["NOISE_RATIO", "load_average", "machine_busy", "minor_faults", "keep_freed_memory", "allocator_setting", "time_call",
-           "peak_memory", "matmul_gflops", "format_timing", "short_number"]
+__all__ = ["NOISE_RATIO", "load_average", "machine_busy", "minor_faults", "keep_freed_memory", "allocator_setting",
+           "time_call", "peak_memory", "matmul_gflops", "format_timing", "short_number"]
 
 #: IQR / median above which a timing is flagged noisy
 NOISE_RATIO = 0.10
