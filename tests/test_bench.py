@@ -210,6 +210,14 @@ def test_records_round_trip(tiny_sweep, tmp_path, suffix):
     assert back.series("sdpa") == tiny_sweep.series("sdpa")
 
 
+@pytest.mark.parametrize("revision", ["6854045", "12e4567", "a46602f"])
+def test_a_revision_that_reads_as_a_number_stays_text_in_csv(tmp_path, revision):
+    rec = {"method": "sdpa", "n": 64, "mode": "forward", "median_s": 0.5, "status": "ok"}
+    meta = {"git_revision": revision, "transformers": "4.57", "threads": 2}
+    back = Results.load(Results(records=[rec], metadata=meta).save(tmp_path / "r.csv"))
+    assert back.metadata == meta and back.records == [rec]
+
+
 def test_save_refuses_unknown_format(tiny_sweep, tmp_path):
     with pytest.raises(ValueError, match=r"\.json or \.csv; got 'x\.txt'"):
         tiny_sweep.save(tmp_path / "x.txt")

@@ -199,8 +199,8 @@ class Results:
             if columns and not {"method", "n", "mode"} <= set(columns):
                 raise ValueError(f"{path} is not a records file: a records CSV has the columns method, n, mode; "
                                  f"got {', '.join(columns)[:120]}")
-            meta = {k[5:]: _parse_cell(v) for k, v in rows[0].items() if k.startswith("meta_")} if rows else {}
-            records = [{k: _parse_cell(v) for k, v in r.items() if not k.startswith("meta_")} for r in rows]
+            meta = {k[5:]: _parse_cell(v, k[5:]) for k, v in rows[0].items() if k.startswith("meta_")} if rows else {}
+            records = [{k: _parse_cell(v, k) for k, v in r.items() if not k.startswith("meta_")} for r in rows]
         for i, r in enumerate(records):
             problem = _record_problem(r)
             if problem:
@@ -235,7 +235,15 @@ def _record_problem(r) -> str | None:
     return None
 
 
-def _parse_cell(text: str):
+#: CSV columns that hold text even when it reads as a number (a git revision "6854045" or "12e4567", a version "4.57")
+_TEXT_COLUMNS = frozenset({"git_revision", "date", "device_name", "torch_version", "linattn_edu_version",
+                           "python_version", "transformers", "note"})
+
+
+def _parse_cell(text: str, column: str):
+    """A CSV cell as the value :meth:`Results.save` wrote: None, bool, int, float, or text (always for _TEXT_COLUMNS)."""
+    if column in _TEXT_COLUMNS:
+        return text or None
     if text == "":
         return None
     if text in ("True", "False"):
