@@ -25,10 +25,11 @@ Chunkwise (the WY/UT form): inside a chunk, S_t = Γ_t S₀ + Σ_{s<=t} exp(b_t 
 b the chunk-local cumsum of g, Γ_t = exp(b_t) and "pseudo-values" u_t that solve a small unit
 lower-triangular system T U = diag(β)(V − diag(Γ) K S₀), T = I + strict_tril(diag(β) (KKᵀ ⊙ D)),
 D_ts = exp(b_t − b_s). So U = Ū − W S₀ with Ū = T⁻¹ diag(β) V and W = T⁻¹ diag(βΓ) K, both
-independent of S₀, solved for every chunk at once by torch.linalg.solve_triangular. KDA's
-per-channel gate changes only the decays: b_t is a (d,) vector, KKᵀ ⊙ D becomes
-A_ts = Σ_c k_tc k_sc exp(b_tc − b_sc) (and Q Kᵀ likewise), Γ_t = Diag(exp(b_t)); the pairwise weights are
-built by a binary tree of blocks (every exponent <= 0, :func:`linattn_edu._blocks.channel_decayed_scores`).
+independent of S₀, for every chunk at once through T⁻¹
+(:func:`linattn_edu._blocks.unit_tril_inverse`). KDA's per-channel gate changes only the decays:
+b_t is a (d,) vector, KKᵀ ⊙ D becomes A_ts = Σ_c k_tc k_sc exp(b_tc − b_sc) (and Q Kᵀ likewise),
+Γ_t = Diag(exp(b_t)); the pairwise weights are built by a binary tree of blocks (every exponent
+<= 0, :func:`linattn_edu._blocks.channel_decayed_scores`).
 
 Every product with a lower-triangular matrix goes through ``_blocks.tril_product``, so a NaN or inf
 at token t reaches only rows i >= t, as in the recurrence; gates are clamped at log(tiny) of the
@@ -40,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from ._blocks import (batch_chunks, channel_decayed_scores, chunk_len, floor_log_decay, segment_sum,
-                      tril_product, zero_state)
+                      tril_product, unit_tril_inverse, zero_state)
 from ._checks import (check_beta, check_bool, check_dense_budget, check_gate_values, check_initial_state,
                       check_log_decay, check_positive_int, check_qkv, compute_dtype)
 from ._state import RecurrentState, Rule, check_token, register_rule
@@ -90,8 +91,8 @@ def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64, initial_state=
         U = Ū − W S,  out_c = diag(Γ) Q_c S + [(Q_c K_cᵀ) ⊙ D]_{t>=s} U,  S ← Γ_C S + (K_c ⊙ exp(b_C − b))ᵀ U
 
     Everything that does not need S runs for all chunks at once before the loop: the K Kᵀ and
-    Q Kᵀ blocks, T⁻¹ diag(β) by one batched triangular solve against I (only T's strict lower part
-    is read; the unit diagonal is implied) with β scaling its columns, Ū and W. The chunks are
+    Q Kᵀ blocks, T⁻¹ diag(β) (:func:`linattn_edu._blocks.unit_tril_inverse` of T's strict lower part,
+    then β scales its columns), Ū and W. The chunks are
     (B, n, C, ·) views of the inputs (:func:`linattn_edu._blocks.batch_chunks`): no copy before the
     batched products. The loop over chunks holds the state recursion and each chunk's output (four
     small matmuls a chunk) over ``unbind(1)`` views, so autograd's backward is linear in N too, and no
@@ -139,10 +140,8 @@ def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64, initial_state=
         kw = kc * b.exp()  # (B, n, C, d): ΓK, the keys W is built from
         k_out = kc * (b_last - b).exp()  # (B, n, C, d): keys written, decayed to the chunk's end
         keep = b_last.exp()  # (B, n, 1, 1): the chunk's total decay
-    t_mat = kk.mul_(bc).tril_(-1)  # (B, n, C, C): T − I = strict_tril(diag(β) KKᵀ ⊙ D); unit diagonal implied
-    eye = torch.eye(c, dtype=q.dtype, device=q.device).expand_as(t_mat)  # (B, n, C, C)
-    t_inv_b = (torch.linalg.solve_triangular(t_mat, eye, upper=False, unitriangular=True)
-               * bc.transpose(-2, -1)).tril_()  # (B, n, C, C) ⊙ (B, n, 1, C): T⁻¹ diag(β) (the UT transform)
+    t_mat = kk.mul_(bc)  # (B, n, C, C): T − I = strict_tril(diag(β) KKᵀ ⊙ D), only its strict lower part read
+    t_inv_b = unit_tril_inverse(t_mat) * bc.transpose(-2, -1)  # (B, n, C, C) ⊙ (B, n, 1, C): T⁻¹ diag(β)
     u_bar = tril_product(t_inv_b, vc)  # (B, n, C, C) @ (B, n, C, d_v) -> (B, n, C, d_v): Ū = T⁻¹ βV
     w = tril_product(t_inv_b, kw)  # (B, n, C, C) @ (B, n, C, d) -> (B, n, C, d): W = T⁻¹ βΓK
     s = q.new_zeros(qc.shape[0], q.shape[-1], v.shape[-1]) if initial_state is None else \

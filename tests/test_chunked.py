@@ -271,3 +271,54 @@ def test_channel_decayed_scores_keep_a_nan_in_its_own_column_and_below():
         bad = torch.zeros(c, c, dtype=torch.bool)
         bad[s_bad + int(strict):, s_bad] = True
         assert a[bad].isnan().all() and a[~bad].isfinite().all()
+
+
+# The delta rules' UT transform: (I + L)⁻¹ of a strictly lower-triangular L, by blocks ------------------------------
+def _strict_lower(c, lead=(2, 3), dtype=torch.float64, seed=0):
+    """A random L (lead..., C, C) like the delta rule's diag(β) K Kᵀ: unit-norm keys, β in (0, 1]; garbage above."""
+    gen = torch.Generator().manual_seed(seed)
+    k = torch.nn.functional.normalize(torch.randn(*lead, c, 5, generator=gen, dtype=torch.float64), dim=-1)
+    beta = torch.rand(*lead, c, 1, generator=gen, dtype=torch.float64)
+    garbage = torch.full((c, c), 1e30, dtype=torch.float64).triu()  # never read: on and above the diagonal
+    return ((k @ k.transpose(-2, -1) * beta).tril(-1) + garbage).to(dtype)
+
+
+@pytest.mark.parametrize("c", [1, 2, 5, 8, 9, 13, 16, 33, 64, 100])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_unit_tril_inverse_equals_the_triangular_solve(c, dtype):
+    """Every C (below, at and above the 8 × 8 base blocks, powers of two and ragged): X (I + L) = I, 0 above."""
+    l = _strict_lower(c, dtype=dtype)
+    x = _blocks.unit_tril_inverse(l)
+    eye = torch.eye(c, dtype=torch.float64)
+    want = torch.linalg.solve_triangular(l.double(), eye.expand_as(l), upper=False, unitriangular=True)
+    assert x.dtype == dtype and x.shape == l.shape
+    assert torch.equal(x.triu(1), torch.zeros_like(x)) and torch.equal(x.diagonal(dim1=-2, dim2=-1),
+                                                                       torch.ones(2, 3, c, dtype=dtype))
+    assert_close(f"(I + L)⁻¹, C = {c}", want, x.double(), TOL[dtype] * 10)
+
+
+@pytest.mark.parametrize("c", [5, 13, 20])
+def test_unit_tril_inverse_gradients(c):
+    """The hand-written backward −strict_tril(Xᵀ G Xᵀ) passes gradcheck and gradgradcheck, and equals
+    autograd through the triangular solve (which sees the strict lower part only, as the inverse does)."""
+    l = _strict_lower(c, lead=(2,), seed=c).tril(-1).requires_grad_()
+    assert torch.autograd.gradcheck(_blocks.unit_tril_inverse, (l,))
+    assert torch.autograd.gradgradcheck(_blocks.unit_tril_inverse, (l,))
+    g = torch.randn(2, c, c, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    eye = torch.eye(c, dtype=torch.float64).expand(2, c, c)
+    want = torch.autograd.grad(torch.linalg.solve_triangular(l.tril(-1), eye, upper=False, unitriangular=True), l, g)
+    got = torch.autograd.grad(_blocks.unit_tril_inverse(l), l, g)
+    assert_close("d(I + L)⁻¹/dL", want[0], got[0], 1e-12)
+
+
+@pytest.mark.parametrize("j", [0, 3, 8, 21, 31])
+def test_unit_tril_inverse_keeps_a_nan_in_its_own_row_and_below(j):
+    """A NaN in key j makes row j and column j of L NaN: rows i < j of the inverse stay exactly the clean ones."""
+    c = 32  # 8 × 8 base blocks merged twice: j = 8 starts a block, 21 sits inside a merged one
+    l = _strict_lower(c, lead=(3,))
+    bad = l.clone()
+    bad[..., j, :] = float("nan")
+    bad[..., :, j] = float("nan")
+    clean, x = _blocks.unit_tril_inverse(l), _blocks.unit_tril_inverse(bad)
+    assert torch.equal(x[..., :j, :], clean[..., :j, :]), f"a NaN in row {j} reached an earlier row"
+    assert x[..., j, :j].isnan().all() and torch.equal(x[..., j, j:], clean[..., j, j:])
