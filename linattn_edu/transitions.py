@@ -69,7 +69,7 @@ import inspect
 import torch
 import torch.nn.functional as F
 
-from ._blocks import channel_decayed_scores, chunks_first, floor_log_decay, tril_product
+from ._blocks import channel_decayed_scores, chunks_first, floor_log_decay, tril_product, unit_tril_inverse
 from ._checks import (check_bool, check_dense_budget, check_gate_values, check_initial_state, check_positive_int,
                       check_tensor, compute_dtype)
 from ._state import RecurrentState, Rule, check_token, register_rule
@@ -331,12 +331,9 @@ def dplr_chunkwise_form(q, k, v, a, b, g=None, s0=None, *, chunk_size=64):
     a_bk, a_ba = (channel_decayed_scores(bc, y, cum, bx=cum_prev, strict=True)
                   for y in (kc, ac))  # (n, B, C, C): e^{B_{t−1} − B_s}, s < t
     to_end = (cum[..., -1:, :] - cum).exp()  # (n, B, C, d_k): e^{B_C − B_s} <= 1
-    eye = torch.eye(c, dtype=q.dtype, device=q.device)  # (C, C)
-    t_mat = eye - a_ba  # (n, B, C, C): T = I − A_ba, unit lower triangular
-    u_bar = torch.linalg.solve_triangular(t_mat, tril_product(a_bk, vc), upper=False,
-                                          unitriangular=True)  # (n, B, C, d_v): Ū = T⁻¹ A_bk V
-    w = torch.linalg.solve_triangular(t_mat, bc * cum_prev.exp(), upper=False,
-                                      unitriangular=True)  # (n, B, C, d_k): W = T⁻¹ B̃, B̃_t = Λ_{t−1} b_t
+    t_inv = unit_tril_inverse(a_ba.neg())  # (n, B, C, C): T⁻¹ for T = I − A_ba, unit lower triangular
+    u_bar = tril_product(t_inv, tril_product(a_bk, vc))  # (n, B, C, d_v): Ū = T⁻¹ A_bk V
+    w = tril_product(t_inv, bc * cum_prev.exp())  # (n, B, C, d_k): W = T⁻¹ B̃, B̃_t = Λ_{t−1} b_t
     k_end, a_end = kc * to_end, ac * to_end  # (n, B, C, d_k): keys and a's decayed to the chunk's end
     keep = cum[..., -1, :].exp().unsqueeze(-1)  # (n, B, d_k, 1): the chunk's total decay per row of S
     s = q.new_zeros(qc.shape[1], d_k, d_v) if s0 is None else s0.reshape(-1, d_k, d_v)  # (B, d_k, d_v)
