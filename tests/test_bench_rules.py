@@ -111,26 +111,31 @@ from linattn_edu.bench import timer
 if sys.argv[1] == "keep":
     print(timer.keep_freed_memory(), file=sys.stderr)
 counts = []
-for _ in range(3):  # 64 MiB: above glibc's largest mmap threshold (32 MiB), so mmapped by default
+for _ in range(6):  # 64 MiB: above glibc's largest mmap threshold (32 MiB), so mmapped by default
     before = timer.minor_faults()
     x = torch.ones(16 * 2**20)  # written: every page touched
     counts.append(timer.minor_faults() - before)
     del x
-print(counts[-1])
+print(*counts)
 """
 
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
 def test_keep_freed_memory_stops_the_page_faults_of_the_next_allocation():
+    """Six 64 MiB tensors one after another. By default every one is a fresh mmap and faults all its
+    16384 pages. With freed memory kept, the heap keeps the freed block; the first allocations may still
+    grow the heap (torch asks for 64-byte aligned memory, and a freed block with a small allocation
+    behind it can be a few bytes short of that: seen in 2 of 12 runs, for the 2nd to 4th tensor), but
+    from then on a tensor reuses the kept pages without a fault."""
     def faults(mode):
         out = subprocess.run([sys.executable, "-c", _FAULTS_OF_A_SECOND_ALLOCATION, mode], capture_output=True,
                              text=True, timeout=120)
         assert out.returncode == 0, out.stderr
-        return int(out.stdout.split()[-1]), out.stderr
+        return [int(c) for c in out.stdout.split()], out.stderr
     default, _ = faults("default")
     kept, said = faults("keep")
-    assert default > 0  # glibc unmapped the freed 64 MiB: the third tensor faults its pages in again
-    assert kept == 0, f"with freed memory kept, the third 64 MiB tensor still faulted {kept} pages"
+    assert min(default[1:]) > 16000, default  # glibc unmapped each freed 64 MiB: every tensor faults again
+    assert min(kept[1:]) == 0 and kept[-1] == 0, f"with freed memory kept, 64 MiB tensors still faulted {kept}"
     assert "M_MMAP_MAX = 0" in said
 
 
