@@ -24,8 +24,9 @@ Files: cpu_rules.json (the sweeps), cpu_rules_decode.json, cpu_rules_paired.json
 Every pair also counts the minor page faults of each call: the fresh pages the kernel zeroes when glibc's
 malloc has returned a freed block to it. ``--keep-freed-memory`` (glibc only, ``bench.timer.keep_freed_memory``)
 makes malloc keep freed memory, as a caching allocator does, and writes the files with a ``_kept`` suffix;
-``--suffix`` names another copy of a run (cpu_rules_paired_kept_repeat.json: a second run of the same revision,
-which notebook 06 compares with the first to show how far a slope moves between runs on one machine).
+``--suffix`` names another copy of a run (cpu_rules_paired_repeat.json and cpu_rules_paired_kept_repeat.json: second
+runs of the same revision, which notebook 06 compares with the first to show how far a slope, and the page faults
+behind it, move between runs on one machine).
 """
 from __future__ import annotations
 
