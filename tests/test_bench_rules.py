@@ -1,4 +1,5 @@
 """The bench's rule methods: one per registered rule, and transformers' CPU fallback checked equal before timing."""
+import os
 import platform
 import subprocess
 import sys
@@ -144,3 +145,35 @@ def test_the_records_say_how_malloc_treats_freed_memory():
     assert run_metadata()["allocator"] == bench.timer.allocator_setting() == "the C library's defaults"
     faults = bench.timer.minor_faults()
     assert faults is None or faults >= 0
+
+
+_MAPS = """55d0c0a00000-55d0c0a21000 rw-p 00000000 00:00 0                          [heap]
+7f3a1c000000-7f3a1c021000 r-xp 00000000 08:01 1234   /usr/lib/x86_64-linux-gnu/libc.so.6
+7f3a1d000000-7f3a1d040000 r-xp 00000000 08:01 5678   {lib}
+7f3a1e000000-7f3a1e001000 rw-p 00000000 00:00 0
+"""
+
+
+@pytest.mark.parametrize("lib,name", [("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4.5.10", "tcmalloc"),
+                                      ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "jemalloc"),
+                                      ("/opt/lib/libmimalloc.so.2.1", "mimalloc"), ("/usr/lib/libm.so.6", None)])
+def test_a_preloaded_malloc_is_read_from_the_mapped_libraries(lib, name):
+    found = bench.timer.preloaded_allocator(_MAPS.format(lib=lib))
+    assert (found is None) if name is None else found == (name, lib)
+
+
+_TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+
+
+@pytest.mark.skipif(not os.path.exists(_TCMALLOC), reason="Debian's libtcmalloc-minimal4 is not installed")
+def test_a_record_names_a_preloaded_tcmalloc_and_keep_freed_memory_refuses_it():
+    code = ("from linattn_edu.bench import timer\nfrom linattn_edu.bench.records import run_metadata\n"
+            "print(run_metadata()['allocator'])\n"
+            "try:\n    timer.keep_freed_memory()\nexcept RuntimeError as e:\n    print('refused:', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "LD_PRELOAD": _TCMALLOC})
+    assert out.returncode == 0, out.stderr
+    said, refused = out.stdout.splitlines()
+    assert said.startswith("tcmalloc, preloaded (") and "libtcmalloc_minimal" in said
+    assert refused.startswith("refused: malloc here is tcmalloc")
+

@@ -38,7 +38,7 @@ from torch.utils import benchmark
 from .._checks import check_number, parse_dtype
 
 __all__ = ["NOISE_RATIO", "load_average", "machine_busy", "minor_faults", "keep_freed_memory", "allocator_setting",
-           "time_call", "peak_memory", "matmul_gflops", "format_timing", "short_number"]
+           "preloaded_allocator", "time_call", "peak_memory", "matmul_gflops", "format_timing", "short_number"]
 
 #: IQR / median above which a timing is flagged noisy
 NOISE_RATIO = 0.10
@@ -66,11 +66,35 @@ def minor_faults() -> int | None:
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 #: how this process's malloc treats freed memory (a record's metadata says it)
 _ALLOCATOR = ["the C library's defaults"]
+#: allocators that replace malloc when preloaded (LD_PRELOAD): a piece of the library's file name -> its name
+_REPLACEMENTS = {"libtcmalloc": "tcmalloc", "libjemalloc": "jemalloc", "libmimalloc": "mimalloc"}
 
 
 def allocator_setting() -> str:
-    """How this process's malloc treats freed memory: its defaults, or :func:`keep_freed_memory`'s setting."""
-    return _ALLOCATOR[0]
+    """How this process's malloc treats freed memory: a preloaded replacement (tcmalloc, jemalloc, mimalloc,
+    found among the libraries mapped into this process), else the C library's defaults or
+    :func:`keep_freed_memory`'s setting."""
+    replacement = preloaded_allocator()
+    return f"{replacement[0]}, preloaded ({replacement[1]})" if replacement else _ALLOCATOR[0]
+
+
+def preloaded_allocator(maps: str | None = None) -> tuple[str, str] | None:
+    """(name, path) of a malloc replacement mapped into this process (Linux: /proc/self/maps), or None.
+
+    maps: the text of a maps file (for tests); default this process's, or None where there is none.
+    """
+    if maps is None:
+        try:
+            with open("/proc/self/maps") as f:
+                maps = f.read()
+        except OSError:  # not Linux
+            return None
+    for line in maps.splitlines():
+        path = line.split()[-1] if line.split() else ""
+        for piece, name in _REPLACEMENTS.items():
+            if os.path.basename(path).startswith(piece):
+                return name, path
+    return None
 
 
 def keep_freed_memory() -> str:
@@ -79,12 +103,18 @@ def keep_freed_memory() -> str:
     By default glibc serves a block above its mmap threshold (128 KiB, adapting up to 32 MiB) with a fresh
     mmap and unmaps it when freed, and trims the heap's free top: every long-sequence call then faults
     its big tensors in again, page by page. Here: M_MMAP_MAX = 0 (every block from the heap) and
-    M_TRIM_THRESHOLD = 2 GiB − 1 (the heap is not trimmed), as a caching allocator (jemalloc, tcmalloc,
-    PyTorch's CUDA allocator) does. The process keeps its peak memory. For this process only, from now on.
-    -> the setting, in words (for a record's metadata). Raises RuntimeError where the C library is not glibc.
+    M_TRIM_THRESHOLD = 2 GiB − 1 (the heap is not trimmed), as a caching allocator (tcmalloc, PyTorch's CUDA
+    allocator) does (Debian's jemalloc 5.3 with its defaults faulted every 64 MiB block in again, as glibc
+    does). The process keeps its peak memory. For this process only, from now on.
+    -> the setting, in words (for a record's metadata). Raises RuntimeError where the C library is not glibc
+    or another malloc is preloaded.
     """
     import ctypes
     import ctypes.util
+    replacement = preloaded_allocator()
+    if replacement:
+        raise RuntimeError(f"malloc here is {replacement[0]} ({replacement[1]}), not glibc's: mallopt would change "
+                           "nothing; leave out keep_freed_memory")
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
