@@ -4,7 +4,8 @@ This module imports only torch: every rule (linear.py, gated.py, delta.py, …) 
 it and none borrows from a sibling. What lives here:
 
 * chunking      ``chunk(x, C)`` (..., N, e) -> (..., n, C, e), zero rows pad N up to n·C; ``unchunk``;
-                ``chunk_len`` (C clamped to N); ``chunks_first`` (chunk axis first, contiguous).
+                ``chunk_len`` (C clamped to N); ``padded_block_len`` (C rounded up to a power of two);
+                ``chunks_first`` (chunk axis first, contiguous).
 * decay math    ``segment_sum(g)[i, j] = Σ_{j<t<=i} g_t`` (−inf above the diagonal), ``floor_log_decay``
                 (a log-decay below log(tiny) is a decay of 0 in that dtype: clamp it there so that no
                 cumulative sum reaches −inf and no difference is −inf − (−inf) = NaN).
@@ -23,8 +24,8 @@ import math
 import torch
 
 __all__ = [
-    "chunk_len", "chunk", "unchunk", "chunks_first", "zero_state", "segment_sum", "floor_log_decay", "tril_product",
-    "channel_decayed_scores", "unit_tril_inverse",
+    "chunk_len", "padded_block_len", "chunk", "unchunk", "chunks_first", "zero_state", "segment_sum", "floor_log_decay",
+    "tril_product", "channel_decayed_scores", "unit_tril_inverse",
     "surely_finite", "matmul_add", "CARRIES", "carry", "carry_mode", "scan", "decayed_scan",
 ]
 
@@ -33,6 +34,12 @@ __all__ = [
 def chunk_len(n_tokens: int, chunk_size: int) -> int:
     """The chunk length actually used: C = min(chunk_size, N) (a chunk longer than N only pads)."""
     return min(chunk_size, n_tokens)
+
+
+def padded_block_len(c: int) -> int:
+    """C rounded up to a power of two: the length a chunk is padded to by the block tree
+    (:func:`channel_decayed_scores`) and by :func:`unit_tril_inverse`."""
+    return 1 << max(c - 1, 0).bit_length()
 
 
 def chunk(x: torch.Tensor, c: int) -> torch.Tensor:
@@ -164,7 +171,7 @@ def channel_decayed_scores(x, y, b, *, bx=None, strict=False):
     four C×C blocks are this one tree.
     """
     c = x.shape[-2]
-    cp = 1 << max(c - 1, 0).bit_length()  # C rounded up to a power of two
+    cp = padded_block_len(c)
     same = bx is None
     if cp != c:  # padded rows: x = y = 0 and both decays held at b's last row (decay 1): they add nothing, cut off
         x, y = chunk(x, cp).squeeze(-3), chunk(y, cp).squeeze(-3)  # (..., Cp, d)
@@ -183,8 +190,7 @@ def channel_decayed_scores(x, y, b, *, bx=None, strict=False):
         x_b = xs[..., 1, :, :] * (bxs[..., 1, :, :] - b_r).exp()  # (..., Cp/s, s/2, d): exp(bx_t − b_r) <= 1
         y_t = ys[..., 0, :, :] * (b_r - bs[..., 0, :, :]).exp()  # (..., Cp/s, s/2, d): exp(b_r − b_s) <= 1
         block = x_b @ y_t.transpose(-2, -1)  # (..., Cp/s, s/2, d) @ (..., Cp/s, d, s/2) -> (..., Cp/s, s/2, s/2)
-        grid = a.unflatten(-1, (cp // s, 2, h)).unflatten(-4, (cp // s, 2, h))  # (..., Cp/s, 2, s/2, Cp/s, 2, s/2)
-        grid.diagonal(dim1=-6, dim2=-3)[..., 1, :, 0, :, :].copy_(block.movedim(-3, -1))  # rows B, cols T of block p
+        _diagonal_blocks(a, s)[..., h:, :h].copy_(block)  # rows B, cols T of each diagonal s × s block
         s = h
     return a[..., :c, :c]  # (..., C, C)
 
@@ -230,7 +236,7 @@ def _diagonal_blocks(x: torch.Tensor, s: int) -> torch.Tensor:
 def _unit_tril_inverse_blocks(l: torch.Tensor, base: int = 8) -> torch.Tensor:
     """The forward of :func:`unit_tril_inverse`: substitution in the diagonal blocks, then merges."""
     c = l.shape[-1]
-    cp = 1 << max(c - 1, 0).bit_length()  # C rounded up to a power of two
+    cp = padded_block_len(c)
     if cp != c:  # zero rows and columns: an identity block after the last one, cut off at the end
         l = torch.nn.functional.pad(l, (0, cp - c, 0, cp - c))  # (..., Cp, Cp)
     b = min(base, cp)

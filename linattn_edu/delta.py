@@ -40,8 +40,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._blocks import (batch_chunks, channel_decayed_scores, chunk_len, floor_log_decay, segment_sum,
-                      tril_product, unit_tril_inverse, zero_state)
+from ._blocks import (batch_chunks, channel_decayed_scores, chunk_len, floor_log_decay, padded_block_len,
+                      segment_sum, tril_product, unit_tril_inverse, zero_state)
 from ._checks import (check_beta, check_bool, check_dense_budget, check_gate_values, check_initial_state,
                       check_log_decay, check_positive_int, check_qkv, compute_dtype)
 from ._state import RecurrentState, Rule, check_token, register_rule
@@ -111,7 +111,7 @@ def delta_chunkwise_form(q, k, v, beta, g=None, *, chunk_size=64, initial_state=
     c = chunk_len(n, chunk_size)
     per_channel = g is not None and g.dim() == q.dim()
     if per_channel:  # the tree pads each chunk to a power of two: (..., N, 2C) weights at most
-        c_blocks = 1 << max(c - 1, 0).bit_length()
+        c_blocks = padded_block_len(c)
         check_dense_budget((*lead, -(-n // c) * c_blocks, c_blocks), q.dtype,
                            "the KDA chunkwise form's (..., N, C) intra-chunk blocks", "use a smaller chunk_size")
     qc, kc, vc = (batch_chunks(x, c) for x in (q, k, v))  # (B, n, C, d | d_v); padded k = v = 0

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import torch
 
-from ._blocks import (channel_decayed_scores, chunk_len, chunks_first, decayed_scan, floor_log_decay, segment_sum,
-                      tril_product, zero_state)
+from ._blocks import (channel_decayed_scores, chunk_len, chunks_first, decayed_scan, floor_log_decay,
+                      padded_block_len, segment_sum, tril_product, zero_state)
 from ._checks import (check_bool, check_dense_budget, check_eps, check_initial_state, check_log_decay,
                       check_positive_int, check_qkv, compute_dtype, parse_dtype, safe_divide)
 from ._state import RecurrentState, Rule, register_rule
@@ -147,7 +147,7 @@ def check_gated_chunk_budget(fq, g, c: int) -> None:
     C is already clamped to N (the per-channel form pads each chunk to a power of two, at most 2C).
     """
     lead, n = fq.shape[:-2], fq.shape[-2]
-    c_blocks = c if g.shape[-1] == 1 else 1 << max(c - 1, 0).bit_length()
+    c_blocks = c if g.shape[-1] == 1 else padded_block_len(c)
     n_pad = -(-n // c) * c_blocks
     check_dense_budget((*lead, n_pad, c_blocks), fq.dtype, "the gated chunkwise form's (..., N, C) intra-chunk blocks",
                        "use a smaller chunk_size")

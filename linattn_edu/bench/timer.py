@@ -90,7 +90,8 @@ def preloaded_allocator(maps: str | None = None) -> tuple[str, str] | None:
         except OSError:  # not Linux
             return None
     for line in maps.splitlines():
-        path = line.split()[-1] if line.split() else ""
+        fields = line.split()  # address, perms, offset, device, inode[, path]
+        path = fields[-1] if fields else ""
         for piece, name in _REPLACEMENTS.items():
             if os.path.basename(path).startswith(piece):
                 return name, path
